@@ -1,0 +1,55 @@
+"""The agencies service's own tables: the directory and the API keys."""
+from sqlalchemy import ARRAY, ForeignKey, Index, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models import (
+    Id,
+    OptionalTimestamp,
+    Timestamp,
+    id_column,
+    new_base,
+    optional_timestamp_column,
+    timestamp_column,
+    utcnow,
+)
+
+Base = new_base()
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+
+    id: Id = id_column()
+    name: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    services: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    regions: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    languages: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    accepting_referrals: Mapped[bool] = mapped_column(default=True)
+    contacts: Mapped[list[dict]] = mapped_column(JSONB, default=list)
+    created_at: Timestamp = timestamp_column()
+    updated_at: Timestamp = timestamp_column(onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_agencies_services", "services", postgresql_using="gin"),
+        Index("ix_agencies_regions", "regions", postgresql_using="gin"),
+        Index("ix_agencies_languages", "languages", postgresql_using="gin"),
+        Index("ix_agencies_name_id", "name", "id"),
+    )
+
+
+class ApiKey(Base):
+    """A key is stored only as its SHA-256 digest: keys are 256-bit random
+    secrets, so a fast digest is safe, and lookup by digest is one index hit."""
+
+    __tablename__ = "api_keys"
+
+    id: Id = id_column()
+    agency_id: Id = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Timestamp = timestamp_column()
+    last_used_at: OptionalTimestamp = optional_timestamp_column()
+    revoked_at: OptionalTimestamp = optional_timestamp_column()

@@ -1,0 +1,91 @@
+"""The referrals service's own tables. Returnees' personal data lives here
+and nowhere else: in `referrals.returnee` and `referrals.consent`."""
+import uuid
+from typing import Optional
+
+from sqlalchemy import DateTime, ForeignKey, Index, Sequence, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models import (
+    Id,
+    OptionalTimestamp,
+    Timestamp,
+    id_column,
+    new_base,
+    optional_timestamp_column,
+    timestamp_column,
+    utcnow,
+)
+from shared.outbox import outbox_model
+
+Base = new_base()
+Outbox = outbox_model(Base)
+
+# References come from this sequence: unique under concurrency, gaps allowed.
+reference_numbers = Sequence("referral_reference_seq", metadata=Base.metadata)
+
+
+class Referral(Base):
+    __tablename__ = "referrals"
+
+    id: Id = id_column()
+    reference: Mapped[str] = mapped_column(Text, unique=True)
+    status: Mapped[str] = mapped_column(Text)
+    service_type: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(Text)
+    sending_agency_id: Id
+    receiving_agency_id: Id
+    reason: Mapped[Optional[str]] = mapped_column(Text)
+    returnee: Mapped[dict] = mapped_column(JSONB)
+    consent: Mapped[dict] = mapped_column(JSONB)
+    outcome: Mapped[Optional[str]] = mapped_column(Text)
+    respond_by: Timestamp = mapped_column(DateTime(timezone=True))
+    overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
+    created_at: Timestamp = timestamp_column()
+    updated_at: Timestamp = timestamp_column(onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_referrals_sender_created", "sending_agency_id", "created_at", "id"),
+        Index("ix_referrals_receiver_created", "receiving_agency_id", "created_at", "id"),
+        Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
+    )
+
+
+class HistoryEntry(Base):
+    """One move of a referral: append-only, no API edits it."""
+
+    __tablename__ = "referral_history"
+
+    id: Id = id_column()
+    referral_id: Id = mapped_column(ForeignKey("referrals.id"), index=True)
+    at: Timestamp = timestamp_column()
+    event: Mapped[str] = mapped_column(Text)
+    from_status: Mapped[Optional[str]] = mapped_column(Text)
+    to_status: Mapped[Optional[str]] = mapped_column(Text)
+    agency_id: Mapped[Optional[uuid.UUID]]
+    detail: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class AccessEntry(Base):
+    """Who read a referral's personal data, and when: append-only."""
+
+    __tablename__ = "referral_access_log"
+
+    id: Id = id_column()
+    referral_id: Id = mapped_column(ForeignKey("referrals.id"), index=True)
+    agency_id: Id
+    at: Timestamp = timestamp_column()
+    action: Mapped[str] = mapped_column(Text)
+
+
+class IdempotencyKey(Base):
+    """A sender's `Idempotency-Key` and the referral its first request made."""
+
+    __tablename__ = "idempotency_keys"
+
+    agency_id: Id = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_digest: Mapped[str] = mapped_column(Text)
+    referral_id: Id = mapped_column(ForeignKey("referrals.id"))
+    created_at: Timestamp = timestamp_column()

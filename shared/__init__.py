@@ -1,0 +1,1 @@
+"""Project-wide code: settings, event names and payloads, errors that cross RPC."""

@@ -1,0 +1,67 @@
+"""The agency directory's bodies, shared by the gateway (HTTP) and the
+agencies service (RPC) so that both check them the same way."""
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from shared import standards
+from shared.vocabulary import AGENCY_KINDS, CHANNELS, CONTACT_LANGUAGES, KEY_ROLES, SERVICE_TYPES
+
+
+def _unique(values):
+    if len(set(values)) != len(values):
+        raise ValidationError("Values must not repeat.")
+
+
+class Contact(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.String(allow_none=True, load_default=None, validate=standards.email_address)
+    phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)
+    language = fields.String(required=True, validate=validate.OneOf(CONTACT_LANGUAGES))
+    channels = fields.List(
+        fields.String(validate=validate.OneOf(CHANNELS)),
+        required=True,
+        validate=[validate.Length(min=1), _unique],
+    )
+
+    @validates_schema
+    def _reachable(self, data, **kwargs):
+        channels = data.get("channels") or []
+        if "email" in channels and not data.get("email"):
+            raise ValidationError("An e-mail contact needs an e-mail address.", "email")
+        if "sms" in channels and not data.get("phone"):
+            raise ValidationError("An SMS contact needs a phone number.", "phone")
+
+
+class AgencyBody(Schema):
+    """What an admin gives to create an agency, or a caller to change one."""
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    kind = fields.String(required=True, validate=validate.OneOf(AGENCY_KINDS))
+    services = fields.List(
+        fields.String(validate=validate.OneOf(SERVICE_TYPES)), load_default=list, validate=_unique
+    )
+    regions = fields.List(
+        fields.String(validate=standards.subdivision_code), load_default=list, validate=_unique
+    )
+    languages = fields.List(
+        fields.String(validate=standards.language_code), load_default=list, validate=_unique
+    )
+    accepting_referrals = fields.Boolean(load_default=True)
+    contacts = fields.List(fields.Nested(Contact), load_default=list)
+
+
+class Agency(AgencyBody):
+    id = fields.UUID(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)
+
+
+class NewApiKey(Schema):
+    role = fields.String(required=True, validate=validate.OneOf(KEY_ROLES))
+
+
+class ApiKey(Schema):
+    id = fields.UUID(dump_only=True)
+    key = fields.String(dump_only=True)
+    prefix = fields.String(dump_only=True)
+    role = fields.String(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)

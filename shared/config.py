@@ -1,0 +1,45 @@
+"""Process settings, read from the environment (../shared/API.md lists them).
+
+Every process builds one plain dict of settings with `load()`; nameko services
+get that dict as their container config, so a test can hand a container its
+own databases and broker without touching the environment.
+"""
+import os
+
+DEFAULTS = {
+    "AMQP_URI": "amqp://guest:guest@localhost:5672/",
+    "REFERRALS_DATABASE_URL": "postgresql://postgres@localhost:5432/referrals",
+    "AGENCIES_DATABASE_URL": "postgresql://postgres@localhost:5432/agencies",
+    "NOTIFICATIONS_DATABASE_URL": "postgresql://postgres@localhost:5432/notifications",
+    "GATEWAY_PORT": "8000",
+    "BOOTSTRAP_ADMIN_KEY": "",
+    "SMTP_HOST": "localhost",
+    "SMTP_PORT": "1025",
+    "SMTP_FROM": "Referral network <no-reply@referrals.example.org>",
+    "SMS_BACKEND": "log",
+    "SMS_HTTP_URL": "",
+    "REFERRAL_RESPONSE_HOURS": "72",
+    "RPC_TIMEOUT_SECONDS": "10",
+}
+
+DATABASE_KEYS = {
+    "referrals": "REFERRALS_DATABASE_URL",
+    "agencies": "AGENCIES_DATABASE_URL",
+    "notifications": "NOTIFICATIONS_DATABASE_URL",
+}
+
+
+def load(environ=None, **overrides):
+    """The settings: environment over defaults, `overrides` over both."""
+    environ = os.environ if environ is None else environ
+    settings = {key: environ.get(key) or default for key, default in DEFAULTS.items()}
+    settings.update(overrides)
+    return settings
+
+
+def sqlalchemy_url(url):
+    """A PostgreSQL URL as SQLAlchemy wants it for psycopg 3."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")

@@ -1,0 +1,48 @@
+"""Events the services announce on RabbitMQ, and their payloads.
+
+Events travel on nameko's event exchange of the source service
+(`<source>.events`, routing key = event type), so a nameko
+`@event_handler(SOURCE, TYPE)` receives them. A payload carries ids,
+statuses, agency ids, service type and reference: never a returnee's data.
+"""
+from marshmallow import Schema, fields, validate
+
+REFERRALS = "referrals"  # the service whose exchange carries referral events
+
+REFERRAL_SENT = "referral_sent"
+REFERRAL_ACCEPTED = "referral_accepted"
+REFERRAL_DECLINED = "referral_declined"
+REFERRAL_STARTED = "referral_started"
+REFERRAL_COMPLETED = "referral_completed"
+REFERRAL_CANCELLED = "referral_cancelled"
+REFERRAL_OVERDUE = "referral_overdue"
+
+REFERRAL_EVENTS = (
+    REFERRAL_SENT,
+    REFERRAL_ACCEPTED,
+    REFERRAL_DECLINED,
+    REFERRAL_STARTED,
+    REFERRAL_COMPLETED,
+    REFERRAL_CANCELLED,
+    REFERRAL_OVERDUE,
+)
+
+
+class ReferralEvent(Schema):
+    """What every referral event says; `event_id` makes handling idempotent."""
+
+    event_id = fields.UUID(required=True)
+    event_type = fields.String(required=True, validate=validate.OneOf(REFERRAL_EVENTS))
+    occurred_at = fields.AwareDateTime(required=True)
+    referral_id = fields.UUID(required=True)
+    reference = fields.String(required=True)
+    service_type = fields.String(required=True)
+    priority = fields.String(required=True)
+    status = fields.String(required=True)
+    from_status = fields.String(allow_none=True, load_default=None)
+    sending_agency_id = fields.UUID(required=True)
+    receiving_agency_id = fields.UUID(required=True)
+    acting_agency_id = fields.UUID(allow_none=True, load_default=None)
+
+
+referral_event = ReferralEvent()

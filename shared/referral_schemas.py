@@ -1,0 +1,63 @@
+"""The referral bodies, shared by the gateway (HTTP) and the referrals
+service (RPC) so that both check them the same way."""
+from marshmallow import Schema, fields, validate
+
+from shared import standards
+from shared.vocabulary import (
+    CONSENT_METHODS,
+    PRIORITIES,
+    REFERRAL_STATUSES,
+    SERVICE_TYPES,
+    SEXES,
+)
+
+
+class Returnee(Schema):
+    given_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    family_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    date_of_birth = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
+    sex = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(SEXES))
+    phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)
+    preferred_language = fields.String(
+        allow_none=True, load_default=None, validate=standards.language_code
+    )
+    returned_from = fields.String(allow_none=True, load_default=None, validate=standards.country_code)
+    return_date = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
+    region = fields.String(required=True, validate=standards.subdivision_code)
+    vulnerabilities = fields.List(
+        fields.String(validate=validate.Length(min=1, max=200)), load_default=list
+    )
+
+
+class Consent(Schema):
+    given = fields.Boolean(
+        required=True,
+        validate=validate.Equal(True, error="The returnee's consent is required to refer them."),
+    )
+    obtained_at = fields.AwareDateTime(
+        allow_none=True, load_default=None, validate=standards.not_in_future
+    )
+    method = fields.String(
+        allow_none=True, load_default=None, validate=validate.OneOf(CONSENT_METHODS)
+    )
+
+
+class NewReferral(Schema):
+    receiving_agency_id = fields.UUID(required=True)
+    service_type = fields.String(required=True, validate=validate.OneOf(SERVICE_TYPES))
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
+    returnee = fields.Nested(Returnee, required=True)
+    consent = fields.Nested(Consent, required=True)
+
+
+class Referral(NewReferral):
+    id = fields.UUID(dump_only=True)
+    reference = fields.String(dump_only=True)
+    status = fields.String(dump_only=True, validate=validate.OneOf(REFERRAL_STATUSES))
+    sending_agency_id = fields.UUID(dump_only=True)
+    outcome = fields.String(dump_only=True, allow_none=True)
+    respond_by = fields.AwareDateTime(dump_only=True)
+    overdue = fields.Boolean(dump_only=True)
+    created_at = fields.AwareDateTime(dump_only=True)
+    updated_at = fields.AwareDateTime(dump_only=True)

@@ -1,0 +1,58 @@
+"""Checks of values against the real standards, as marshmallow validators.
+
+ISO 3166-1/-2 and ISO 639-1 come from pycountry, E.164 phone numbers from
+phonenumbers, e-mail addresses from email-validator: no hand-made lists.
+"""
+import datetime
+from functools import lru_cache
+
+import email_validator
+import phonenumbers
+import pycountry
+from marshmallow import ValidationError
+
+
+@lru_cache(maxsize=1)
+def _subdivision_codes():
+    return frozenset(subdivision.code for subdivision in pycountry.subdivisions)
+
+
+def subdivision_code(value):
+    if value not in _subdivision_codes():
+        raise ValidationError(f"{value!r} is not an ISO 3166-2 subdivision code.")
+
+
+def country_code(value):
+    if len(value) != 2 or pycountry.countries.get(alpha_2=value) is None:
+        raise ValidationError(f"{value!r} is not an ISO 3166-1 alpha-2 country code.")
+
+
+def language_code(value):
+    if len(value) != 2 or pycountry.languages.get(alpha_2=value) is None:
+        raise ValidationError(f"{value!r} is not an ISO 639-1 language code.")
+
+
+def e164_phone(value):
+    message = f"{value!r} is not a phone number in E.164 form (+994...)."
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(message) from None
+    if not phonenumbers.is_valid_number(number) or value != phonenumbers.format_number(
+        number, phonenumbers.PhoneNumberFormat.E164
+    ):
+        raise ValidationError(message)
+
+
+def email_address(value):
+    try:
+        email_validator.validate_email(value, check_deliverability=False)
+    except email_validator.EmailNotValidError as error:
+        raise ValidationError(f"{value!r} is not an e-mail address: {error}") from None
+
+
+def not_in_future(value):
+    today = datetime.date.today()
+    day = value.date() if isinstance(value, datetime.datetime) else value
+    if day > today:
+        raise ValidationError(f"{value.isoformat()} is in the future.")
