@@ -3,6 +3,7 @@ agencies service (RPC) so that both check them the same way."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared import standards
+from shared.paging import PageQuery
 from shared.vocabulary import AGENCY_KINDS, CHANNELS, CONTACT_LANGUAGES, KEY_ROLES, SERVICE_TYPES
 
 
@@ -65,3 +66,11 @@ class ApiKey(Schema):
     prefix = fields.String(dump_only=True)
     role = fields.String(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
+
+
+class AgencyQuery(PageQuery):
+    service = fields.String(validate=validate.OneOf(SERVICE_TYPES))
+    region = fields.String(validate=standards.subdivision_code)
+    language = fields.String(validate=standards.language_code)
+    accepting = fields.Boolean()
+    q = fields.String(validate=validate.Length(min=1, max=200))

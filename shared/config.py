@@ -20,6 +20,16 @@ DEFAULTS = {
     "SMS_HTTP_URL": "",
     "REFERRAL_RESPONSE_HOURS": "72",
     "RPC_TIMEOUT_SECONDS": "10",
+    # how often each replica's timers look for work
+    "OUTBOX_RELAY_SECONDS": "0.1",
+    "OVERDUE_SWEEP_SECONDS": "30",
+    "DELIVERY_SWEEP_SECONDS": "0.25",
+    # notifications: tries per message, and the first pause between tries
+    "NOTIFICATION_MAX_ATTEMPTS": "6",
+    "NOTIFICATION_BACKOFF_SECONDS": "30",
+    "SMTP_STARTTLS": "false",
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
 }
 
 DATABASE_KEYS = {

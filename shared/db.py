@@ -10,6 +10,8 @@ def make_engine(url, **options):
     options.setdefault("pool_size", 5)
     options.setdefault("max_overflow", 10)
     options.setdefault("pool_pre_ping", True)
+    # Errors must not echo statement parameters: they can hold personal data.
+    options.setdefault("hide_parameters", True)
     return create_engine(sqlalchemy_url(url), **options)
 
 

@@ -11,7 +11,7 @@ import logging
 import uuid
 
 from nameko.amqp.publish import Publisher, UndeliverableMessage
-from nameko.events import get_event_exchange
+from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Index, Text, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -63,14 +63,14 @@ def add_event(session, Outbox, event_type, payload):
 class Relay:
     """Publishes a service's outbox to its nameko event exchange."""
 
-    def __init__(self, sessions, Outbox, amqp_uri, source_service, batch_size=100):
+    def __init__(self, sessions, Outbox, config, source_service, batch_size=100):
         self.sessions = sessions
         self.Outbox = Outbox
-        self.exchange = get_event_exchange(source_service)
+        self.exchange = get_event_exchange(source_service, config)
         # No retry inside publish: a row that fails stays in the outbox and the
         # relay's next round is the retry, without holding row locks meanwhile.
         self.publisher = Publisher(
-            amqp_uri, exchange=self.exchange, declare=[self.exchange], retry=False
+            config["AMQP_URI"], exchange=self.exchange, declare=[self.exchange], retry=False
         )
         self.batch_size = batch_size
 
@@ -86,7 +86,7 @@ class Relay:
                 .with_for_update(skip_locked=True)
             ).all()
             published = 0
-            for row in rows:
+            for row in rows:  # one by one: each is marked only once confirmed
                 try:
                     self.publisher.publish(
                         row.payload,
@@ -95,8 +95,9 @@ class Relay:
                         message_id=str(row.id),
                     )
                 except UndeliverableMessage:
+                    # No consumer's queue is bound yet: keep it for a later round.
                     log.warning("event %s (%s) has no queue bound yet; kept", row.id, row.event_type)
-                    break
+                    continue
                 except Exception as error:  # broker down or connection lost: next round retries
                     log.warning("publishing event %s failed (%s); kept for the next round", row.id, error)
                     break

@@ -3,6 +3,7 @@ service (RPC) so that both check them the same way."""
 from marshmallow import Schema, fields, validate
 
 from shared import standards
+from shared.paging import PageQuery
 from shared.vocabulary import (
     CONSENT_METHODS,
     PRIORITIES,
@@ -61,3 +62,43 @@ class Referral(NewReferral):
     overdue = fields.Boolean(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
+
+
+class Decline(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class Cancel(Decline):
+    pass
+
+
+class Complete(Schema):
+    outcome = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
+class NoBody(Schema):
+    """accept and start take no fields."""
+
+
+MOVE_BODIES = {"accept": NoBody, "start": NoBody, "decline": Decline, "cancel": Cancel,
+               "complete": Complete}
+
+
+class ReferralQuery(PageQuery):
+    box = fields.String(validate=validate.OneOf(("sent", "received")))
+    status = fields.String(validate=validate.OneOf(REFERRAL_STATUSES))
+    service_type = fields.String(validate=validate.OneOf(SERVICE_TYPES))
+    overdue = fields.Boolean()
+
+
+class HistoryItem(Schema):
+    at = fields.AwareDateTime()
+    event = fields.String()
+    from_status = fields.String(allow_none=True)
+    to_status = fields.String(allow_none=True)
+    agency_id = fields.UUID(allow_none=True)
+    detail = fields.String(allow_none=True)
+
+
+class History(Schema):
+    items = fields.List(fields.Nested(HistoryItem))

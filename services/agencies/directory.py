@@ -1,0 +1,159 @@
+"""The directory's rules, on a SQLAlchemy session: what the RPC methods do."""
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from services.agencies import keys
+from services.agencies.models import Agency, ApiKey
+from shared.agency_schemas import Agency as AgencySchema
+from shared.agency_schemas import AgencyBody, AgencyQuery, NewApiKey
+from shared.agency_schemas import ApiKey as ApiKeySchema
+from shared.errors import Forbidden, NotFound
+from shared.models import utcnow
+from shared.paging import page_of
+from shared.validation import load
+
+agency_schema = AgencySchema()
+api_key_schema = ApiKeySchema()
+
+# What an agency may change about itself; the rest is the admins'.
+SELF_EDITABLE = frozenset({"contacts", "languages", "accepting_referrals"})
+
+# The agency that owns the bootstrap admin key: a fixed id, so that several
+# replicas starting at once make it exactly once.
+OPERATORS_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+OPERATORS_NAME = "Referral network operators"
+
+
+def load_body(body, partial=False):
+    return load(AgencyBody(), body, "The agency is not valid.", partial=partial)
+
+
+def create(session, body):
+    agency = Agency(**load_body(body))
+    session.add(agency)
+    session.flush()
+    return agency_schema.dump(agency)
+
+
+def _find(session, agency_id, lock=False):
+    try:
+        agency_id = uuid.UUID(str(agency_id))
+    except ValueError:
+        raise NotFound("No such agency.") from None
+    query = select(Agency).where(Agency.id == agency_id)
+    agency = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if agency is None:
+        raise NotFound("No such agency.")
+    return agency
+
+
+def get(session, agency_id):
+    return agency_schema.dump(_find(session, agency_id))
+
+
+def change(session, agency_id, body, caller_is_admin):
+    changes = load_body(body, partial=True)
+    if not caller_is_admin:
+        admin_only = sorted(set(changes) - SELF_EDITABLE)
+        if admin_only:
+            raise Forbidden(
+                "Only the network's admins change these fields: " + ", ".join(admin_only) + "."
+            )
+    agency = _find(session, agency_id, lock=True)
+    for field, value in changes.items():
+        setattr(agency, field, value)
+    agency.updated_at = utcnow()
+    session.flush()
+    return agency_schema.dump(agency)
+
+
+def search(session, filters):
+    filters = load(AgencyQuery(), filters, "The search is not valid.")
+    query = select(Agency)
+    for field, column in (("service", Agency.services), ("region", Agency.regions),
+                          ("language", Agency.languages)):
+        if field in filters:
+            query = query.where(column.contains([filters[field]]))
+    if "accepting" in filters:
+        query = query.where(Agency.accepting_referrals.is_(filters["accepting"]))
+    if "q" in filters:
+        query = query.where(Agency.name.ilike(f"%{_escape_like(filters['q'])}%", escape="\\"))
+    query = query.order_by(Agency.name, Agency.id)
+    return page_of(query, session, filters["page"], filters["per_page"], agency_schema.dump)
+
+
+def _escape_like(text):
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def issue_key(session, agency_id, role):
+    role = load(NewApiKey(), {"role": role}, "The API key is not valid.")["role"]
+    agency = _find(session, agency_id)
+    clear = keys.new_key()
+    api_key = ApiKey(
+        agency_id=agency.id, role=role, prefix=keys.visible_prefix(clear), digest=keys.digest(clear)
+    )
+    session.add(api_key)
+    session.flush()
+    return dict(api_key_schema.dump(api_key), key=clear)
+
+
+def revoke_key(session, agency_id, key_id):
+    _find(session, agency_id)
+    try:
+        key_id = uuid.UUID(str(key_id))
+    except ValueError:
+        raise NotFound("No such API key.") from None
+    revoked = session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.agency_id == agency_id)
+        .values(revoked_at=func.coalesce(ApiKey.revoked_at, func.now()))
+        .returning(ApiKey.id)
+    ).first()
+    if revoked is None:
+        raise NotFound("No such API key.")
+
+
+def authenticate(session, clear_key):
+    """Who holds `clear_key`: {"agency_id", "role", "key_id"}, or None when the
+    key is unknown or revoked. Marks the key used (at most once a minute)."""
+    api_key = session.scalars(
+        select(ApiKey).where(ApiKey.digest == keys.digest(clear_key), ApiKey.revoked_at.is_(None))
+    ).one_or_none()
+    if api_key is None:
+        return None
+    now = utcnow()
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        api_key.last_used_at = now
+    return {"agency_id": str(api_key.agency_id), "role": api_key.role, "key_id": str(api_key.id)}
+
+
+def ensure_admin_key(session, clear_key):
+    """Make sure an admin key with this clear value exists (idempotent)."""
+    session.execute(
+        insert(Agency)
+        .values(
+            id=OPERATORS_ID,
+            name=OPERATORS_NAME,
+            kind="government",
+            services=[],
+            regions=[],
+            languages=["az", "en", "ru"],
+            accepting_referrals=False,
+            contacts=[],
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    session.execute(
+        insert(ApiKey)
+        .values(
+            id=uuid.uuid4(),
+            agency_id=OPERATORS_ID,
+            role="admin",
+            prefix=keys.visible_prefix(clear_key),
+            digest=keys.digest(clear_key),
+        )
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )

@@ -1,0 +1,66 @@
+"""The agencies service: the directory of agencies and their API keys."""
+import logging
+
+from nameko.rpc import rpc
+
+from services.agencies import directory
+from shared.db import Database
+from shared.errors import EXPECTED
+
+log = logging.getLogger(__name__)
+
+
+class DirectoryDatabase(Database):
+    """The directory's database; on start it honours BOOTSTRAP_ADMIN_KEY."""
+
+    def start(self):
+        clear_key = self.container.config.get("BOOTSTRAP_ADMIN_KEY")
+        if clear_key:
+            with self.sessions.begin() as session:
+                directory.ensure_admin_key(session, clear_key)
+            log.info("bootstrap admin key is in place")
+
+
+class AgenciesService:
+    name = "agencies"
+
+    db = DirectoryDatabase("AGENCIES_DATABASE_URL")
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_agency(self, body):
+        with self.db.begin() as session:
+            return directory.create(session, body)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_agency(self, agency_id):
+        with self.db.begin() as session:
+            return directory.get(session, agency_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def search_agencies(self, filters):
+        with self.db.begin() as session:
+            return directory.search(session, filters)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def update_agency(self, agency_id, body, caller_is_admin):
+        with self.db.begin() as session:
+            return directory.change(session, agency_id, body, caller_is_admin)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def issue_api_key(self, agency_id, role):
+        with self.db.begin() as session:
+            return directory.issue_key(session, agency_id, role)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def revoke_api_key(self, agency_id, key_id):
+        with self.db.begin() as session:
+            directory.revoke_key(session, agency_id, key_id)
+
+    @rpc
+    def authenticate(self, clear_key):
+        with self.db.begin() as session:
+            return directory.authenticate(session, clear_key)

@@ -1,0 +1,109 @@
+"""The notifications service: tells coordinators by e-mail and SMS."""
+import logging
+
+import eventlet
+from nameko.events import event_handler
+from nameko.extensions import DependencyProvider
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy, rpc
+
+from services.notifications import dispatch
+from services.notifications.messages import Messages
+from services.notifications.transports import Mailer, sms_backend
+from shared import events
+from shared.db import Database
+from shared.errors import EXPECTED
+from shared.timers import every
+
+log = logging.getLogger(__name__)
+
+
+class Transports(DependencyProvider):
+    """The mailer, the SMS backend and the message templates, made once."""
+
+    def setup(self):
+        config = self.container.config
+        self.mailer = Mailer(config)
+        self.sms = sms_backend(config)
+        self.messages = Messages()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
+def _on(event_type):
+    # Requeued on error (the directory down, say): the event is not lost.
+    return event_handler(events.REFERRALS, event_type, requeue_on_error=True)
+
+
+class NotificationsService:
+    name = "notifications"
+
+    db = Database("NOTIFICATIONS_DATABASE_URL")
+    config = Config()
+    agencies = RpcProxy("agencies")
+    transports = Transports()
+
+    def handle(self, payload):
+        event = events.referral_event.load(payload)
+        event = events.referral_event.dump(event)  # normalised, JSON-ready
+        try:
+            parties = {
+                "sender": self.agencies.get_agency(event["sending_agency_id"]),
+                "receiver": self.agencies.get_agency(event["receiving_agency_id"]),
+            }
+        except Exception:
+            eventlet.sleep(1)  # do not spin on a redelivery while the directory is away
+            raise
+        rows = dispatch.plan(event, parties, self.transports.messages)
+        with self.db.begin() as session:
+            if not dispatch.record(session, event, rows):
+                log.info("event %s was handled before; nothing sent again", event["event_id"])
+
+    @_on(events.REFERRAL_SENT)
+    def on_sent(self, payload):
+        self.handle(payload)
+
+    @_on(events.REFERRAL_ACCEPTED)
+    def on_accepted(self, payload):
+        self.handle(payload)
+
+    @_on(events.REFERRAL_DECLINED)
+    def on_declined(self, payload):
+        self.handle(payload)
+
+    @_on(events.REFERRAL_STARTED)
+    def on_started(self, payload):
+        self.handle(payload)  # nobody is told (API.md); recorded as handled
+
+    @_on(events.REFERRAL_COMPLETED)
+    def on_completed(self, payload):
+        self.handle(payload)
+
+    @_on(events.REFERRAL_CANCELLED)
+    def on_cancelled(self, payload):
+        self.handle(payload)
+
+    @_on(events.REFERRAL_OVERDUE)
+    def on_overdue(self, payload):
+        self.handle(payload)
+
+    @every("DELIVERY_SWEEP_SECONDS")
+    def deliver(self):
+        with self.db.begin() as session:
+            dispatch.deliver_due(
+                session,
+                self.transports.mailer,
+                self.transports.sms,
+                int(self.config["NOTIFICATION_MAX_ATTEMPTS"]),
+                float(self.config["NOTIFICATION_BACKOFF_SECONDS"]),
+            )
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_notifications(self, agency_id, filters):
+        with self.db.begin() as session:
+            return dispatch.listing(session, agency_id, filters)

@@ -1,0 +1,237 @@
+"""The referrals service's rules on a SQLAlchemy session: what its RPC
+methods do. Every change is written with its history entry and its outbox
+event in the caller's one transaction."""
+import datetime
+import hashlib
+import json
+import uuid
+
+from sqlalchemy import and_, delete, or_, select
+
+from services.referrals import lifecycle
+from services.referrals.models import (
+    AccessEntry,
+    HistoryEntry,
+    IdempotencyKey,
+    Outbox,
+    Referral,
+    reference_numbers,
+)
+from shared import events
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.models import utcnow
+from shared.outbox import add_event
+from shared.paging import page_of
+from shared.referral_schemas import MOVE_BODIES, Consent, NewReferral, ReferralQuery, Returnee
+from shared.referral_schemas import History as HistorySchema
+from shared.referral_schemas import Referral as ReferralSchema
+from shared.validation import load
+
+referral_schema = ReferralSchema()
+history_schema = HistorySchema()
+IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
+
+
+def load_new(body):
+    return load(NewReferral(), body, "The referral is not valid.")
+
+
+def check_receiver(sender_id, data, receiver):
+    """Refusals that depend on the receiving agency (`receiver` is the
+    directory's record of it, or None if there is no such agency)."""
+    field = "receiving_agency_id"
+    if receiver is None:
+        raise InvalidInput("The receiving agency does not exist.", {field: ["No such agency."]})
+    if str(receiver["id"]) == str(sender_id):
+        raise InvalidInput("An agency cannot refer to itself.", {field: ["This is the sending agency."]})
+    if data["service_type"] not in receiver["services"]:
+        raise InvalidInput(
+            "The receiving agency does not offer this service.",
+            {"service_type": [f"{receiver['name']} does not offer {data['service_type']!r}."]},
+        )
+    if not receiver["accepting_referrals"]:
+        raise InvalidInput(
+            "The receiving agency is not accepting referrals.",
+            {field: [f"{receiver['name']} is not accepting referrals."]},
+        )
+
+
+def request_digest(body):
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def find_idempotent(session, sender_id, key, digest):
+    """The referral an earlier request with this key made, if any (None
+    when the key is new or its 24 hours are over)."""
+    session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.agency_id == sender_id,
+            IdempotencyKey.key == key,
+            IdempotencyKey.created_at < utcnow() - IDEMPOTENCY_WINDOW,
+        )
+    )
+    earlier = session.get(IdempotencyKey, (sender_id, key))
+    if earlier is None:
+        return None
+    if earlier.request_digest != digest:
+        raise Conflict("This Idempotency-Key was used with another request body.")
+    return _dump(session.get(Referral, earlier.referral_id))
+
+
+def create(session, sender_id, data, response_hours, idempotency=None):
+    """Insert a new referral from loaded `data`; `idempotency` is
+    (key, digest) or None."""
+    now = utcnow()
+    hours = response_hours / 2 if data["priority"] == "urgent" else response_hours
+    number = session.scalar(select(reference_numbers.next_value()))
+    referral = Referral(
+        id=uuid.uuid4(),
+        reference=f"REF-{now.year}-{number:06d}",
+        status=lifecycle.INITIAL,
+        service_type=data["service_type"],
+        priority=data["priority"],
+        sending_agency_id=sender_id,
+        receiving_agency_id=data["receiving_agency_id"],
+        reason=data["reason"],
+        returnee=Returnee().dump(data["returnee"]),
+        consent=Consent().dump(data["consent"]),
+        respond_by=now + datetime.timedelta(hours=hours),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(referral)
+    session.flush()  # the rows below refer to it
+    session.add(HistoryEntry(referral_id=referral.id, at=now, event="created", from_status=None,
+                             to_status=referral.status, agency_id=sender_id, detail=referral.reason))
+    if idempotency:
+        key, digest = idempotency
+        session.add(IdempotencyKey(agency_id=sender_id, key=key, request_digest=digest,
+                                   referral_id=referral.id, created_at=now))
+    announce(session, referral, events.REFERRAL_SENT, None, sender_id)
+    session.flush()
+    return _dump(referral, now)
+
+
+def announce(session, referral, event_type, from_status, acting_agency_id):
+    """Stage the event for `referral` in the outbox: ids, statuses, service
+    type and reference only, never the returnee's data."""
+    payload = {
+        "occurred_at": utcnow().isoformat(),
+        "referral_id": str(referral.id),
+        "reference": referral.reference,
+        "service_type": referral.service_type,
+        "priority": referral.priority,
+        "status": referral.status,
+        "from_status": from_status,
+        "sending_agency_id": str(referral.sending_agency_id),
+        "receiving_agency_id": str(referral.receiving_agency_id),
+        "acting_agency_id": str(acting_agency_id) if acting_agency_id else None,
+    }
+    return add_event(session, Outbox, event_type, payload)
+
+
+def _dump(referral, now=None):
+    data = referral_schema.dump(referral)
+    data["overdue"] = is_overdue(referral, now or utcnow())
+    return data
+
+
+def is_overdue(referral, now):
+    return referral.status == lifecycle.INITIAL and referral.respond_by < now
+
+
+def _visible(session, agency_id, referral_id, lock=False):
+    """The referral, if `agency_id` is its sender or receiver; for anyone
+    else it does not exist."""
+    try:
+        referral_id = uuid.UUID(str(referral_id))
+    except ValueError:
+        raise NotFound("No such referral.") from None
+    query = select(Referral).where(
+        Referral.id == referral_id,
+        or_(Referral.sending_agency_id == agency_id, Referral.receiving_agency_id == agency_id),
+    )
+    referral = session.scalars(query.with_for_update() if lock else query).one_or_none()
+    if referral is None:
+        raise NotFound("No such referral.")
+    return referral
+
+
+def read(session, agency_id, referral_id):
+    referral = _visible(session, agency_id, referral_id)
+    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read"))
+    return _dump(referral)
+
+
+def move(session, agency_id, referral_id, name, body):
+    step = lifecycle.MOVES.get(name)
+    if step is None:
+        raise InvalidInput("No such move.", {"move": [f"{name!r} is not one of {sorted(lifecycle.MOVES)}."]})
+    referral = _visible(session, agency_id, referral_id, lock=True)
+    party = str(referral.sending_agency_id if step.party == "sender" else referral.receiving_agency_id)
+    if party != str(agency_id):
+        raise Forbidden(f"Only the {step.party} of a referral may {name} it.")
+    data = load(MOVE_BODIES[name](), body or {}, f"The {name} request is not valid.")
+    if not lifecycle.allowed(step, referral.status):
+        raise Conflict(f"A referral that is {referral.status} cannot become {step.target}.")
+    from_status, now = referral.status, utcnow()
+    referral.status = step.target
+    referral.updated_at = now
+    detail = data.get(step.detail_field) if step.detail_field else None
+    if name == "complete":
+        referral.outcome = detail
+    session.add(HistoryEntry(referral_id=referral.id, at=now, event=name, from_status=from_status,
+                             to_status=step.target, agency_id=agency_id, detail=detail))
+    announce(session, referral, step.event, from_status, agency_id)
+    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action=name))
+    session.flush()
+    return _dump(referral, now)
+
+
+def listing(session, agency_id, filters):
+    filters = load(ReferralQuery(), filters, "The list query is not valid.")
+    sent = Referral.sending_agency_id == agency_id
+    received = Referral.receiving_agency_id == agency_id
+    box = {"sent": sent, "received": received}.get(filters.get("box"), or_(sent, received))
+    query = select(Referral).where(box)
+    if "status" in filters:
+        query = query.where(Referral.status == filters["status"])
+    if "service_type" in filters:
+        query = query.where(Referral.service_type == filters["service_type"])
+    if "overdue" in filters:
+        overdue = and_(Referral.status == lifecycle.INITIAL, Referral.respond_by < utcnow())
+        query = query.where(overdue if filters["overdue"] else ~overdue)
+    query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
+    page = page_of(query, session, filters["page"], filters["per_page"], _dump)
+    for item in page["items"]:
+        session.add(AccessEntry(referral_id=item["id"], agency_id=agency_id, action="list"))
+    return page
+
+
+def history(session, agency_id, referral_id):
+    referral = _visible(session, agency_id, referral_id)
+    entries = session.scalars(
+        select(HistoryEntry)
+        .where(HistoryEntry.referral_id == referral.id)
+        .order_by(HistoryEntry.at, HistoryEntry.id)
+    ).all()
+    return history_schema.dump({"items": entries})
+
+
+def announce_overdue(session, now=None):
+    """Mark referrals still `sent` past `respond_by` and announce each once.
+    Safe with several replicas: a row another replica is marking is skipped."""
+    now = now or utcnow()
+    due = session.scalars(
+        select(Referral)
+        .where(Referral.status == lifecycle.INITIAL, Referral.respond_by < now,
+               Referral.overdue_announced_at.is_(None))
+        .limit(500)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for referral in due:
+        referral.overdue_announced_at = now
+        session.add(HistoryEntry(referral_id=referral.id, at=now, event="overdue",
+                                 from_status=referral.status, to_status=referral.status))
+        announce(session, referral, events.REFERRAL_OVERDUE, referral.status, None)
+    return len(due)

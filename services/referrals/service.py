@@ -1,0 +1,86 @@
+"""The referrals service: cases, their lifecycle, and the events they raise."""
+import logging
+
+from nameko.dependency_providers import Config
+from nameko.rpc import RpcProxy, rpc
+from sqlalchemy.exc import IntegrityError
+
+from services.referrals import cases
+from services.referrals.models import Outbox
+from shared import events
+from shared.db import Database
+from shared.errors import EXPECTED, NotFound
+from shared.outbox import Relay
+from shared.timers import every
+
+log = logging.getLogger(__name__)
+
+
+class ReferralsService:
+    name = "referrals"
+
+    db = Database("REFERRALS_DATABASE_URL")
+    config = Config()
+    agencies = RpcProxy("agencies")
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_referral(self, sender_id, body, idempotency_key=None):
+        data = cases.load_new(body)
+        idempotency = (idempotency_key, cases.request_digest(body)) if idempotency_key else None
+        if idempotency:
+            with self.db.begin() as session:
+                earlier = cases.find_idempotent(session, sender_id, *idempotency)
+            if earlier:
+                return earlier
+        try:
+            receiver = self.agencies.get_agency(str(data["receiving_agency_id"]))
+        except NotFound:
+            receiver = None
+        cases.check_receiver(sender_id, data, receiver)
+        hours = float(self.config["REFERRAL_RESPONSE_HOURS"])
+        try:
+            with self.db.begin() as session:
+                return cases.create(session, sender_id, data, hours, idempotency)
+        except IntegrityError:
+            if not idempotency:
+                raise
+            # The same key raced us and won: answer with what it made.
+            with self.db.begin() as session:
+                return cases.find_idempotent(session, sender_id, *idempotency)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_referral(self, agency_id, referral_id):
+        with self.db.begin() as session:
+            return cases.read(session, agency_id, referral_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_referrals(self, agency_id, filters):
+        with self.db.begin() as session:
+            return cases.listing(session, agency_id, filters)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def move_referral(self, agency_id, referral_id, move, body=None):
+        with self.db.begin() as session:
+            return cases.move(session, agency_id, referral_id, move, body)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def referral_history(self, agency_id, referral_id):
+        with self.db.begin() as session:
+            return cases.history(session, agency_id, referral_id)
+
+    @every("OUTBOX_RELAY_SECONDS")
+    def relay_outbox(self):
+        relay = Relay(self.db, Outbox, self.config, events.REFERRALS)
+        while relay.publish_pending() == relay.batch_size:
+            pass
+
+    @every("OVERDUE_SWEEP_SECONDS")
+    def sweep_overdue(self):
+        with self.db.begin() as session:
+            count = cases.announce_overdue(session)
+        if count:
+            log.info("%d referral(s) became overdue", count)

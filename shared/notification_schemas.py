@@ -1,0 +1,24 @@
+"""The notification records as the contract shows them."""
+from marshmallow import Schema, fields, validate
+
+from shared.paging import PageQuery
+from shared.vocabulary import CHANNELS, NOTIFICATION_STATUSES
+
+
+class Notification(Schema):
+    id = fields.UUID()
+    referral_id = fields.UUID()
+    event = fields.String()
+    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    recipient = fields.String()
+    language = fields.String()
+    status = fields.String(validate=validate.OneOf(NOTIFICATION_STATUSES))
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(allow_none=True)
+
+
+class NotificationQuery(PageQuery):
+    referral_id = fields.UUID()
+    status = fields.String(validate=validate.OneOf(NOTIFICATION_STATUSES))

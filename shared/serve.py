@@ -1,0 +1,51 @@
+"""Run one service in the foreground: `python -m shared.serve agencies`.
+
+The one entry point of every service process, for `make run` and docker
+compose alike: green threads first, then settings from the environment,
+then nameko's runner, which stops cleanly on SIGTERM or Ctrl-C.
+"""
+from shared.green import patch
+
+patch()
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import logging  # noqa: E402
+import warnings  # noqa: E402
+
+from shared import config  # noqa: E402
+
+SERVICES = {
+    "agencies": "services.agencies.service:AgenciesService",
+    "referrals": "services.referrals.service:ReferralsService",
+    "notifications": "services.notifications.service:NotificationsService",
+}
+
+
+def service_class(name):
+    module, _, cls = SERVICES[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def configure_logging(level="INFO"):
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kombu").setLevel(logging.WARNING)
+    logging.getLogger("nameko").setLevel(logging.WARNING)
+    # nameko logs an expected error (a refusal) with its arguments, which may
+    # quote a returnee's submitted values: keep only unexpected ones.
+    logging.getLogger("nameko.containers").setLevel(logging.ERROR)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("service", choices=sorted(SERVICES))
+    args = parser.parse_args()
+    configure_logging()
+    from nameko.cli.run import run
+
+    run([service_class(args.service)], config.load())
+
+
+if __name__ == "__main__":
+    main()
