@@ -1,0 +1,89 @@
+"""Referrals and their lifecycle: /v1/referrals."""
+from flask import request
+from flask_smorest import Blueprint
+
+from gateway.auth import caller, require_agency
+from gateway.calls import call
+from gateway.docs import Problem, page_of
+from shared.referral_schemas import (
+    Cancel,
+    Complete,
+    Decline,
+    History,
+    NewReferral,
+    NoBody,
+    Referral,
+    ReferralQuery,
+)
+
+blp = Blueprint("referrals", __name__, url_prefix="/v1/referrals",
+                description="Referrals of returnees between agencies")
+
+
+@blp.before_request
+def agencies_only():
+    require_agency()
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(NewReferral)
+@blp.doc(parameters=[{
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"},
+    "description": "The same key and body within 24 h answers the first result again.",
+}])
+@blp.alt_response(201, schema=Referral, success=True)
+@blp.alt_response(409, schema=Problem)
+@blp.alt_response(422, schema=Problem)
+def create_referral(_):
+    """Refer a returnee to another agency for a service."""
+    key = request.headers.get("Idempotency-Key") or None
+    return call("referrals", "create_referral", caller().agency_id, request.get_json(), key), 201
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(ReferralQuery, location="query", as_kwargs=True)
+@blp.alt_response(200, schema=page_of(Referral), success=True)
+def list_referrals(**filters):
+    """The caller's referrals, sent and received, newest first."""
+    return call("referrals", "list_referrals", caller().agency_id, ReferralQuery().dump(filters))
+
+
+@blp.route("/<uuid:referral_id>", methods=["GET"])
+@blp.alt_response(200, schema=Referral, success=True)
+@blp.alt_response(404, schema=Problem)
+def get_referral(referral_id):
+    """One referral, for its sender or receiver."""
+    return call("referrals", "get_referral", caller().agency_id, str(referral_id))
+
+
+@blp.route("/<uuid:referral_id>/history", methods=["GET"])
+@blp.alt_response(200, schema=History, success=True)
+@blp.alt_response(404, schema=Problem)
+def referral_history(referral_id):
+    """Every move of the referral, oldest first."""
+    return call("referrals", "referral_history", caller().agency_id, str(referral_id))
+
+
+def _move_view(move, body_schema, party):
+    @blp.arguments(body_schema)
+    @blp.alt_response(200, schema=Referral, success=True)
+    @blp.alt_response(403, schema=Problem)
+    @blp.alt_response(404, schema=Problem)
+    @blp.alt_response(409, schema=Problem)
+    def view(_, referral_id):
+        return call("referrals", "move_referral", caller().agency_id, str(referral_id), move,
+                    request.get_json(silent=True) or {})
+
+    view.__name__ = f"{move}_referral"
+    view.__doc__ = f"{move.capitalize()} the referral (its {party})."
+    blp.route(f"/<uuid:referral_id>/{move}", methods=["POST"])(view)
+
+
+for _move, _schema, _party in (
+    ("accept", NoBody, "receiver"),
+    ("decline", Decline, "receiver"),
+    ("start", NoBody, "receiver"),
+    ("complete", Complete, "receiver"),
+    ("cancel", Cancel, "sender"),
+):
+    _move_view(_move, _schema, _party)

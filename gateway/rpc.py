@@ -1,0 +1,95 @@
+"""A pooled, thread-safe RPC client for the gateway's request threads.
+
+nameko's standalone `ClusterRpcProxy` holds one connection and one reply
+queue and serves one thread at a time, so the pool lends each request thread
+a proxy of its own and takes it back afterwards. A proxy whose connection
+broke (a broker restart) is dropped, and the next request gets a fresh one:
+the gateway outlives the broker without being restarted.
+"""
+import contextlib
+import logging
+import queue
+import threading
+
+from amqp.exceptions import AMQPError
+from kombu.exceptions import KombuError
+from nameko.exceptions import RpcTimeout
+from nameko.standalone.rpc import ClusterRpcProxy
+
+import shared.errors  # noqa: F401  (registers the errors that cross RPC)
+
+log = logging.getLogger(__name__)
+BROKEN_CONNECTION = (OSError, AMQPError, KombuError)
+
+
+class ServiceUnavailable(Exception):
+    """A service or the broker did not answer in time."""
+
+
+class RpcPool:
+    def __init__(self, config, timeout, size=16):
+        self.config = {"AMQP_URI": config["AMQP_URI"]}
+        self.timeout = timeout
+        self.idle = queue.LifoQueue()
+        self.size = size
+        self.lock = threading.Lock()
+        self.created = 0
+
+    def _new(self):
+        holder = ClusterRpcProxy(self.config, timeout=self.timeout)
+        return holder, holder.start()
+
+    def _take(self):
+        try:
+            return self.idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self.lock:
+            grow = self.created < self.size
+            if grow:
+                self.created += 1
+        if not grow:
+            return self.idle.get()
+        try:
+            return self._new()
+        except Exception:
+            with self.lock:
+                self.created -= 1
+            raise
+
+    def _drop(self, entry):
+        with self.lock:
+            self.created -= 1
+        with contextlib.suppress(Exception):
+            entry[0].stop()
+
+    @contextlib.contextmanager
+    def proxy(self):
+        """`with pool.proxy() as rpc: rpc.agencies.get_agency(...)`"""
+        try:
+            entry = self._take()
+        except Exception as error:
+            log.warning("cannot reach RabbitMQ: %s", error)
+            raise ServiceUnavailable("The message broker is not reachable.") from None
+        try:
+            yield entry[1]
+        except RpcTimeout:
+            self._drop(entry)  # a late reply would confuse the next borrower
+            raise ServiceUnavailable("A service did not answer in time.") from None
+        except BROKEN_CONNECTION as error:
+            self._drop(entry)
+            log.warning("RPC connection lost: %s", error)
+            raise ServiceUnavailable("The message broker is not reachable.") from None
+        except BaseException:
+            self.idle.put(entry)
+            raise
+        else:
+            self.idle.put(entry)
+
+    def close(self):
+        while True:
+            try:
+                entry = self.idle.get_nowait()
+            except queue.Empty:
+                return
+            self._drop(entry)
