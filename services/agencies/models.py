@@ -1,6 +1,6 @@
 """The agencies service's own tables: the directory and the API keys."""
-from sqlalchemy import ARRAY, ForeignKey, Index, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import ForeignKey, Index, Text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models import (

@@ -27,7 +27,8 @@ from shared.referral_schemas import History as HistorySchema
 from shared.referral_schemas import Referral as ReferralSchema
 from shared.validation import load
 
-referral_schema = ReferralSchema()
+# The returnee and consent are stored as the JSON they were dumped to.
+referral_schema = ReferralSchema(exclude=("returnee", "consent"))
 history_schema = HistorySchema()
 IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
 
@@ -132,6 +133,7 @@ def announce(session, referral, event_type, from_status, acting_agency_id):
 
 def _dump(referral, now=None):
     data = referral_schema.dump(referral)
+    data["returnee"], data["consent"] = referral.returnee, referral.consent
     data["overdue"] = is_overdue(referral, now or utcnow())
     return data
 

@@ -1,0 +1,59 @@
+"""Before the network starts: are RabbitMQ and PostgreSQL there? Then make
+each service's database and bring its schema up to date.
+
+Where a server is missing this says so and how to start it, not a trace.
+"""
+import sys
+
+import psycopg
+from kombu import Connection
+from sqlalchemy.engine import make_url
+
+from shared import config, migrate
+
+HOW_TO_START = {
+    "RabbitMQ": "start it with `rabbitmq-server -detached`",
+    "PostgreSQL": "start it with "
+    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+}
+
+
+def _safe(url):
+    """`url` with its password hidden."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def check_rabbitmq(url):
+    with Connection(url, connect_timeout=3) as conn:
+        conn.ensure_connection(max_retries=1)
+
+
+def check_postgresql(url):
+    server = make_url(config.sqlalchemy_url(url)).set(drivername="postgresql", database="postgres")
+    psycopg.connect(server.render_as_string(hide_password=False), connect_timeout=3).close()
+
+
+def main():
+    settings = config.load()
+    checks = [("RabbitMQ", check_rabbitmq, settings["AMQP_URI"])]
+    checks += [("PostgreSQL", check_postgresql, settings[key]) for key in config.DATABASE_KEYS.values()]
+    for name, check, url in checks:
+        try:
+            check(url)
+        except Exception as error:  # any failure to connect is reported the same way
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(
+                f"\n{name} is not reachable at {_safe(url)}: {reason}\n"
+                f"  {HOW_TO_START[name]},\n"
+                f"  or run the whole network under docker compose with `make up`.\n",
+                file=sys.stderr,
+            )
+            return 1
+    migrate.upgrade_all(settings)
+    print(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
+          f" (API docs at /docs, OpenAPI at /openapi.json).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""What every test shares: green threads, the real broker and databases of
+this run's own, and small stand-ins for the outside mail and SMS providers."""
+from shared.green import patch
+
+patch()  # before anything else opens a socket, as in every service process
+
+import uuid  # noqa: E402
+
+import pytest  # noqa: E402
+import requests  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from shared import config, migrate  # noqa: E402
+from shared.db import make_engine  # noqa: E402
+from shared.preflight import check_postgresql, check_rabbitmq  # noqa: E402
+from tests.support.sinks import HttpSink, SmtpSink  # noqa: E402
+
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def pytest_sessionstart(session):
+    """Say plainly what is missing instead of failing every test."""
+    settings = config.load()
+    api = session.config.getoption("RABBIT_API_URI")
+    problems = []
+    try:
+        check_rabbitmq(settings["AMQP_URI"])
+    except Exception as error:
+        problems.append(f"RabbitMQ at {settings['AMQP_URI']}: {error} (start: rabbitmq-server -detached)")
+    try:
+        requests.get(f"{api}/api/overview", timeout=3).raise_for_status()
+    except Exception as error:
+        problems.append(
+            f"RabbitMQ's management API at {api}: {error} (the tests make a vhost of their own "
+            "through it: rabbitmq-plugins enable rabbitmq_management)"
+        )
+    try:
+        check_postgresql(settings["REFERRALS_DATABASE_URL"])
+    except Exception as error:
+        problems.append(f"PostgreSQL: {error} (start: pg_ctlcluster --skip-systemctl-redirect "
+                        "$(ls /etc/postgresql) main start)")
+    if problems:
+        pytest.exit("The tests need real servers:\n  " + "\n  ".join(problems), returncode=3)
+
+
+@pytest.fixture(scope="session")
+def database_urls():
+    """{"REFERRALS_DATABASE_URL": ..., ...}: databases of this run's own,
+    migrated with each service's Alembic history, dropped at the end."""
+    base = config.load()
+    urls = {}
+    for service, key in config.DATABASE_KEYS.items():
+        url = make_url(config.sqlalchemy_url(base[key])).set(database=f"{service}_test_{RUN_ID}")
+        urls[key] = url.render_as_string(hide_password=False)
+        migrate.upgrade(service, urls[key])
+    yield urls
+    for url in urls.values():
+        migrate.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def engines(database_urls):
+    made = {key: make_engine(url, pool_size=2) for key, url in database_urls.items()}
+    yield made
+    for engine in made.values():
+        engine.dispose()
+
+
+@pytest.fixture
+def databases(database_urls, engines):
+    """This run's databases, emptied after the test."""
+    yield database_urls
+    for engine in engines.values():
+        with engine.begin() as conn:
+            tables = conn.execute(text(
+                "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
+                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )).scalar()
+            if tables:
+                conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+@pytest.fixture
+def smtp_sink():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def sms_sink():
+    with HttpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def service_config(rabbit_config, databases, smtp_sink, sms_sink):
+    """Settings for services run in this process on the test's own vhost."""
+    return config.load(
+        AMQP_URI=rabbit_config["AMQP_URI"],
+        SMTP_HOST="127.0.0.1",
+        SMTP_PORT=str(smtp_sink.port),
+        SMS_BACKEND="http",
+        SMS_HTTP_URL=sms_sink.url,
+        OUTBOX_RELAY_SECONDS="0.05",
+        DELIVERY_SWEEP_SECONDS="0.05",
+        NOTIFICATION_BACKOFF_SECONDS="0.2",
+        NOTIFICATION_MAX_ATTEMPTS="3",
+        **databases,
+    )

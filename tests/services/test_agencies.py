@@ -1,0 +1,96 @@
+"""The agencies service through its RPC entrypoints, on a real container,
+broker and database."""
+import pytest
+
+from services.agencies.service import AgenciesService
+from shared.errors import Forbidden, InvalidInput, NotFound
+from tests.services.conftest import caller_of
+from tests.support import data
+
+ADMIN_KEY = "bootstrap-admin-key-for-tests"
+
+
+@pytest.fixture
+def agencies(container_factory, service_config):
+    container = container_factory(AgenciesService, dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY))
+    container.start()
+    return caller_of(container)
+
+
+def test_create_and_read_an_agency(agencies):
+    made = agencies("create_agency", data.agency(name="IOM Azerbaijan", kind="international"))
+    assert made["name"] == "IOM Azerbaijan"
+    assert made["accepting_referrals"] is True
+    assert agencies("get_agency", made["id"]) == made
+
+
+def test_bad_values_are_refused_naming_each_field(agencies):
+    body = data.agency(kind="club", regions=["AZ-XX"], languages=["xx"],
+                       contacts=[data.contact(email="not-an-email", phone="12345", channels=["sms", "fax"])])
+    with pytest.raises(InvalidInput) as refused:
+        agencies("create_agency", body)
+    errors = refused.value.errors
+    assert set(errors) >= {"kind", "regions.0", "languages.0", "contacts.0.email",
+                           "contacts.0.phone", "contacts.0.channels.1"}
+    assert "'AZ-XX'" in errors["regions.0"][0]
+
+
+def test_unknown_agency_is_not_found(agencies):
+    with pytest.raises(NotFound):
+        agencies("get_agency", "6f1c1b8e-0000-4000-8000-000000000000")
+
+
+def test_search_filters_and_pages(agencies):
+    agencies("create_agency", data.agency(name="Ganja housing", services=["housing"], regions=["AZ-GA"]))
+    agencies("create_agency", data.agency(name="Baku jobs", services=["employment"], regions=["AZ-BA"]))
+    agencies("create_agency", data.agency(name="Closed", services=["housing"], accepting_referrals=False))
+    housing = agencies("search_agencies", {"service": "housing"})
+    assert [a["name"] for a in housing["items"]] == ["Closed", "Ganja housing"]
+    assert housing["total"] == 2
+    open_housing = agencies("search_agencies", {"service": "housing", "accepting": True})
+    assert [a["name"] for a in open_housing["items"]] == ["Ganja housing"]
+    page = agencies("search_agencies", {"per_page": 1, "page": 2})
+    assert page["page"] == 2 and len(page["items"]) == 1 and page["total"] >= 3
+
+
+def test_an_agency_changes_only_its_own_fields(agencies):
+    made = agencies("create_agency", data.agency())
+    changed = agencies("update_agency", made["id"], {"accepting_referrals": False}, False)
+    assert changed["accepting_referrals"] is False
+    with pytest.raises(Forbidden):
+        agencies("update_agency", made["id"], {"name": "Renamed"}, False)
+    assert agencies("update_agency", made["id"], {"name": "Renamed"}, True)["name"] == "Renamed"
+
+
+def test_keys_authenticate_until_revoked(agencies):
+    made = agencies("create_agency", data.agency())
+    issued = agencies("issue_api_key", made["id"], "agency")
+    assert issued["key"].startswith(issued["prefix"])
+    who = agencies("authenticate", issued["key"])
+    assert who == {"agency_id": made["id"], "role": "agency", "key_id": issued["id"]}
+    agencies("revoke_api_key", made["id"], issued["id"])
+    assert agencies("authenticate", issued["key"]) is None
+    assert agencies("authenticate", "rnk_never-issued") is None
+
+
+def test_the_bootstrap_admin_key_works(agencies):
+    assert agencies("authenticate", ADMIN_KEY)["role"] == "admin"
+
+
+def test_the_bootstrap_admin_key_is_made_once(container_factory, service_config, agencies, engines):
+    """A second replica starting with the same key makes no second key."""
+    from sqlalchemy import text
+
+    container_factory(AgenciesService, dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY)).start()
+    with engines["AGENCIES_DATABASE_URL"].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM api_keys WHERE role = 'admin'")).scalar() == 1
+
+
+def test_keys_are_stored_only_as_digests(agencies, engines):
+    from sqlalchemy import text
+
+    made = agencies("create_agency", data.agency())
+    issued = agencies("issue_api_key", made["id"], "agency")
+    with engines["AGENCIES_DATABASE_URL"].connect() as conn:
+        stored = conn.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": issued["id"]}).mappings().one()
+    assert issued["key"] not in [str(value) for value in stored.values()]

@@ -1,0 +1,111 @@
+"""The referrals service through its RPC entrypoints, with the real agencies
+service answering its directory questions."""
+import datetime
+import re
+
+import pytest
+from sqlalchemy import text
+
+from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tests.support import data
+
+
+def parse(timestamp):
+    return datetime.datetime.fromisoformat(timestamp)
+
+
+def test_a_new_referral_is_sent_with_a_reference_and_a_deadline(referrals, pair):
+    sender, receiver, _ = pair
+    made = referrals("create_referral", sender, data.referral(receiver))
+    assert made["status"] == "sent"
+    assert re.fullmatch(r"REF-\d{4}-\d{6}", made["reference"])
+    assert made["sending_agency_id"] == sender and made["receiving_agency_id"] == receiver
+    assert parse(made["respond_by"]) - parse(made["created_at"]) == datetime.timedelta(hours=72)
+    assert made["overdue"] is False
+    assert made["returnee"]["family_name"] == "Mammadova"
+
+
+def test_urgent_referrals_get_half_the_time(referrals, pair):
+    sender, receiver, _ = pair
+    made = referrals("create_referral", sender, data.referral(receiver, priority="urgent"))
+    assert parse(made["respond_by"]) - parse(made["created_at"]) == datetime.timedelta(hours=36)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"consent": {"given": False}}, "consent.given"),
+        ({"service_type": "legal"}, "service_type"),  # the receiver offers housing and employment
+        ({"returnee": data.returnee(region="AZ-ZZ")}, "returnee.region"),
+        ({"returnee": data.returnee(phone="055 222 33 44")}, "returnee.phone"),
+        ({"returnee": data.returnee(date_of_birth="2999-01-01")}, "returnee.date_of_birth"),
+        ({"returnee": data.returnee(returned_from="XX")}, "returnee.returned_from"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_refusals_name_the_field(referrals, pair, change, field):
+    sender, receiver, _ = pair
+    with pytest.raises(InvalidInput) as refused:
+        referrals("create_referral", sender, dict(data.referral(receiver), **change))
+    assert field in refused.value.errors
+
+
+def test_the_receiver_must_exist_accept_and_not_be_the_sender(referrals, agencies, pair):
+    sender, receiver, _ = pair
+    for target in ("6f1c1b8e-0000-4000-8000-000000000000", sender):
+        with pytest.raises(InvalidInput) as refused:
+            referrals("create_referral", sender, data.referral(target))
+        assert "receiving_agency_id" in refused.value.errors
+    agencies("update_agency", receiver, {"accepting_referrals": False}, True)
+    with pytest.raises(InvalidInput) as refused:
+        referrals("create_referral", sender, data.referral(receiver))
+    assert "receiving_agency_id" in refused.value.errors
+
+
+def test_only_the_two_agencies_see_a_referral(referrals, pair, engines):
+    sender, receiver, outsider = pair
+    made = referrals("create_referral", sender, data.referral(receiver))
+    assert referrals("get_referral", receiver, made["id"])["id"] == made["id"]
+    assert referrals("get_referral", sender, made["id"])["id"] == made["id"]
+    with pytest.raises(NotFound):
+        referrals("get_referral", outsider, made["id"])
+    assert referrals("list_referrals", outsider, {})["total"] == 0
+    with engines["REFERRALS_DATABASE_URL"].connect() as conn:
+        readers = conn.execute(
+            text("SELECT agency_id::text FROM referral_access_log WHERE referral_id = :id AND action = 'read'"),
+            {"id": made["id"]},
+        ).scalars().all()
+    assert sorted(readers) == sorted([sender, receiver])
+
+
+def test_moves_follow_the_state_machine(referrals, pair):
+    sender, receiver, _ = pair
+    made = referrals("create_referral", sender, data.referral(receiver))
+    with pytest.raises(Forbidden):
+        referrals("move_referral", sender, made["id"], "accept", {})
+    with pytest.raises(Conflict):
+        referrals("move_referral", receiver, made["id"], "complete", {"outcome": "Housed"})
+    assert referrals("move_referral", receiver, made["id"], "accept", {})["status"] == "accepted"
+    assert referrals("move_referral", receiver, made["id"], "start", {})["status"] == "in_progress"
+    done = referrals("move_referral", receiver, made["id"], "complete", {"outcome": "Housed in Ganja"})
+    assert done["status"] == "completed" and done["outcome"] == "Housed in Ganja"
+    with pytest.raises(Conflict):
+        referrals("move_referral", sender, made["id"], "cancel", {"reason": "Too late"})
+    history = referrals("referral_history", sender, made["id"])["items"]
+    assert [(h["from_status"], h["to_status"]) for h in history] == [
+        (None, "sent"), ("sent", "accepted"), ("accepted", "in_progress"), ("in_progress", "completed")
+    ]
+    assert history[-1]["detail"] == "Housed in Ganja"
+
+
+def test_the_referral_and_its_event_are_written_together(referrals, pair, engines):
+    sender, receiver, _ = pair
+    made = referrals("create_referral", sender, data.referral(receiver))
+    with engines["REFERRALS_DATABASE_URL"].connect() as conn:
+        payload = conn.execute(
+            text("SELECT payload FROM outbox WHERE payload->>'referral_id' = :id"), {"id": made["id"]}
+        ).scalar_one()
+    assert payload["event_type"] == "referral_sent"
+    assert payload["reference"] == made["reference"]
+    for value in data.PERSONAL_VALUES:
+        assert value not in str(payload)
