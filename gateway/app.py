@@ -43,6 +43,8 @@ def create_app(settings=None):
     app.register_blueprint(health.blp)
     for module in (agencies, referrals, notifications):
         module.blp.before_request(auth.authenticate)
+        if getattr(module, "AGENCY_KEYS_ONLY", False):
+            module.blp.before_request(auth.require_agency)
         api.register_blueprint(module.blp)
 
     @app.errorhandler(ServiceError)

@@ -13,7 +13,7 @@ import threading
 
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
-from nameko.exceptions import RpcTimeout
+from nameko.exceptions import RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 import shared.errors  # noqa: F401  (registers the errors that cross RPC)
@@ -24,6 +24,10 @@ BROKEN_CONNECTION = (OSError, AMQPError, KombuError)
 
 class ServiceUnavailable(Exception):
     """A service or the broker did not answer in time."""
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """RabbitMQ itself cannot be reached."""
 
 
 class RpcPool:
@@ -70,16 +74,19 @@ class RpcPool:
             entry = self._take()
         except Exception as error:
             log.warning("cannot reach RabbitMQ: %s", error)
-            raise ServiceUnavailable("The message broker is not reachable.") from None
+            raise BrokerUnavailable("The message broker is not reachable.") from None
         try:
             yield entry[1]
+        except UnknownService as error:
+            self.idle.put(entry)
+            raise ServiceUnavailable(f"The {error.args[0]} service is not running.") from None
         except RpcTimeout:
             self._drop(entry)  # a late reply would confuse the next borrower
             raise ServiceUnavailable("A service did not answer in time.") from None
         except BROKEN_CONNECTION as error:
             self._drop(entry)
             log.warning("RPC connection lost: %s", error)
-            raise ServiceUnavailable("The message broker is not reachable.") from None
+            raise BrokerUnavailable("The message broker is not reachable.") from None
         except BaseException:
             self.idle.put(entry)
             raise

@@ -50,6 +50,13 @@ class AgencyBody(Schema):
     contacts = fields.List(fields.Nested(Contact), load_default=list)
 
 
+class AgencyChanges(AgencyBody):
+    """A PATCH body: any subset of the fields, nothing defaulted."""
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=True, **kwargs)
+
+
 class Agency(AgencyBody):
     id = fields.UUID(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)

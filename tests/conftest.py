@@ -44,15 +44,24 @@ def pytest_sessionstart(session):
         pytest.exit("The tests need real servers:\n  " + "\n  ".join(problems), returncode=3)
 
 
+def own_databases(label):
+    """{"REFERRALS_DATABASE_URL": ..., ...} naming databases of this run's
+    own (not yet made): `<service>_<label>_<run id>`."""
+    base = config.load()
+    return {
+        key: make_url(config.sqlalchemy_url(base[key]))
+        .set(database=f"{service}_{label}_{RUN_ID}")
+        .render_as_string(hide_password=False)
+        for service, key in config.DATABASE_KEYS.items()
+    }
+
+
 @pytest.fixture(scope="session")
 def database_urls():
-    """{"REFERRALS_DATABASE_URL": ..., ...}: databases of this run's own,
-    migrated with each service's Alembic history, dropped at the end."""
-    base = config.load()
-    urls = {}
+    """This run's databases for services run in the test process, migrated
+    with each service's Alembic history, dropped at the end."""
+    urls = own_databases("test")
     for service, key in config.DATABASE_KEYS.items():
-        url = make_url(config.sqlalchemy_url(base[key])).set(database=f"{service}_test_{RUN_ID}")
-        urls[key] = url.render_as_string(hide_password=False)
         migrate.upgrade(service, urls[key])
     yield urls
     for url in urls.values():

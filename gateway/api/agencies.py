@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 from gateway.auth import caller, require_admin
 from gateway.calls import call
 from gateway.docs import Problem, page_of
-from shared.agency_schemas import Agency, AgencyBody, AgencyQuery, ApiKey, NewApiKey
+from shared.agency_schemas import Agency, AgencyBody, AgencyChanges, AgencyQuery, ApiKey, NewApiKey
 
 blp = Blueprint("agencies", __name__, url_prefix="/v1/agencies", description="The agency directory")
 
@@ -38,7 +38,7 @@ def get_agency(agency_id):
 
 
 @blp.route("/<uuid:agency_id>", methods=["PATCH"])
-@blp.arguments(AgencyBody(partial=True))
+@blp.arguments(AgencyChanges)
 @blp.alt_response(200, schema=Agency, success=True)
 @blp.alt_response(403, schema=Problem)
 @blp.alt_response(404, schema=Problem)

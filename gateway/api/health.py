@@ -2,7 +2,7 @@
 from flask import Blueprint, current_app
 
 from gateway.problems import problem
-from gateway.rpc import ServiceUnavailable
+from gateway.rpc import BrokerUnavailable, ServiceUnavailable
 
 blp = Blueprint("health", __name__)
 
@@ -23,10 +23,10 @@ def readyz():
         try:
             with pool.proxy() as rpc:
                 getattr(rpc, service).ping()
-        except ServiceUnavailable as error:
-            if "broker" in str(error):
-                down = ["rabbitmq"]
-                break
+        except BrokerUnavailable:
+            down = ["rabbitmq"]
+            break
+        except ServiceUnavailable:
             down.append(service)
     if down:
         return problem(503, "Service Unavailable", "Not ready: " + ", ".join(down) + " down.", down=down)

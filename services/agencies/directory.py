@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from services.agencies import keys
 from services.agencies.models import Agency, ApiKey
 from shared.agency_schemas import Agency as AgencySchema
-from shared.agency_schemas import AgencyBody, AgencyQuery, NewApiKey
+from shared.agency_schemas import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
 from shared.agency_schemas import ApiKey as ApiKeySchema
 from shared.errors import Forbidden, NotFound
 from shared.models import utcnow
@@ -26,12 +26,8 @@ OPERATORS_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 OPERATORS_NAME = "Referral network operators"
 
 
-def load_body(body, partial=False):
-    return load(AgencyBody(), body, "The agency is not valid.", partial=partial)
-
-
 def create(session, body):
-    agency = Agency(**load_body(body))
+    agency = Agency(**load(AgencyBody(), body, "The agency is not valid."))
     session.add(agency)
     session.flush()
     return agency_schema.dump(agency)
@@ -54,7 +50,7 @@ def get(session, agency_id):
 
 
 def change(session, agency_id, body, caller_is_admin):
-    changes = load_body(body, partial=True)
+    changes = load(AgencyChanges(), body, "The changes are not valid.")
     if not caller_is_admin:
         admin_only = sorted(set(changes) - SELF_EDITABLE)
         if admin_only:

@@ -3,11 +3,14 @@ service answering its directory questions."""
 import datetime
 import re
 
+import eventlet
 import pytest
+from nameko.events import event_handler
 from sqlalchemy import text
 
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.support import data
+from tests.support.sinks import wait_for
 
 
 def parse(timestamp):
@@ -109,3 +112,30 @@ def test_the_referral_and_its_event_are_written_together(referrals, pair, engine
     assert payload["reference"] == made["reference"]
     for value in data.PERSONAL_VALUES:
         assert value not in str(payload)
+
+
+class Listener:
+    """Stands where the notifications service listens."""
+
+    name = "listener"
+    received = []
+
+    @event_handler("referrals", "referral_sent")
+    def on_sent(self, payload):
+        Listener.received.append(payload)
+
+
+def test_the_relay_publishes_the_event_with_confirms_once(container_factory, service_config,
+                                                           referrals, pair, engines):
+    Listener.received = []
+    container_factory(Listener, service_config).start()
+    sender, receiver, _ = pair
+    made = referrals("create_referral", sender, data.referral(receiver))
+    wait_for(lambda: Listener.received, what="the referral_sent event")
+    assert Listener.received[0]["referral_id"] == made["id"]
+    with engines["REFERRALS_DATABASE_URL"].connect() as conn:
+        wait_for(lambda: conn.execute(text(
+            "SELECT published_at FROM outbox WHERE payload->>'referral_id' = :id"), {"id": made["id"]}
+        ).scalar(), what="the row marked published")
+    eventlet.sleep(0.3)  # several relay rounds later, still one delivery
+    assert len(Listener.received) == 1

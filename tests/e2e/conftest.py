@@ -1,0 +1,106 @@
+"""The real network, started as `make run` starts it (bin/run), on a
+RabbitMQ vhost and databases of its own, with stand-in mail and SMS
+providers; driven over HTTP."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import pytest
+import requests
+
+from shared import migrate
+from tests.conftest import own_databases
+from tests.support.sinks import HttpSink, SmtpSink, free_port, wait_for
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ADMIN_KEY = "e2e-admin-" + uuid.uuid4().hex
+
+
+class Network:
+    def __init__(self, process, url, log_path, smtp, sms):
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self.smtp = smtp
+        self.sms = sms
+
+    def log(self):
+        return pathlib.Path(self.log_path).read_text(errors="replace")
+
+    def call(self, method, path, key=None, **kwargs):
+        headers = kwargs.pop("headers", {})
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return requests.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
+
+    def stop(self, timeout=30):
+        """SIGTERM to bin/run, as Ctrl-C or `docker stop` would; True when
+        every process it started has gone."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+        try:
+            wait_for(lambda: not _group_alive(self.process.pid), timeout=timeout, what="all processes to exit")
+        except AssertionError:
+            return False
+        return True
+
+
+def _group_alive(pgid):
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def network(rabbit_manager):
+    vhost = "e2e_" + uuid.uuid4().hex[:10]
+    rabbit_manager.create_vhost(vhost)
+    rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
+    databases = own_databases("e2e" + vhost[-4:])
+    port = free_port()
+    log_file = tempfile.NamedTemporaryFile(prefix="network-", suffix=".log", delete=False)
+    with SmtpSink() as smtp, HttpSink() as sms:
+        env = dict(
+            os.environ,
+            VENV=sys.prefix,
+            AMQP_URI=f"amqp://guest:guest@localhost:5672/{vhost}",
+            GATEWAY_PORT=str(port),
+            BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp.port),
+            SMS_BACKEND="http",
+            SMS_HTTP_URL=sms.url,
+            GATEWAY_WORKERS="1",
+            **databases,
+        )
+        process = subprocess.Popen(
+            [str(ROOT / "bin" / "run")], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        running = Network(process, f"http://127.0.0.1:{port}", log_file.name, smtp, sms)
+        try:
+            wait_for(lambda: _ready(running), timeout=90, interval=0.5, what="the network to be ready")
+            yield running
+        finally:
+            if not running.stop():
+                os.killpg(process.pid, signal.SIGKILL)
+            for url in databases.values():
+                migrate.drop_database(url)
+            rabbit_manager.delete_vhost(vhost)
+            os.unlink(log_file.name)
+
+
+def _ready(network):
+    if network.process.poll() is not None:
+        raise AssertionError("bin/run exited early:\n" + network.log()[-5000:])
+    try:
+        return network.call("GET", "/readyz").status_code == 200
+    except requests.RequestException:
+        return False
