@@ -14,7 +14,9 @@ class ServiceError(Exception):
     title = "Internal error"
 
     def __init__(self, detail, errors=None):
-        super().__init__(detail, errors)
+        # Only what is there goes into args: nameko sends args across RPC as
+        # strings where they are not JSON (None would arrive as "None").
+        super().__init__(detail, *([errors] if errors else []))
         self.detail = detail
         self.errors = errors or None
 

@@ -212,6 +212,7 @@ def listing(session, agency_id, filters):
 
 def history(session, agency_id, referral_id):
     referral = _visible(session, agency_id, referral_id)
+    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="history"))
     entries = session.scalars(
         select(HistoryEntry)
         .where(HistoryEntry.referral_id == referral.id)
