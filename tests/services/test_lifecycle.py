@@ -126,3 +126,18 @@ def test_random_moves_never_leave_a_state_the_contract_forbids(sessions, databas
         history = cases.history(session, SENDER, referral_id)["items"]
     for entry in history[1:]:
         assert entry["to_status"] in LEGAL[entry["from_status"]]
+
+
+def test_an_idempotency_key_lasts_24_hours(sessions, databases):
+    body = data.referral(RECEIVER)
+    digest = cases.request_digest(body)
+    with sessions.begin() as session:
+        first = cases.create(session, SENDER, NewReferral().load(body), 72, ("day-key", digest))
+    with sessions.begin() as session:
+        assert cases.find_idempotent(session, SENDER, "day-key", digest)["id"] == first["id"]
+        assert cases.find_idempotent(session, OUTSIDER, "day-key", digest) is None  # keys are per sender
+        with pytest.raises(Conflict):
+            cases.find_idempotent(session, SENDER, "day-key", cases.request_digest(dict(body, reason="x")))
+        session.execute(text("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"))
+    with sessions.begin() as session:
+        assert cases.find_idempotent(session, SENDER, "day-key", digest) is None
