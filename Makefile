@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: install run test up down logs clean
+.PHONY: install run test seed up down logs clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ run: install  ## the whole network in the foreground (Ctrl-C stops it)
 
 test: install  ## the whole suite, against the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest
+
+seed: install  ## a demonstration directory, and two agency keys to try the API with
+	$(PY) -m services.agencies.seed
 
 up:  ## the same network under docker compose, in the background
 	$(COMPOSE) up --build --detach

@@ -16,9 +16,9 @@ class Contact(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = fields.String(allow_none=True, load_default=None, validate=standards.email_address)
     phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)
-    language = fields.String(required=True, validate=validate.OneOf(CONTACT_LANGUAGES))
+    language = fields.String(required=True, validate=standards.one_of(CONTACT_LANGUAGES))
     channels = fields.List(
-        fields.String(validate=validate.OneOf(CHANNELS)),
+        fields.String(validate=standards.one_of(CHANNELS)),
         required=True,
         validate=[validate.Length(min=1), _unique],
     )
@@ -36,9 +36,9 @@ class AgencyBody(Schema):
     """What an admin gives to create an agency, or a caller to change one."""
 
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    kind = fields.String(required=True, validate=validate.OneOf(AGENCY_KINDS))
+    kind = fields.String(required=True, validate=standards.one_of(AGENCY_KINDS))
     services = fields.List(
-        fields.String(validate=validate.OneOf(SERVICE_TYPES)), load_default=list, validate=_unique
+        fields.String(validate=standards.one_of(SERVICE_TYPES)), load_default=list, validate=_unique
     )
     regions = fields.List(
         fields.String(validate=standards.subdivision_code), load_default=list, validate=_unique
@@ -64,7 +64,7 @@ class Agency(AgencyBody):
 
 
 class NewApiKey(Schema):
-    role = fields.String(required=True, validate=validate.OneOf(KEY_ROLES))
+    role = fields.String(required=True, validate=standards.one_of(KEY_ROLES))
 
 
 class ApiKey(Schema):
@@ -76,7 +76,7 @@ class ApiKey(Schema):
 
 
 class AgencyQuery(PageQuery):
-    service = fields.String(validate=validate.OneOf(SERVICE_TYPES))
+    service = fields.String(validate=standards.one_of(SERVICE_TYPES))
     region = fields.String(validate=standards.subdivision_code)
     language = fields.String(validate=standards.language_code)
     accepting = fields.Boolean()

@@ -8,6 +8,10 @@ statuses, agency ids, service type and reference: never a returnee's data.
 from marshmallow import Schema, fields, validate
 
 REFERRALS = "referrals"  # the service whose exchange carries referral events
+AGENCIES = "agencies"  # ... and agency events
+
+AGENCY_CREATED = "agency_created"
+AGENCY_UPDATED = "agency_updated"
 
 REFERRAL_SENT = "referral_sent"
 REFERRAL_ACCEPTED = "referral_accepted"
@@ -46,3 +50,16 @@ class ReferralEvent(Schema):
 
 
 referral_event = ReferralEvent()
+
+
+class AgencyEvent(Schema):
+    """An agency as the directory now has it (no keys, nothing secret), for
+    services that keep a copy of what they need."""
+
+    event_id = fields.UUID(required=True)
+    event_type = fields.String(required=True, validate=validate.OneOf((AGENCY_CREATED, AGENCY_UPDATED)))
+    occurred_at = fields.AwareDateTime(required=True)
+    agency = fields.Dict(required=True)
+
+
+agency_event = AgencyEvent()

@@ -1,6 +1,7 @@
 """The notification records as the contract shows them."""
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
+from shared import standards
 from shared.paging import PageQuery
 from shared.vocabulary import CHANNELS, NOTIFICATION_STATUSES
 
@@ -9,10 +10,10 @@ class Notification(Schema):
     id = fields.UUID()
     referral_id = fields.UUID()
     event = fields.String()
-    channel = fields.String(validate=validate.OneOf(CHANNELS))
+    channel = fields.String(validate=standards.one_of(CHANNELS))
     recipient = fields.String()
     language = fields.String()
-    status = fields.String(validate=validate.OneOf(NOTIFICATION_STATUSES))
+    status = fields.String(validate=standards.one_of(NOTIFICATION_STATUSES))
     attempts = fields.Integer()
     last_error = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()
@@ -21,4 +22,4 @@ class Notification(Schema):
 
 class NotificationQuery(PageQuery):
     referral_id = fields.UUID()
-    status = fields.String(validate=validate.OneOf(NOTIFICATION_STATUSES))
+    status = fields.String(validate=standards.one_of(NOTIFICATION_STATUSES))

@@ -2,9 +2,9 @@
 
 A service writes an event into its own `outbox` table in the same transaction
 as the change it announces. The relay then publishes unpublished rows to
-RabbitMQ with publisher confirms (and `mandatory`, so an event no queue is
-bound for yet stays in the outbox) and marks each row only after the broker
-confirmed it. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several
+RabbitMQ with publisher confirms and marks each row only after the broker
+confirmed it. With `mandatory` (for events someone must receive), an event no
+queue is bound for yet stays in the outbox for a later round. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several
 relays (one per replica) never publish the same row twice.
 """
 import logging
@@ -63,7 +63,7 @@ def add_event(session, Outbox, event_type, payload):
 class Relay:
     """Publishes a service's outbox to its nameko event exchange."""
 
-    def __init__(self, sessions, Outbox, config, source_service, batch_size=100):
+    def __init__(self, sessions, Outbox, config, source_service, batch_size=100, mandatory=True):
         self.sessions = sessions
         self.Outbox = Outbox
         self.exchange = get_event_exchange(source_service, config)
@@ -73,6 +73,7 @@ class Relay:
             config["AMQP_URI"], exchange=self.exchange, declare=[self.exchange], retry=False
         )
         self.batch_size = batch_size
+        self.mandatory = mandatory
 
     def publish_pending(self):
         """Publish one batch; returns how many rows the broker confirmed."""
@@ -91,7 +92,7 @@ class Relay:
                     self.publisher.publish(
                         row.payload,
                         routing_key=row.event_type,
-                        mandatory=True,
+                        mandatory=self.mandatory,
                         message_id=str(row.id),
                     )
                 except UndeliverableMessage:
@@ -104,3 +105,8 @@ class Relay:
                 row.published_at = utcnow()
                 published += 1
             return published
+
+    def drain(self):
+        """Publish batch after batch while full batches go out."""
+        while self.publish_pending() == self.batch_size:
+            pass

@@ -17,7 +17,7 @@ class Returnee(Schema):
     given_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     family_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     date_of_birth = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
-    sex = fields.String(allow_none=True, load_default=None, validate=validate.OneOf(SEXES))
+    sex = fields.String(allow_none=True, load_default=None, validate=standards.one_of(SEXES))
     phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)
     preferred_language = fields.String(
         allow_none=True, load_default=None, validate=standards.language_code
@@ -39,14 +39,14 @@ class Consent(Schema):
         allow_none=True, load_default=None, validate=standards.not_in_future
     )
     method = fields.String(
-        allow_none=True, load_default=None, validate=validate.OneOf(CONSENT_METHODS)
+        allow_none=True, load_default=None, validate=standards.one_of(CONSENT_METHODS)
     )
 
 
 class NewReferral(Schema):
     receiving_agency_id = fields.UUID(required=True)
-    service_type = fields.String(required=True, validate=validate.OneOf(SERVICE_TYPES))
-    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+    service_type = fields.String(required=True, validate=standards.one_of(SERVICE_TYPES))
+    priority = fields.String(load_default="normal", validate=standards.one_of(PRIORITIES))
     reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
     returnee = fields.Nested(Returnee, required=True)
     consent = fields.Nested(Consent, required=True)
@@ -55,7 +55,7 @@ class NewReferral(Schema):
 class Referral(NewReferral):
     id = fields.UUID(dump_only=True)
     reference = fields.String(dump_only=True)
-    status = fields.String(dump_only=True, validate=validate.OneOf(REFERRAL_STATUSES))
+    status = fields.String(dump_only=True, validate=standards.one_of(REFERRAL_STATUSES))
     sending_agency_id = fields.UUID(dump_only=True)
     outcome = fields.String(dump_only=True, allow_none=True)
     respond_by = fields.AwareDateTime(dump_only=True)
@@ -85,9 +85,9 @@ MOVE_BODIES = {"accept": NoBody, "start": NoBody, "decline": Decline, "cancel": 
 
 
 class ReferralQuery(PageQuery):
-    box = fields.String(validate=validate.OneOf(("sent", "received")))
-    status = fields.String(validate=validate.OneOf(REFERRAL_STATUSES))
-    service_type = fields.String(validate=validate.OneOf(SERVICE_TYPES))
+    box = fields.String(validate=standards.one_of(("sent", "received")))
+    status = fields.String(validate=standards.one_of(REFERRAL_STATUSES))
+    service_type = fields.String(validate=standards.one_of(SERVICE_TYPES))
     overdue = fields.Boolean()
 
 

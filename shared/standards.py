@@ -9,7 +9,7 @@ from functools import lru_cache
 import email_validator
 import phonenumbers
 import pycountry
-from marshmallow import ValidationError
+from marshmallow import ValidationError, validate
 
 
 @lru_cache(maxsize=1)
@@ -56,3 +56,8 @@ def not_in_future(value):
     day = value.date() if isinstance(value, datetime.datetime) else value
     if day > today:
         raise ValidationError(f"{value.isoformat()} is in the future.")
+
+
+def one_of(choices):
+    """A fixed choice whose refusal names the value given."""
+    return validate.OneOf(choices, error="{input!r} is not one of: {choices}.")

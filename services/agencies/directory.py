@@ -4,13 +4,15 @@ import uuid
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.agencies import keys
-from services.agencies.models import Agency, ApiKey
+from services.agencies import keys, names
+from services.agencies.models import Agency, ApiKey, Outbox
+from shared import events
 from shared.agency_schemas import Agency as AgencySchema
 from shared.agency_schemas import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
 from shared.agency_schemas import ApiKey as ApiKeySchema
 from shared.errors import Forbidden, NotFound
 from shared.models import utcnow
+from shared.outbox import add_event
 from shared.paging import page_of
 from shared.validation import load
 
@@ -27,10 +29,18 @@ OPERATORS_NAME = "Referral network operators"
 
 
 def create(session, body):
-    agency = Agency(**load(AgencyBody(), body, "The agency is not valid."))
+    fields = load(AgencyBody(), body, "The agency is not valid.")
+    agency = Agency(**fields, search_name=names.fold(fields["name"]))
     session.add(agency)
     session.flush()
-    return agency_schema.dump(agency)
+    return announce(session, agency, events.AGENCY_CREATED)
+
+
+def announce(session, agency, event_type):
+    """Stage the agency's new state as an event; returns it as dumped."""
+    dumped = agency_schema.dump(agency)
+    add_event(session, Outbox, event_type, {"occurred_at": utcnow().isoformat(), "agency": dumped})
+    return dumped
 
 
 def _find(session, agency_id, lock=False):
@@ -60,9 +70,10 @@ def change(session, agency_id, body, caller_is_admin):
     agency = _find(session, agency_id, lock=True)
     for field, value in changes.items():
         setattr(agency, field, value)
+    agency.search_name = names.fold(agency.name)
     agency.updated_at = utcnow()
     session.flush()
-    return agency_schema.dump(agency)
+    return announce(session, agency, events.AGENCY_UPDATED)
 
 
 def search(session, filters):
@@ -75,7 +86,8 @@ def search(session, filters):
     if "accepting" in filters:
         query = query.where(Agency.accepting_referrals.is_(filters["accepting"]))
     if "q" in filters:
-        query = query.where(Agency.name.ilike(f"%{_escape_like(filters['q'])}%", escape="\\"))
+        pattern = f"%{_escape_like(names.fold(filters['q']))}%"
+        query = query.where(Agency.search_name.like(pattern, escape="\\"))
     query = query.order_by(Agency.name, Agency.id)
     return page_of(query, session, filters["page"], filters["per_page"], agency_schema.dump)
 
@@ -126,30 +138,38 @@ def authenticate(session, clear_key):
     return {"agency_id": str(api_key.agency_id), "role": api_key.role, "key_id": str(api_key.id)}
 
 
-def ensure_admin_key(session, clear_key):
-    """Make sure an admin key with this clear value exists (idempotent)."""
-    session.execute(
+def ensure(session, agency_id, body):
+    """Make sure an agency with this fixed id exists, as `body` describes it
+    if it has to be made; an existing one is left as it is. Idempotent, and
+    safe when several processes do it at once."""
+    fields = load(AgencyBody(), body, "The agency is not valid.")
+    made = session.execute(
         insert(Agency)
-        .values(
-            id=OPERATORS_ID,
-            name=OPERATORS_NAME,
-            kind="government",
-            services=[],
-            regions=[],
-            languages=["az", "en", "ru"],
-            accepting_referrals=False,
-            contacts=[],
-        )
+        .values(id=agency_id, search_name=names.fold(fields["name"]), **fields)
         .on_conflict_do_nothing(index_elements=["id"])
-    )
+        .returning(Agency.id)
+    ).first()
+    if made:
+        announce(session, session.get(Agency, agency_id), events.AGENCY_CREATED)
+
+
+def ensure_key(session, agency_id, clear_key, role):
+    """Make sure a key with this clear value exists for the agency (idempotent)."""
     session.execute(
         insert(ApiKey)
         .values(
             id=uuid.uuid4(),
-            agency_id=OPERATORS_ID,
-            role="admin",
+            agency_id=agency_id,
+            role=role,
             prefix=keys.visible_prefix(clear_key),
             digest=keys.digest(clear_key),
         )
         .on_conflict_do_nothing(index_elements=["digest"])
     )
+
+
+def ensure_admin_key(session, clear_key):
+    """Make sure an admin key with this clear value exists (idempotent)."""
+    ensure(session, OPERATORS_ID, {"name": OPERATORS_NAME, "kind": "government",
+                                   "languages": ["az", "en", "ru"], "accepting_referrals": False})
+    ensure_key(session, OPERATORS_ID, clear_key, "admin")

@@ -3,6 +3,7 @@ from sqlalchemy import ForeignKey, Index, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.outbox import outbox_model
 from shared.models import (
     Id,
     OptionalTimestamp,
@@ -15,6 +16,7 @@ from shared.models import (
 )
 
 Base = new_base()
+Outbox = outbox_model(Base)
 
 
 class Agency(Base):
@@ -22,6 +24,7 @@ class Agency(Base):
 
     id: Id = id_column()
     name: Mapped[str] = mapped_column(Text)
+    search_name: Mapped[str] = mapped_column(Text)  # names.fold(name), for `q`
     kind: Mapped[str] = mapped_column(Text)
     services: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     regions: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
@@ -36,6 +39,8 @@ class Agency(Base):
         Index("ix_agencies_regions", "regions", postgresql_using="gin"),
         Index("ix_agencies_languages", "languages", postgresql_using="gin"),
         Index("ix_agencies_name_id", "name", "id"),
+        Index("ix_agencies_search_name_trgm", "search_name", postgresql_using="gin",
+              postgresql_ops={"search_name": "gin_trgm_ops"}),
     )
 
 

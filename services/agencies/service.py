@@ -1,11 +1,16 @@
 """The agencies service: the directory of agencies and their API keys."""
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from services.agencies import directory
+from services.agencies.models import Outbox
+from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
+from shared.outbox import Relay
+from shared.timers import every
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +30,12 @@ class AgenciesService:
     name = "agencies"
 
     db = DirectoryDatabase("AGENCIES_DATABASE_URL")
+    config = Config()
+
+    @every("OUTBOX_RELAY_SECONDS")
+    def relay_outbox(self):
+        # Nobody has to hear of directory changes, so not `mandatory`.
+        Relay(self.db, Outbox, self.config, events.AGENCIES, mandatory=False).drain()
 
     @rpc
     def ping(self):

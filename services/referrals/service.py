@@ -74,9 +74,7 @@ class ReferralsService:
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):
-        relay = Relay(self.db, Outbox, self.config, events.REFERRALS)
-        while relay.publish_pending() == relay.batch_size:
-            pass
+        Relay(self.db, Outbox, self.config, events.REFERRALS).drain()
 
     @every("OVERDUE_SWEEP_SECONDS")
     def sweep_overdue(self):
