@@ -1,13 +1,14 @@
 """The gateway: partners' HTTP API over the services' RPC."""
 import logging
+from http import HTTPStatus
 
 import flask_smorest
 from flask import Flask
 
-from gateway import auth
+from gateway import bodies, docs, limits, request_ids
 from gateway.api import agencies, health, notifications, referrals
 from gateway.problems import from_http_exception, problem
-from gateway.rpc import RpcPool, ServiceUnavailable
+from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
 from shared import config
 from shared.errors import ServiceError
 
@@ -15,6 +16,18 @@ log = logging.getLogger(__name__)
 
 
 class Api(flask_smorest.Api):
+    """flask-smorest's Api with the contract's errors: problem+json bodies,
+    each status listed (no catch-all `default` answer)."""
+
+    ERROR_SCHEMA = docs.Problem
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _register_responses(self):
+        docs.register_components(self.spec, self.ERROR_SCHEMA)
+
+    def _register_pagination_header(self):
+        """Lists answer pages in their bodies, not flask-smorest's header."""
+
     def handle_http_exception(self, error):
         return from_http_exception(error)
 
@@ -31,7 +44,13 @@ def create_app(settings=None):
         OPENAPI_REDOC_PATH="/docs",
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
         API_SPEC_OPTIONS={
-            "components": {"securitySchemes": {"bearerKey": {"type": "http", "scheme": "bearer"}}},
+            "info": {"description": "Partner agencies' API of the returnee referral network. "
+                                    "Every error is application/problem+json (RFC 9457). Unknown "
+                                    "fields in a body and unknown query parameters are refused (422)."},
+            "components": {"securitySchemes": {"bearerKey": {
+                "type": "http", "scheme": "bearer",
+                "description": "An API key issued by the network's admins: `Authorization: Bearer <key>`.",
+            }}},
             "security": [{"bearerKey": []}],
         },
     )
@@ -39,17 +58,24 @@ def create_app(settings=None):
     app.extensions["rpc"] = RpcPool(settings, timeout=timeout)
     app.extensions["readiness_rpc"] = RpcPool(settings, timeout=min(timeout, 2.0), size=2)
 
-    api = Api(app)
-    app.register_blueprint(health.blp)
-    for module in (agencies, referrals, notifications):
-        module.blp.before_request(auth.authenticate)
-        if getattr(module, "AGENCY_KEYS_ONLY", False):
-            module.blp.before_request(auth.require_agency)
+    # The order of the hooks: the request id first, then the rate limit,
+    # then the body checks, then the key (the /v1 blueprints' own hooks).
+    request_ids.init_app(app)
+    limits.init_app(app, settings["RATE_LIMIT"])
+    bodies.init_app(app, int(settings["MAX_BODY_BYTES"]))
+
+    api = Api(app, spec_kwargs={"extra_plugins": [docs.ContractPlugin()]})
+    for module in (health, agencies, referrals, notifications):
         api.register_blueprint(module.blp)
 
     @app.errorhandler(ServiceError)
     def service_error(error):
-        return problem(error.status, error.title, error.detail, error.errors)
+        # RFC 9457: with type about:blank, the title is the status's own phrase
+        return problem(error.status, HTTPStatus(error.status).phrase, error.detail, error.errors)
+
+    @app.errorhandler(ServiceTimeout)
+    def timed_out(error):
+        return problem(504, "Gateway Timeout", str(error))
 
     @app.errorhandler(ServiceUnavailable)
     def unavailable(error):

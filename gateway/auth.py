@@ -1,8 +1,11 @@
 """Who is calling: the bearer key, checked with the agencies service on
 every `/v1` request (no cache, so a revoked key fails on the very next one)."""
 from flask import abort, g, request
+from werkzeug.datastructures import WWWAuthenticate
 
 from gateway.calls import call
+
+BEARER = WWWAuthenticate("Bearer")
 
 
 class Caller:
@@ -20,10 +23,11 @@ def authenticate():
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        abort(401, description="An API key is required: Authorization: Bearer <key>.")
+        abort(401, description="An API key is required: Authorization: Bearer <key>.",
+              www_authenticate=BEARER)
     found = call("agencies", "authenticate", key.strip())
     if not found:
-        abort(401, description="The API key is not valid.")
+        abort(401, description="The API key is not valid.", www_authenticate=BEARER)
     g.caller = Caller(found["agency_id"], found["role"], found["key_id"])
 
 

@@ -1,10 +1,15 @@
-"""Every error as `application/problem+json` (RFC 9457)."""
-from flask import jsonify
+"""Every error as `application/problem+json` (RFC 9457), with the request's
+id in the body (`request_id`) so that a partner can quote it to operators."""
+from flask import has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
+from gateway import request_ids
 from shared.validation import flatten_errors
 
 PROBLEM_TYPE = "about:blank"
+MEDIA_TYPE = "application/problem+json"
+# Headers of werkzeug's own errors that a partner needs (405's Allow, say).
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def problem(status, title, detail=None, errors=None, **extra):
@@ -13,10 +18,12 @@ def problem(status, title, detail=None, errors=None, **extra):
         body["detail"] = detail
     if errors:
         body["errors"] = errors
+    if has_request_context():
+        body["request_id"] = request_ids.current()
     body.update(extra)
     response = jsonify(body)
     response.status_code = status
-    response.mimetype = "application/problem+json"
+    response.mimetype = MEDIA_TYPE
     return response
 
 
@@ -28,13 +35,17 @@ def from_http_exception(error: HTTPException):
     if "messages" in data:
         errors = {}
         for messages in data["messages"].values():
-            errors.update(flatten_errors(messages))
+            if isinstance(messages, dict):
+                errors.update(flatten_errors(messages))
+            else:  # about the whole of a location, not one field
+                errors.setdefault("_schema", []).extend(messages)
     detail = "The request is not valid." if errors else error.description
     response = problem(error.code or 500, error.name, detail, errors)
-    for name, value in (data.get("headers") or {}).items():
-        response.headers[name] = value
+    headers = dict(error.get_headers())
     if getattr(error, "response", None) is not None:
-        for name in ("Allow", "Retry-After"):
-            if name in error.response.headers:
-                response.headers[name] = error.response.headers[name]
+        headers.update(error.response.headers)
+    headers.update(data.get("headers") or {})
+    for name in KEPT_HEADERS:
+        if name in headers:
+            response.headers[name] = headers[name]
     return response

@@ -5,6 +5,10 @@ queue and serves one thread at a time, so the pool lends each request thread
 a proxy of its own and takes it back afterwards. A proxy whose connection
 broke (a broker restart) is dropped, and the next request gets a fresh one:
 the gateway outlives the broker without being restarted.
+
+Each proxy keeps its worker context data in a dict of the pool's own, which
+the borrower fills before its calls (the request id): nameko sends that data
+as AMQP headers with every call the proxy makes.
 """
 import contextlib
 import logging
@@ -30,6 +34,10 @@ class BrokerUnavailable(ServiceUnavailable):
     """RabbitMQ itself cannot be reached."""
 
 
+class ServiceTimeout(ServiceUnavailable):
+    """A service did not answer within the timeout (it may be down or stuck)."""
+
+
 class RpcPool:
     def __init__(self, config, timeout, size=16):
         self.config = {"AMQP_URI": config["AMQP_URI"]}
@@ -40,8 +48,9 @@ class RpcPool:
         self.created = 0
 
     def _new(self):
-        holder = ClusterRpcProxy(self.config, timeout=self.timeout)
-        return holder, holder.start()
+        context = {}  # nameko keeps this very dict as the proxy's context data
+        holder = ClusterRpcProxy(self.config, context_data=context, timeout=self.timeout)
+        return holder, holder.start(), context
 
     def _take(self):
         try:
@@ -68,13 +77,17 @@ class RpcPool:
             entry[0].stop()
 
     @contextlib.contextmanager
-    def proxy(self):
-        """`with pool.proxy() as rpc: rpc.agencies.get_agency(...)`"""
+    def proxy(self, context_data=None):
+        """`with pool.proxy({"request_id": ...}) as rpc: rpc.agencies.get_agency(...)`:
+        every call made through `rpc` carries `context_data`."""
         try:
             entry = self._take()
         except Exception as error:
             log.warning("cannot reach RabbitMQ: %s", error)
             raise BrokerUnavailable("The message broker is not reachable.") from None
+        context = entry[2]
+        context.clear()  # nothing of the previous borrower's request
+        context.update(context_data or {})
         try:
             yield entry[1]
         except UnknownService as error:
@@ -82,7 +95,7 @@ class RpcPool:
             raise ServiceUnavailable(f"The {error.args[0]} service is not running.") from None
         except RpcTimeout:
             self._drop(entry)  # a late reply would confuse the next borrower
-            raise ServiceUnavailable("A service did not answer in time.") from None
+            raise ServiceTimeout(f"A service did not answer within {self.timeout:g} s.") from None
         except BROKEN_CONNECTION as error:
             self._drop(entry)
             log.warning("RPC connection lost: %s", error)

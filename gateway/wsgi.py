@@ -1,7 +1,6 @@
 """The gateway application as gunicorn serves it: `gateway.wsgi:app`."""
-import logging
-
 from gateway.app import create_app
+from shared import request_id
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+request_id.configure_logging()  # each line names the request it was written for
 app = create_app()

@@ -13,7 +13,7 @@ import importlib  # noqa: E402
 import logging  # noqa: E402
 import warnings  # noqa: E402
 
-from shared import config  # noqa: E402
+from shared import config, request_id  # noqa: E402
 
 SERVICES = {
     "agencies": "services.agencies.service:AgenciesService",
@@ -29,7 +29,7 @@ def service_class(name):
 
 def configure_logging(level="INFO"):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    request_id.configure_logging(level)  # each line names the request it serves, if any
     logging.getLogger("kombu").setLevel(logging.WARNING)
     logging.getLogger("nameko").setLevel(logging.WARNING)
     # nameko logs an expected error (a refusal) with its arguments, which may

@@ -1,10 +1,11 @@
 """Referrals and their lifecycle: /v1/referrals."""
 from flask import request
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
-from gateway.auth import caller
+from gateway.auth import authenticate, caller, require_agency
 from gateway.calls import call
-from gateway.docs import Problem, page_of
+from gateway.docs import page_of, problems
 from shared.referral_schemas import (
     Cancel,
     Complete,
@@ -18,7 +19,8 @@ from shared.referral_schemas import (
 
 blp = Blueprint("referrals", __name__, url_prefix="/v1/referrals",
                 description="Referrals of returnees between agencies")
-AGENCY_KEYS_ONLY = True  # admin keys do not read returnees' personal data
+blp.before_request(authenticate)
+blp.before_request(require_agency)  # admin keys do not read returnees' personal data
 
 
 @blp.route("", methods=["POST"])
@@ -28,8 +30,7 @@ AGENCY_KEYS_ONLY = True  # admin keys do not read returnees' personal data
     "description": "The same key and body within 24 h answers the first result again.",
 }])
 @blp.alt_response(201, schema=Referral, success=True)
-@blp.alt_response(409, schema=Problem)
-@blp.alt_response(422, schema=Problem)
+@problems(blp, 403, 409)
 def create_referral(_):
     """Refer a returnee to another agency for a service."""
     key = request.headers.get("Idempotency-Key") or None
@@ -37,8 +38,9 @@ def create_referral(_):
 
 
 @blp.route("", methods=["GET"])
-@blp.arguments(ReferralQuery, location="query", as_kwargs=True)
+@blp.arguments(ReferralQuery, location="query", as_kwargs=True, unknown=RAISE)
 @blp.alt_response(200, schema=page_of(Referral), success=True)
+@problems(blp, 403)
 def list_referrals(**filters):
     """The caller's referrals, sent and received, newest first."""
     return call("referrals", "list_referrals", caller().agency_id, ReferralQuery().dump(filters))
@@ -46,7 +48,7 @@ def list_referrals(**filters):
 
 @blp.route("/<uuid:referral_id>", methods=["GET"])
 @blp.alt_response(200, schema=Referral, success=True)
-@blp.alt_response(404, schema=Problem)
+@problems(blp, 403)
 def get_referral(referral_id):
     """One referral, for its sender or receiver."""
     return call("referrals", "get_referral", caller().agency_id, str(referral_id))
@@ -54,18 +56,16 @@ def get_referral(referral_id):
 
 @blp.route("/<uuid:referral_id>/history", methods=["GET"])
 @blp.alt_response(200, schema=History, success=True)
-@blp.alt_response(404, schema=Problem)
+@problems(blp, 403)
 def referral_history(referral_id):
     """Every move of the referral, oldest first."""
     return call("referrals", "referral_history", caller().agency_id, str(referral_id))
 
 
 def _move_view(move, body_schema, party):
-    @blp.arguments(body_schema)
+    @blp.arguments(body_schema, required=body_schema is not NoBody)
     @blp.alt_response(200, schema=Referral, success=True)
-    @blp.alt_response(403, schema=Problem)
-    @blp.alt_response(404, schema=Problem)
-    @blp.alt_response(409, schema=Problem)
+    @problems(blp, 403, 409)
     def view(_, referral_id):
         return call("referrals", "move_referral", caller().agency_id, str(referral_id), move,
                     request.get_json(silent=True) or {})

@@ -10,6 +10,7 @@ from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
 from shared.outbox import Relay
+from shared.request_id import RequestId
 from shared.timers import every
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class AgenciesService:
     name = "agencies"
 
     db = DirectoryDatabase("AGENCIES_DATABASE_URL")
+    request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     config = Config()
 
     @every("OUTBOX_RELAY_SECONDS")

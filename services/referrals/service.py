@@ -11,6 +11,7 @@ from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED, NotFound
 from shared.outbox import Relay
+from shared.request_id import RequestId
 from shared.timers import every
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ class ReferralsService:
     name = "referrals"
 
     db = Database("REFERRALS_DATABASE_URL")
+    request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     config = Config()
     agencies = RpcProxy("agencies")
 

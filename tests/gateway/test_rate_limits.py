@@ -1,0 +1,30 @@
+"""Rate limits per API key: over the limit, 429 with Retry-After and a
+problem body; other keys and the health checks are not held back."""
+from tests.gateway.conftest import ADMIN_KEY, bearer
+
+
+def test_a_key_over_its_limit_gets_a_429_problem_with_retry_after(make_app, services, new_agency):
+    client = make_app(RATE_LIMIT="3/minute").test_client()
+    _, key = new_agency(http=make_app().test_client())  # made through a gateway without a tight limit
+    mine = bearer(key["key"])
+
+    answers = [client.get("/v1/agencies", headers=mine).status_code for _ in range(3)]
+    assert answers == [200, 200, 200]
+    held = client.get(f"/v1/agencies/{key['id']}", headers={**mine, "X-Request-ID": "over-the-limit"})
+    assert held.status_code == 429
+    assert held.mimetype == "application/problem+json"
+    assert 1 <= int(held.headers["Retry-After"]) <= 60
+    body = held.get_json()
+    assert body["status"] == 429 and body["request_id"] == "over-the-limit"
+    assert "3 per 1 minute" in body["detail"]
+
+    # One budget per key, across calls; another key has its own.
+    assert client.get("/v1/agencies", headers=bearer(ADMIN_KEY)).status_code == 200
+
+
+def test_health_checks_are_never_limited(make_app, services):
+    client = make_app(RATE_LIMIT="1/minute").test_client()
+    assert [client.get("/healthz").status_code for _ in range(5)] == [200] * 5
+    assert [client.get("/readyz").status_code for _ in range(3)] == [200] * 3
+    assert client.get("/openapi.json").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
