@@ -1,14 +1,16 @@
 """Which events reach whom, the rows that record each message, and their
 delivery with retries whose schedule lives in the database."""
+import dataclasses
 import datetime
 import logging
 import random
 
-from sqlalchemy import select
+import eventlet
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from services.notifications.models import HandledEvent, Notification
-from services.notifications.transports import DeliveryError
+from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
 from shared import events
 from shared.models import utcnow
 from shared.notification_schemas import Notification as NotificationSchema
@@ -38,16 +40,16 @@ def plan(event, agencies, messages):
     rows = []
     for role in AUDIENCE.get(event["event_type"], ()):
         agency, other = agencies[role], agencies[OTHER_PARTY[role]]
+        # All a template is given: never anything about the returnee.
+        context = {
+            "reference": event["reference"],
+            "service_type": event["service_type"],
+            "other_agency": other["name"],
+            "agency": agency["name"],
+            "role": role,
+        }
         for contact in agency["contacts"]:
             language = contact["language"]
-            context = messages.context(
-                language,
-                event["service_type"],
-                reference=event["reference"],
-                other_agency=other["name"],
-                agency=agency["name"],
-                role=role,
-            )
             for channel in contact["channels"]:
                 row = Notification(
                     event_id=event["event_id"],
@@ -89,35 +91,111 @@ def backoff(attempts, base_seconds):
     return datetime.timedelta(seconds=base_seconds * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
 
 
-def deliver_due(session, mailer, sms, max_attempts, backoff_seconds, limit=20):
-    """Send the pending messages whose time has come; returns how many were
-    tried. Rows are claimed with SKIP LOCKED so replicas share the work."""
-    now = utcnow()
-    due = session.scalars(
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_seconds: float
+    send_timeout: float
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(
+            max_attempts=int(settings["NOTIFICATION_MAX_ATTEMPTS"]),
+            backoff_seconds=float(settings["NOTIFICATION_BACKOFF_SECONDS"]),
+            send_timeout=send_timeout(settings),
+        )
+
+    @property
+    def lease(self):
+        """How long a claimed message is held: three times the longest
+        send, so a send (cut off at its timeout) ends well inside it."""
+        return datetime.timedelta(seconds=3 * self.send_timeout)
+
+
+def deliver_due(sessions, mailer, sms, policy, limit=20):
+    """Send the pending messages whose time has come, one at a time, until
+    none is due or `limit` were tried; returns how many were tried.
+
+    Each message is claimed in a short transaction of its own (FOR UPDATE
+    SKIP LOCKED; its attempt counted and its next_attempt_at moved a lease
+    ahead), sent with no transaction open, and its outcome recorded in
+    another short transaction only if the claim still holds. So replicas
+    share the work without sending a row twice, and no row lock is held
+    through a slow SMTP conversation. A replica that dies mid-send leaves
+    the message to be tried again when the lease ends (that try counts).
+    """
+    tried = 0
+    while tried < limit:
+        with sessions.begin() as session:
+            claim = _claim(session, policy)
+        if claim is None:
+            break
+        tried += 1
+        error = _send(claim, mailer, sms, policy.send_timeout)
+        with sessions.begin() as session:
+            _settle(session, claim, error, policy)
+    return tried
+
+
+def _claim(session, policy):
+    row = session.scalars(
         select(Notification)
-        .where(Notification.status == "pending", Notification.next_attempt_at <= now)
+        .where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
         .order_by(Notification.next_attempt_at)
-        .limit(limit)
+        .limit(1)
         .with_for_update(skip_locked=True)
-    ).all()
-    for row in due:
+    ).first()
+    if row is not None:
         row.attempts += 1
-        try:
+        row.next_attempt_at = utcnow() + policy.lease
+    return row
+
+
+def _send(row, mailer, sms, timeout):
+    """None when `row` went out, else the DeliveryError saying why not."""
+    try:
+        with eventlet.Timeout(timeout, DeliveryError(f"timed out after {timeout:g} s")):
             if row.channel == "email":
                 mailer.send(row.recipient, row.subject, row.text_body, row.html_body)
             else:
                 sms.send(row.recipient, row.text_body)
-        except DeliveryError as error:
-            row.last_error = str(error)[:1000]
-            if row.attempts >= max_attempts:
-                row.status = "failed"
-                log.error("notification %s failed after %d attempts: %s", row.id, row.attempts, error)
-            else:
-                row.next_attempt_at = utcnow() + backoff(row.attempts, backoff_seconds)
-                log.warning("notification %s attempt %d failed: %s", row.id, row.attempts, error)
-        else:
-            row.status, row.sent_at, row.last_error = "sent", utcnow(), None
-    return len(due)
+    except DeliveryError as error:
+        return error
+    except Exception as error:  # a fault of ours must not leave the row claimed forever
+        log.exception("notification %s: unexpected error while sending", row.id)
+        return DeliveryError(f"{type(error).__name__}: {error}")
+    return None
+
+
+def _settle(session, claim, error, policy):
+    """Record how the try of `claim` went, unless another replica took the
+    message over after the lease ended."""
+    if error is None:
+        values = {"status": "sent", "sent_at": utcnow(), "last_error": None}
+    elif isinstance(error, PermanentDeliveryError) or claim.attempts >= policy.max_attempts:
+        values = {"status": "failed", "last_error": str(error)[:1000]}
+    else:
+        values = {
+            "next_attempt_at": utcnow() + backoff(claim.attempts, policy.backoff_seconds),
+            "last_error": str(error)[:1000],
+        }
+    held = session.execute(
+        update(Notification)
+        .where(
+            Notification.id == claim.id,
+            Notification.status == "pending",
+            Notification.attempts == claim.attempts,
+        )
+        .values(values)
+    ).rowcount
+    if not held:
+        log.warning("notification %s: lease lost before its outcome was recorded", claim.id)
+    elif error is None:
+        log.info("notification %s sent (attempt %d)", claim.id, claim.attempts)
+    elif values.get("status") == "failed":
+        log.error("notification %s failed after %d attempt(s): %s", claim.id, claim.attempts, error)
+    else:
+        log.warning("notification %s attempt %d failed: %s", claim.id, claim.attempts, error)
 
 
 def listing(session, agency_id, filters):

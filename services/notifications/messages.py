@@ -4,7 +4,7 @@
 An e-mail template gives the blocks `subject` and `message`; the language's
 `_layout.txt.j2` and `_layout.html.j2` wrap the message (HTML autoescaped).
 An SMS template gives `full` and `short`: the first that fits one SMS is sent.
-A missing translation falls back to English and is logged.
+A missing translation makes the whole message English, and is logged.
 """
 import logging
 import pathlib
@@ -22,26 +22,26 @@ FALLBACK_LANGUAGE = "en"
 SERVICE_NAMES = {
     "en": {
         "housing": "housing", "employment": "employment", "health": "health care",
-        "psychosocial": "psychosocial", "legal": "legal aid", "education": "education",
+        "psychosocial": "psychosocial support", "legal": "legal aid", "education": "education",
         "documentation": "documents", "financial": "financial aid",
     },
     "az": {
-        "housing": "mənzil", "employment": "məşğulluq", "health": "tibbi yardım",
+        "housing": "mənzil təminatı", "employment": "məşğulluq", "health": "tibbi yardım",
         "psychosocial": "psixososial dəstək", "legal": "hüquqi yardım", "education": "təhsil",
         "documentation": "sənədləşmə", "financial": "maddi yardım",
     },
     "ru": {
         "housing": "жильё", "employment": "трудоустройство", "health": "медицинская помощь",
         "psychosocial": "психосоциальная поддержка", "legal": "юридическая помощь",
-        "education": "образование", "documentation": "документы",
+        "education": "образование", "documentation": "оформление документов",
         "financial": "материальная помощь",
     },
 }
 
 
-def _environment(autoescape):
+def _environment(templates, autoescape):
     return Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=FileSystemLoader(templates),
         autoescape=autoescape,
         undefined=StrictUndefined,
         keep_trailing_newline=False,
@@ -49,40 +49,51 @@ def _environment(autoescape):
 
 
 class Messages:
-    def __init__(self):
-        self.text = _environment(autoescape=False)
-        self.html = _environment(autoescape=True)
+    def __init__(self, templates=TEMPLATES):
+        self.text = _environment(templates, autoescape=False)
+        self.html = _environment(templates, autoescape=True)
 
-    def _template(self, env, channel, language, name):
-        try:
-            return env.get_template(f"{channel}/{language}/{name}.j2")
-        except TemplateNotFound:
-            if language == FALLBACK_LANGUAGE:
-                raise
-            log.warning("no %s template %r in %r: using English", channel, name, language)
-            return env.get_template(f"{channel}/{FALLBACK_LANGUAGE}/{name}.j2")
+    def _language(self, channel, language, names):
+        """`language` when it has every template in `names` for `channel`,
+        else English (logged): a message is never half translated."""
+        if language != FALLBACK_LANGUAGE:
+            for name in names:
+                try:
+                    self.text.get_template(f"{channel}/{language}/{name}.j2")
+                except TemplateNotFound:
+                    log.warning("no %s template %r in %r: using English", channel, name, language)
+                    return FALLBACK_LANGUAGE
+        return language
 
     @staticmethod
     def _block(template, block, context):
         return "".join(template.blocks[block](template.new_context(context))).strip()
 
-    def context(self, language, service_type, **values):
+    @staticmethod
+    def _values(language, context):
+        """`context` (the reference, the service type, the agencies' names,
+        the reader's role) with the service named in `language`."""
         names = SERVICE_NAMES.get(language, SERVICE_NAMES[FALLBACK_LANGUAGE])
-        return dict(values, service=names.get(service_type, service_type))
+        return dict(context, service=names.get(context["service_type"], context["service_type"]))
 
     def email(self, event, language, context):
         """(subject, plain text, HTML) of the e-mail for `event`."""
-        plain = self._template(self.text, "email", language, event)
-        subject = self._block(plain, "subject", context)
-        message = self._block(plain, "message", context)
-        html_message = self._block(self._template(self.html, "email", language, event), "message", context)
+        language = self._language("email", language, (event, "_layout.txt", "_layout.html"))
+        context = self._values(language, context)
+        folder = f"email/{language}"
+        plain, html = self.text.get_template(f"{folder}/{event}.j2"), self.html.get_template(f"{folder}/{event}.j2")
+        subject = " ".join(self._block(plain, "subject", context).split())  # one header line
         values = dict(context, subject=subject)
-        text_body = self._template(self.text, "email", language, "_layout.txt").render(values, message=message)
-        html_body = self._template(self.html, "email", language, "_layout.html").render(
-            values, message=Markup(html_message)
+        text_body = self.text.get_template(f"{folder}/_layout.txt.j2").render(
+            values, message=self._block(plain, "message", context)
+        )
+        html_body = self.html.get_template(f"{folder}/_layout.html.j2").render(
+            values, message=Markup(self._block(html, "message", context))
         )
         return subject, text_body, html_body
 
     def sms(self, event, language, context):
-        template = self._template(self.text, "sms", language, event)
+        language = self._language("sms", language, (event,))
+        context = self._values(language, context)
+        template = self.text.get_template(f"sms/{language}/{event}.j2")
         return sms_length.fit(self._block(template, "full", context), self._block(template, "short", context))

@@ -4,7 +4,6 @@ import logging
 import eventlet
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
-from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy, rpc
 
 from services.notifications import dispatch
@@ -13,19 +12,22 @@ from services.notifications.transports import Mailer, sms_backend
 from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
+from shared.request_id import RequestId
 from shared.timers import every
 
 log = logging.getLogger(__name__)
 
 
 class Transports(DependencyProvider):
-    """The mailer, the SMS backend and the message templates, made once."""
+    """The mailer, the SMS backend, the message templates and the retry
+    policy, made once."""
 
     def setup(self):
         config = self.container.config
         self.mailer = Mailer(config)
         self.sms = sms_backend(config)
         self.messages = Messages()
+        self.policy = dispatch.RetryPolicy.from_settings(config)
 
     def get_dependency(self, worker_ctx):
         return self
@@ -40,7 +42,7 @@ class NotificationsService:
     name = "notifications"
 
     db = Database("NOTIFICATIONS_DATABASE_URL")
-    config = Config()
+    request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     agencies = RpcProxy("agencies")
     transports = Transports()
 
@@ -90,14 +92,7 @@ class NotificationsService:
 
     @every("DELIVERY_SWEEP_SECONDS")
     def deliver(self):
-        with self.db.begin() as session:
-            dispatch.deliver_due(
-                session,
-                self.transports.mailer,
-                self.transports.sms,
-                int(self.config["NOTIFICATION_MAX_ATTEMPTS"]),
-                float(self.config["NOTIFICATION_BACKOFF_SECONDS"]),
-            )
+        dispatch.deliver_due(self.db, self.transports.mailer, self.transports.sms, self.transports.policy)
 
     @rpc
     def ping(self):

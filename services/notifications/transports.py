@@ -1,81 +1,146 @@
 """How messages leave: e-mail over SMTP, SMS through a small backend
-interface (`log` or `http`), so a real provider's adapter is one class."""
+interface (`log` or `http`), so a real provider's adapter is one class.
+
+A sender returns when the message went out, raises `DeliveryError` when it
+is worth trying again later, and `PermanentDeliveryError` when trying the
+same message again cannot help.
+"""
 import logging
 import smtplib
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
+import ssl
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import requests
 
 log = logging.getLogger(__name__)
-TIMEOUT_SECONDS = 10
 
 
 class DeliveryError(Exception):
     """A message did not go out; it is worth trying again later."""
 
 
+class PermanentDeliveryError(DeliveryError):
+    """A message was refused for good: trying it again cannot succeed."""
+
+
+def _flag(value):
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def send_timeout(settings):
+    """Seconds a single send may take, all in (NOTIFICATION_SEND_TIMEOUT_SECONDS)."""
+    return float(settings["NOTIFICATION_SEND_TIMEOUT_SECONDS"])
+
+
 class Mailer:
+    """One SMTP conversation per message (smtplib): STARTTLS when
+    SMTP_STARTTLS is on, verifying the server's certificate against the
+    system's CAs or SMTP_CA_FILE; then login when SMTP_USERNAME is set.
+    Every SMTP refusal (4xx or 5xx) is tried again: a relay that wants
+    another login or is out of space recovers once an operator acts."""
+
     def __init__(self, settings):
         self.host = settings["SMTP_HOST"]
         self.port = int(settings["SMTP_PORT"])
         self.sender = settings["SMTP_FROM"]
-        self.starttls = str(settings.get("SMTP_STARTTLS", "")).lower() in ("1", "true", "yes")
-        self.username = settings.get("SMTP_USERNAME") or None
-        self.password = settings.get("SMTP_PASSWORD") or None
+        self.starttls = _flag(settings["SMTP_STARTTLS"])
+        self.ca_file = settings["SMTP_CA_FILE"] or None
+        self.username = settings["SMTP_USERNAME"] or None
+        self.password = settings["SMTP_PASSWORD"] or None
+        self.timeout = send_timeout(settings)
 
     def message(self, to, subject, text, html):
-        msg = EmailMessage()
-        msg["From"] = self.sender
+        """The e-mail: plain text and HTML alternatives, From = SMTP_FROM.
+        Built with the classic MIME classes: the newer EmailMessage on
+        Python 3.11 folds a long non-ASCII subject into encoded words that
+        lose the space between them ("mənzil təminatı" would arrive as
+        "mənziltəminatı"); `Header` encodes it faithfully."""
+        msg = MIMEMultipart("alternative")
+        msg.attach(MIMEText(text, "plain", "utf-8"))
+        msg.attach(MIMEText(html, "html", "utf-8"))
+        msg["From"] = formataddr(parseaddr(self.sender), charset="utf-8")
         msg["To"] = to
-        msg["Subject"] = subject
+        msg["Subject"] = Header(subject, "utf-8")
         msg["Date"] = formatdate(localtime=False, usegmt=True)
         domain = parseaddr(self.sender)[1].rpartition("@")[2] or None
         msg["Message-ID"] = make_msgid(domain=domain)
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
         return msg
 
     def send(self, to, subject, text, html):
+        message = self.message(to, subject, text, html)
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=TIMEOUT_SECONDS) as smtp:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
-                    smtp.starttls()
+                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
                 if self.username:
                     smtp.login(self.username, self.password or "")
-                smtp.send_message(self.message(to, subject, text, html))
+                smtp.send_message(message)
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {error}") from error
 
 
-class LogSms:
+class SmsBackend:
+    """An SMS provider's adapter: made from the settings, `send(to, text)`
+    returns once the provider took the SMS. Add a class to `SMS_BACKENDS`
+    to support another provider."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def send(self, to, text):
+        raise NotImplementedError
+
+
+class LogSms(SmsBackend):
     """Writes each SMS to the service log: for development and demos."""
 
     def send(self, to, text):
         log.info("SMS to %s: %s", to, text)
 
 
-class HttpSms:
-    """POSTs {"to", "text"} as JSON to SMS_HTTP_URL; a 2xx answer is delivery."""
+class HttpSms(SmsBackend):
+    """POSTs {"to", "text"} as JSON to SMS_HTTP_URL; a 2xx answer is delivery.
 
-    def __init__(self, url):
-        self.url = url
+    A connection failure, a timeout, a 5xx, a 408 (the provider timed out)
+    or a 429 (it is busy) is tried again later. Any other 4xx is permanent:
+    the provider refuses this very request (a number or text it will not
+    take, our credentials), so sending it again unchanged cannot succeed;
+    the message is `failed` at once with the provider's answer in
+    `last_error`, visible at GET /v1/notifications, and the retries are not
+    spent on it.
+    """
+
+    RETRIED_CLIENT_ERRORS = (408, 429)
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.url = settings["SMS_HTTP_URL"]
+        if not self.url:
+            raise ValueError("SMS_BACKEND=http needs SMS_HTTP_URL")
+        self.timeout = send_timeout(settings)
 
     def send(self, to, text):
         try:
-            response = requests.post(self.url, json={"to": to, "text": text}, timeout=TIMEOUT_SECONDS)
+            response = requests.post(self.url, json={"to": to, "text": text}, timeout=self.timeout)
         except requests.RequestException as error:
             raise DeliveryError(f"SMS provider: {error}") from error
-        if not 200 <= response.status_code < 300:
-            raise DeliveryError(f"SMS provider answered {response.status_code}")
+        if 200 <= response.status_code < 300:
+            return
+        answer = response.text.strip()[:200]
+        problem = f"SMS provider answered {response.status_code}" + (f": {answer}" if answer else "")
+        if 400 <= response.status_code < 500 and response.status_code not in self.RETRIED_CLIENT_ERRORS:
+            raise PermanentDeliveryError(problem)
+        raise DeliveryError(problem)
+
+
+SMS_BACKENDS = {"log": LogSms, "http": HttpSms}
 
 
 def sms_backend(settings):
     backend = settings["SMS_BACKEND"]
-    if backend == "log":
-        return LogSms()
-    if backend == "http":
-        if not settings["SMS_HTTP_URL"]:
-            raise ValueError("SMS_BACKEND=http needs SMS_HTTP_URL")
-        return HttpSms(settings["SMS_HTTP_URL"])
-    raise ValueError(f"SMS_BACKEND must be log or http, not {backend!r}")
+    if backend not in SMS_BACKENDS:
+        raise ValueError(f"SMS_BACKEND must be one of {sorted(SMS_BACKENDS)}, not {backend!r}")
+    return SMS_BACKENDS[backend](settings)

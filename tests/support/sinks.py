@@ -1,6 +1,7 @@
 """Stand-ins for the outside providers only: an SMTP server (aiosmtpd) and
 an HTTP SMS endpoint, both real servers on loopback that record what they got
 and can be told to fail."""
+import asyncio
 import email
 import email.policy
 import json
@@ -10,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 def free_port():
@@ -29,20 +31,54 @@ def wait_for(predicate, timeout=15.0, interval=0.05, what="the condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-class SmtpSink:
-    """A real SMTP server. `fail_with` = "451 ..." makes it refuse messages."""
+def readable(message):
+    """Everything a reader of `message` sees, decoded: its headers, and the
+    text of each of its parts (transfer encodings would hide words from a
+    plain search of the raw message)."""
+    texts = [f"{name}: {value}" for name, value in message.items()]
+    texts += [part.get_content() for part in message.walk() if part.get_content_maintype() == "text"]
+    return "\n".join(texts)
 
-    def __init__(self):
+
+class Credentials:
+    """An aiosmtpd authenticator that accepts one login and password."""
+
+    def __init__(self, login, password):
+        self.login, self.password = login.encode(), password.encode()
+
+    def __call__(self, server, session, envelope, mechanism, auth_data):
+        accepted = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
+            self.login, self.password)
+        return AuthResult(success=accepted, handled=False, auth_data=auth_data if accepted else None)
+
+
+class SmtpSink:
+    """A real SMTP server. `fail_with` = "451 ..." makes it refuse messages;
+    `delay` (seconds) makes it slow to answer each one. Options for
+    aiosmtpd's server (tls_context and require_starttls for STARTTLS,
+    authenticator and auth_required for AUTH) pass through; `sessions`
+    tells, for each message taken, whether it came over TLS and as whom.
+    Under eventlet every green thread shares one OS thread, and so one
+    asyncio loop: only one SmtpSink may run at a time in a process."""
+
+    def __init__(self, port=None, **server_options):
         self.messages = []
+        self.sessions = []
         self.fail_with = None
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.delay = 0
+        self.running = False
+        self.port = port or free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **server_options)
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.fail_with:
             return self.fail_with
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((envelope.rcpt_tos, message))
+        login = session.auth_data.login.decode() if session.authenticated else None
+        self.sessions.append({"tls": session.ssl is not None, "login": login})
         return "250 OK"
 
     def to(self, address):
@@ -50,24 +86,34 @@ class SmtpSink:
 
     def __enter__(self):
         self.controller.start()
+        self.running = True
         return self
 
     def __exit__(self, *exc):
-        self.controller.stop()
+        """Stops the server (once: a test may stop it early, as an outage)."""
+        if self.running:
+            self.controller.stop()
+            self.running = False
 
 
 class HttpSink:
     """A real HTTP server taking SMS as the `http` backend posts them.
-    `status` sets the answer (a 5xx makes the backend retry)."""
+    `status` sets the answer (a 5xx makes the backend retry); `delay`
+    (seconds) makes it slow to answer; `posts` counts every request."""
 
     def __init__(self):
         self.received = []
         self.status = 200
+        self.delay = 0
+        self.posts = 0
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.posts += 1
+                if sink.delay:
+                    time.sleep(sink.delay)
                 if sink.status < 300:
                     sink.received.append(json.loads(body))
                 self.send_response(sink.status)
