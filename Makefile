@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: install run test seed up down logs clean
+.PHONY: install run test seed up down logs clean bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ test: install  ## the whole suite, against the real RabbitMQ and PostgreSQL
 
 seed: install  ## a demonstration directory, and two agency keys to try the API with
 	$(PY) -m services.agencies.seed
+
+$(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
+	$(VENV)/bin/pip install --quiet -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.installed-bench  ## the network and two baselines under load: docs/benchmarks.md
+	$(PY) -m bench.run
 
 up:  ## the same network under docker compose, in the background
 	$(COMPOSE) up --build --detach

@@ -1,0 +1,2 @@
+"""`make bench`: the network, a bare nameko RPC echo and a Flask+PostgreSQL
+monolith under the same locust load; results in docs/benchmarks.md."""
