@@ -46,7 +46,7 @@ class AgencyBody(Schema):
     languages = fields.List(
         fields.String(validate=standards.language_code), load_default=list, validate=_unique
     )
-    accepting_referrals = fields.Boolean(load_default=True)
+    accepting_referrals = standards.JsonBoolean(load_default=True)
     contacts = fields.List(fields.Nested(Contact), load_default=list)
 
 

@@ -30,6 +30,14 @@ DEFAULTS = {
     "SMTP_STARTTLS": "false",
     "SMTP_USERNAME": "",
     "SMTP_PASSWORD": "",
+    # a PEM file of CAs to verify the SMTP server's certificate with (STARTTLS); empty: the system's
+    "SMTP_CA_FILE": "",
+    # the most one e-mail or SMS send may take, all in
+    "NOTIFICATION_SEND_TIMEOUT_SECONDS": "10",
+    # gateway: calls each API key may make (flask-limiter notation), counted per gateway process
+    "RATE_LIMIT": "600/minute",
+    # gateway: the largest request body it reads (larger: 413)
+    "MAX_BODY_BYTES": "1048576",
 }
 
 DATABASE_KEYS = {

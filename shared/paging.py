@@ -3,10 +3,11 @@ from marshmallow import Schema, fields, validate
 from sqlalchemy import func, select
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # keeps the offset well inside PostgreSQL's bigint
 
 
 class PageQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 

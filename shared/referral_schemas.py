@@ -31,7 +31,7 @@ class Returnee(Schema):
 
 
 class Consent(Schema):
-    given = fields.Boolean(
+    given = standards.JsonBoolean(
         required=True,
         validate=validate.Equal(True, error="The returnee's consent is required to refer them."),
     )

@@ -9,7 +9,7 @@ from functools import lru_cache
 import email_validator
 import phonenumbers
 import pycountry
-from marshmallow import ValidationError, validate
+from marshmallow import ValidationError, fields, validate
 
 
 @lru_cache(maxsize=1)
@@ -56,6 +56,16 @@ def not_in_future(value):
     day = value.date() if isinstance(value, datetime.datetime) else value
     if day > today:
         raise ValidationError(f"{value.isoformat()} is in the future.")
+
+
+class JsonBoolean(fields.Boolean):
+    """A boolean in a JSON body: true or false, not 0, 1, "yes" or "false"
+    (marshmallow's own Boolean takes all of those)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
 
 
 def one_of(choices):

@@ -11,7 +11,7 @@ class TcpProxy:
         self.port = self.listener.getsockname()[1]
         self.up = True
         self.sockets = set()
-        self.pool = eventlet.GreenPool()
+        self.pipes = set()
         self.acceptor = eventlet.spawn(self._accept)
 
     def _accept(self):
@@ -26,8 +26,8 @@ class TcpProxy:
                 client.close()
                 continue
             self.sockets.update((client, server))
-            self.pool.spawn_n(self._pipe, client, server)
-            self.pool.spawn_n(self._pipe, server, client)
+            self.pipes.update((eventlet.spawn(self._pipe, client, server),
+                               eventlet.spawn(self._pipe, server, client)))
 
     def _pipe(self, source, sink):
         try:
@@ -52,6 +52,11 @@ class TcpProxy:
     def cut(self):
         """Drop every connection and refuse new ones."""
         self.up = False
+        # Stop the readers before closing their sockets, so that no green
+        # thread is left waiting on a file descriptor the system may reuse.
+        for pipe in list(self.pipes):
+            pipe.kill()
+        self.pipes.clear()
         for sock in list(self.sockets):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
