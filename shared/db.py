@@ -7,9 +7,12 @@ from shared.config import sqlalchemy_url
 
 
 def make_engine(url, **options):
-    options.setdefault("pool_size", 5)
-    options.setdefault("max_overflow", 10)
-    options.setdefault("pool_pre_ping", True)
+    # As many connections as nameko runs workers (10 by default), kept open;
+    # no ping before each use (a round trip per transaction): a connection
+    # the server dropped fails once and is replaced.
+    options.setdefault("pool_size", 10)
+    options.setdefault("max_overflow", 5)
+    options.setdefault("pool_recycle", 1800)
     # Errors must not echo statement parameters: they can hold personal data.
     options.setdefault("hide_parameters", True)
     return create_engine(sqlalchemy_url(url), **options)

@@ -2,7 +2,8 @@
 events it has already handled (so a redelivered event sends nothing twice)."""
 from typing import Optional
 
-from sqlalchemy import Index, Text, UniqueConstraint
+from sqlalchemy import DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models import (
@@ -55,3 +56,15 @@ class Notification(Base):
         Index("ix_notifications_due", "next_attempt_at", postgresql_where="status = 'pending'"),
         Index("ix_notifications_agency_created", "agency_id", "created_at", "id"),
     )
+
+
+class KnownAgency(Base):
+    """What this service needs of an agency (its name and contacts), copied
+    from the directory and kept current by the agencies service's events."""
+
+    __tablename__ = "known_agencies"
+
+    id: Id = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    contacts: Mapped[list[dict]] = mapped_column(JSONB)
+    updated_at: Timestamp = mapped_column(DateTime(timezone=True))  # the directory's

@@ -6,7 +6,7 @@ from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy, rpc
 
-from services.notifications import dispatch
+from services.notifications import dispatch, known_agencies
 from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
@@ -49,18 +49,31 @@ class NotificationsService:
     def handle(self, payload):
         event = events.referral_event.load(payload)
         event = events.referral_event.dump(event)  # normalised, JSON-ready
-        try:
-            parties = {
-                "sender": self.agencies.get_agency(event["sending_agency_id"]),
-                "receiver": self.agencies.get_agency(event["receiving_agency_id"]),
-            }
-        except Exception:
-            eventlet.sleep(1)  # do not spin on a redelivery while the directory is away
-            raise
-        rows = dispatch.plan(event, parties, self.transports.messages)
+        rows = []
+        if dispatch.AUDIENCE.get(event["event_type"]):
+            sender, receiver = event["sending_agency_id"], event["receiving_agency_id"]
+            try:
+                known = known_agencies.lookup(self.db, (sender, receiver), self.agencies.get_agency)
+            except Exception:
+                eventlet.sleep(1)  # do not spin on a redelivery while the directory is away
+                raise
+            parties = {"sender": known[sender], "receiver": known[receiver]}
+            rows = dispatch.plan(event, parties, self.transports.messages)
         with self.db.begin() as session:
             if not dispatch.record(session, event, rows):
                 log.info("event %s was handled before; nothing sent again", event["event_id"])
+
+    @event_handler(events.AGENCIES, events.AGENCY_CREATED)
+    def on_agency_created(self, payload):
+        self.remember_agency(payload)
+
+    @event_handler(events.AGENCIES, events.AGENCY_UPDATED)
+    def on_agency_updated(self, payload):
+        self.remember_agency(payload)
+
+    def remember_agency(self, payload):
+        with self.db.begin() as session:
+            known_agencies.remember(session, events.agency_event.load(payload)["agency"])
 
     @_on(events.REFERRAL_SENT)
     def on_sent(self, payload):

@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, insert, or_, select
 
 from services.referrals import lifecycle
 from services.referrals.models import (
@@ -205,8 +205,11 @@ def listing(session, agency_id, filters):
         query = query.where(overdue if filters["overdue"] else ~overdue)
     query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
     page = page_of(query, session, filters["page"], filters["per_page"], _dump)
-    for item in page["items"]:
-        session.add(AccessEntry(referral_id=item["id"], agency_id=agency_id, action="list"))
+    if page["items"]:  # one statement for the page's reads
+        session.execute(insert(AccessEntry), [
+            {"id": uuid.uuid4(), "referral_id": item["id"], "agency_id": agency_id, "action": "list"}
+            for item in page["items"]
+        ])
     return page
 
 

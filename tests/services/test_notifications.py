@@ -406,3 +406,27 @@ def test_a_referral_s_whole_life_notifies_everyone_without_the_returnee_s_data(
     everything += [record.getMessage() for record in caplog.records]
     for value in data.PERSONAL_VALUES:
         assert not [text for text in everything if value in text], value
+
+
+def test_a_changed_contact_is_told_from_the_copy_the_directory_keeps_current(
+    notifications, publish, parties, agencies, smtp_sink, engines
+):
+    """The service keeps its own copy of the agencies' contacts, updated by
+    the directory's events: a coordinator changed in the directory is the one
+    told next, and the copy was made without asking the directory per event."""
+    sender, receiver = parties
+    publish(events.REFERRAL_SENT, sender, receiver)
+    wait_for(lambda: smtp_sink.to(emails(receiver["contacts"])[0]), what="the first e-mail")
+    newcomer = data.contact(language="en")
+    agencies("update_agency", receiver["id"], {"contacts": [newcomer]}, False)
+
+    def copied_contacts():
+        with engines["NOTIFICATIONS_DATABASE_URL"].connect() as conn:
+            return conn.execute(text("SELECT contacts FROM known_agencies WHERE id = :id"),
+                                {"id": receiver["id"]}).scalar()
+
+    wait_for(lambda: copied_contacts() == [newcomer], what="the copy to take the new contact")
+    publish(events.REFERRAL_SENT, sender, receiver, reference="REF-2026-000124")
+    mail = wait_for(lambda: smtp_sink.to(newcomer["email"]), what="the newcomer's e-mail")[0]
+    assert "REF-2026-000124" in mail["Subject"]
+    assert not any("REF-2026-000124" in m["Subject"] for m in smtp_sink.to(emails(receiver["contacts"])[0]))
