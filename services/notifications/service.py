@@ -105,7 +105,10 @@ class NotificationsService:
 
     @every("DELIVERY_SWEEP_SECONDS")
     def deliver(self):
-        dispatch.deliver_due(self.db, self.transports.mailer, self.transports.sms, self.transports.policy)
+        batch = 20
+        while dispatch.deliver_due(self.db, self.transports.mailer, self.transports.sms,
+                                   self.transports.policy, limit=batch) == batch:
+            pass  # a full batch: more may be due
 
     @rpc
     def ping(self):

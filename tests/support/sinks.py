@@ -96,6 +96,10 @@ class SmtpSink:
             self.running = False
 
 
+class SinkHttpServer(ThreadingHTTPServer):
+    request_queue_size = 128  # the notifications service sends side by side
+
+
 class HttpSink:
     """A real HTTP server taking SMS as the `http` backend posts them.
     `status` sets the answer (a 5xx makes the backend retry); `delay`
@@ -123,7 +127,7 @@ class HttpSink:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = SinkHttpServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms"
 
     def __enter__(self):
