@@ -24,32 +24,12 @@ import gevent  # noqa: E402
 from locust import FastHttpUser, User, constant, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
+from tests.support import data  # noqa: E402  (the same body the tests send)
+
 SPEC = {}
 MEASURING = False
 CREATED = []  # (unix time of the 201, reference, receiver's e-mail), measured window only
 PERCENTILES = (0.5, 0.95, 0.99)
-
-
-def referral_body(receiving_agency_id):
-    return {
-        "receiving_agency_id": str(receiving_agency_id),
-        "service_type": "housing",
-        "priority": "normal",
-        "reason": "Needs a place to live after return.",
-        "returnee": {
-            "given_name": "Aysel",
-            "family_name": "Mammadova",
-            "date_of_birth": "1990-04-12",
-            "sex": "female",
-            "phone": "+994552223344",
-            "preferred_language": "az",
-            "returned_from": "DE",
-            "return_date": "2025-10-01",
-            "region": "AZ-GA",
-            "vulnerabilities": ["single parent"],
-        },
-        "consent": {"given": True, "obtained_at": "2025-10-02T09:00:00Z", "method": "written"},
-    }
 
 
 def bearer(agency):
@@ -66,7 +46,7 @@ class Partner(FastHttpUser):
     @task
     def journey(self):
         sender, receiver = random.sample(SPEC["directory"], 2)
-        created = self.client.post("/v1/referrals", json=referral_body(receiver["id"]),
+        created = self.client.post("/v1/referrals", json=data.referral(receiver["id"]),
                                    headers=bearer(sender), name="create")
         answered_at = time.time()
         if created.status_code != 201:
@@ -92,7 +72,7 @@ class Monolith(FastHttpUser):
 
     @task
     def create(self):
-        self.client.post("/v1/referrals", json=referral_body(uuid.uuid4()), name="create")
+        self.client.post("/v1/referrals", json=data.referral(uuid.uuid4()), name="create")
 
 
 def standalone_proxy():
@@ -119,7 +99,7 @@ class EchoCaller(User):
     def echo(self):
         started, error = time.perf_counter(), None
         try:
-            self.rpc.bench_echo.echo(referral_body(uuid.uuid4()))
+            self.rpc.bench_echo.echo(data.referral(uuid.uuid4()))
         except Exception as exc:  # recorded as a failure, like an HTTP error
             error = exc
         self.environment.events.request.fire(
