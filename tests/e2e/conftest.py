@@ -78,6 +78,7 @@ def network(rabbit_manager):
             SMS_BACKEND="http",
             SMS_HTTP_URL=sms.url,
             GATEWAY_WORKERS="1",
+            RATE_LIMIT="100000/minute",  # limits have tests of their own (tests/gateway)
             **databases,
         )
         process = subprocess.Popen(
