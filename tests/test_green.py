@@ -38,24 +38,26 @@ def test_a_waiting_query_lets_other_green_threads_run(engine):
 
 
 def test_concurrent_queries_overlap(engine):
-    """Ten green threads each hold a query open; all ten are in PostgreSQL
-    at once, which a blocking wait would never allow."""
-    seen = []
+    """Ten green threads each hold a query open; all ten are seen in
+    PostgreSQL at once, which a blocking wait would never allow (it would
+    show one at a time)."""
 
     def sleeper():
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_sleep(0.3)"))
+            conn.execute(text("SELECT pg_sleep(2)"))
 
     def count_active():
         with engine.connect() as conn:
             return conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(0.3)'"
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)'"
                 " AND state = 'active' AND datname = current_database()"
             )).scalar()
 
     threads = [eventlet.spawn(sleeper) for _ in range(10)]
-    eventlet.sleep(0.1)
-    seen.append(count_active())
+    most = 0
+    while most < 10 and not all(thread.dead for thread in threads):
+        eventlet.sleep(0.05)
+        most = max(most, count_active())
     for thread in threads:
         thread.wait()
-    assert seen == [10]
+    assert most == 10
