@@ -11,11 +11,13 @@ import logging
 import uuid
 
 from nameko.amqp.publish import Publisher, UndeliverableMessage
+from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Index, Text, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.db import Database
 from shared.models import (
     Id,
     OptionalTimestamp,
@@ -110,3 +112,22 @@ class Relay:
         """Publish batch after batch while full batches go out."""
         while self.publish_pending() == self.batch_size:
             pass
+
+
+class OutboxRelay(DependencyProvider):
+    """A service's relay, made once per container (its publisher and exchange
+    are reused by every round); it reads the outbox through the service's
+    own `Database` dependency."""
+
+    def __init__(self, Outbox, source_service, mandatory=True):
+        self.Outbox = Outbox
+        self.source_service = source_service
+        self.mandatory = mandatory
+        self.relay = None
+
+    def get_dependency(self, worker_ctx):
+        if self.relay is None:  # the Database has been set up by the first worker
+            database = next(dep for dep in self.container.dependencies if isinstance(dep, Database))
+            self.relay = Relay(database.sessions, self.Outbox, self.container.config, self.source_service,
+                               mandatory=self.mandatory)
+        return self.relay

@@ -1,7 +1,6 @@
 """The agencies service: the directory of agencies and their API keys."""
 import logging
 
-from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from services.agencies import directory
@@ -9,7 +8,7 @@ from services.agencies.models import Outbox
 from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
-from shared.outbox import Relay
+from shared.outbox import OutboxRelay
 from shared.request_id import RequestId
 from shared.timers import every
 
@@ -32,12 +31,12 @@ class AgenciesService:
 
     db = DirectoryDatabase("AGENCIES_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
-    config = Config()
+    # Nobody has to hear of directory changes, so not `mandatory`.
+    relay = OutboxRelay(Outbox, events.AGENCIES, mandatory=False)
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):
-        # Nobody has to hear of directory changes, so not `mandatory`.
-        Relay(self.db, Outbox, self.config, events.AGENCIES, mandatory=False).drain()
+        self.relay.drain()
 
     @rpc
     def ping(self):

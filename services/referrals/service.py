@@ -10,7 +10,7 @@ from services.referrals.models import Outbox
 from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED, NotFound
-from shared.outbox import Relay
+from shared.outbox import OutboxRelay
 from shared.request_id import RequestId
 from shared.timers import every
 
@@ -23,6 +23,7 @@ class ReferralsService:
     db = Database("REFERRALS_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     config = Config()
+    relay = OutboxRelay(Outbox, events.REFERRALS)
     agencies = RpcProxy("agencies")
 
     @rpc
@@ -76,7 +77,7 @@ class ReferralsService:
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):
-        Relay(self.db, Outbox, self.config, events.REFERRALS).drain()
+        self.relay.drain()
 
     @every("OVERDUE_SWEEP_SECONDS")
     def sweep_overdue(self):
