@@ -47,4 +47,13 @@ class Conflict(ServiceError):
     title = "Conflict"
 
 
-EXPECTED = (InvalidInput, NotFound, Forbidden, Conflict)
+@deserialize_to_instance
+class Unavailable(ServiceError):
+    """The change is made, but could not yet be announced; asking again
+    finishes it."""
+
+    status = 503
+    title = "Service unavailable"
+
+
+EXPECTED = (InvalidInput, NotFound, Forbidden, Conflict, Unavailable)

@@ -8,16 +8,18 @@ queue is bound for yet stays in the outbox for a later round. Rows are claimed w
 relays (one per replica) never publish the same row twice.
 """
 import logging
+import time
 import uuid
 
-from nameko.amqp.publish import Publisher, UndeliverableMessage
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
-from sqlalchemy import Index, Text, select
+from sqlalchemy import Index, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.confirms import ConfirmingChannel
 from shared.db import Database
+from shared.errors import Unavailable
 from shared.models import (
     Id,
     OptionalTimestamp,
@@ -54,12 +56,19 @@ def outbox_model(Base):
     return Outbox
 
 
-def add_event(session, Outbox, event_type, payload):
-    """Stage `payload` as event `event_type` in the caller's transaction."""
+def event_row(event_type, payload):
+    """The outbox row (as column values) that announces `payload` as event
+    `event_type`, under a new event id."""
     event_id = uuid.uuid4()
     payload = dict(payload, event_id=str(event_id), event_type=event_type)
-    session.add(Outbox(id=event_id, event_type=event_type, payload=payload))
-    return event_id
+    return {"id": event_id, "event_type": event_type, "payload": payload}
+
+
+def add_event(session, Outbox, event_type, payload):
+    """Stage `payload` as event `event_type` in the caller's transaction."""
+    row = event_row(event_type, payload)
+    session.add(Outbox(**row))
+    return row["id"]
 
 
 class Relay:
@@ -68,17 +77,14 @@ class Relay:
     def __init__(self, sessions, Outbox, config, source_service, batch_size=100, mandatory=True):
         self.sessions = sessions
         self.Outbox = Outbox
-        self.exchange = get_event_exchange(source_service, config)
-        # No retry inside publish: a row that fails stays in the outbox and the
-        # relay's next round is the retry, without holding row locks meanwhile.
-        self.publisher = Publisher(
-            config["AMQP_URI"], exchange=self.exchange, declare=[self.exchange], retry=False
-        )
+        self.channel = ConfirmingChannel(config["AMQP_URI"], get_event_exchange(source_service, config))
         self.batch_size = batch_size
         self.mandatory = mandatory
 
     def publish_pending(self):
-        """Publish one batch; returns how many rows the broker confirmed."""
+        """Publish one batch; returns how many rows the broker confirmed.
+        A row is marked only once confirmed; a failed publish leaves the
+        batch for the next round, without holding its row locks meanwhile."""
         Outbox = self.Outbox
         with self.sessions.begin() as session:
             rows = session.scalars(
@@ -88,30 +94,52 @@ class Relay:
                 .limit(self.batch_size)
                 .with_for_update(skip_locked=True)
             ).all()
-            published = 0
-            for row in rows:  # one by one: each is marked only once confirmed
-                try:
-                    self.publisher.publish(
-                        row.payload,
-                        routing_key=row.event_type,
-                        mandatory=self.mandatory,
-                        message_id=str(row.id),
-                    )
-                except UndeliverableMessage:
-                    # No consumer's queue is bound yet: keep it for a later round.
-                    log.warning("event %s (%s) has no queue bound yet; kept", row.id, row.event_type)
-                    continue
-                except Exception as error:  # broker down or connection lost: next round retries
-                    log.warning("publishing event %s failed (%s); kept for the next round", row.id, error)
-                    break
-                row.published_at = utcnow()
-                published += 1
-            return published
+            if not rows:
+                return 0
+            try:
+                taken = self.channel.publish(
+                    [(str(row.id), row.event_type, row.payload) for row in rows], self.mandatory)
+            except Exception as error:  # broker down or connection lost: next round retries
+                log.warning("publishing %d event(s) failed (%s); kept for the next round", len(rows), error)
+                return 0
+            for row in rows:
+                if str(row.id) not in taken:
+                    # No consumer's queue is bound yet (or the broker refused it): a later round.
+                    log.warning("event %s (%s) was not taken by the broker; kept", row.id, row.event_type)
+            if taken:
+                session.execute(update(Outbox).where(Outbox.id.in_([uuid.UUID(i) for i in taken]))
+                                .values(published_at=utcnow()))
+            return len(taken)
+
+    def close(self):
+        self.channel.close()
 
     def drain(self):
         """Publish batch after batch while full batches go out."""
         while self.publish_pending() == self.batch_size:
             pass
+
+    def wait_until_published(self, timeout=5.0, poll_seconds=0.02):
+        """Return once every event staged before this call is out (the
+        broker confirmed it): for a change whose caller must find it
+        announced when the call returns (see shared.announced_cache).
+        Publishing is left to the relays' timer rounds (every
+        OUTBOX_RELAY_SECONDS), so that events still go out in the order they
+        were staged: a publish of its own here would pass over the rows a
+        round holds locked. Raises `Unavailable` after `timeout` seconds;
+        the events then stay for later rounds."""
+        Outbox = self.Outbox
+        staged_before, deadline = utcnow(), time.monotonic() + timeout
+        while True:
+            with self.sessions.begin() as session:
+                waiting = session.scalar(select(func.count()).select_from(Outbox).where(
+                    Outbox.published_at.is_(None), Outbox.created_at <= staged_before))
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable("The change is saved but could not be announced yet; "
+                                  "make the same call again.")
+            time.sleep(poll_seconds)
 
 
 class OutboxRelay(DependencyProvider):
@@ -124,6 +152,12 @@ class OutboxRelay(DependencyProvider):
         self.source_service = source_service
         self.mandatory = mandatory
         self.relay = None
+
+    def stop(self):
+        if self.relay is not None:
+            self.relay.close()
+
+    kill = stop
 
     def get_dependency(self, worker_ctx):
         if self.relay is None:  # the Database has been set up by the first worker
