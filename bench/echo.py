@@ -1,5 +1,6 @@
 """The ceiling baseline: a bare nameko RPC service that answers with what it
-got, on the same RabbitMQ, run like the network's services (eventlet first).
+got, on the same RabbitMQ, run like the network's services (eventlet first,
+the services' own RPC entrypoint).
 
 `python -m bench.echo` (AMQP_URI from the environment).
 """
@@ -10,7 +11,7 @@ eventlet.monkey_patch()
 import logging  # noqa: E402
 import os  # noqa: E402
 
-from nameko.rpc import rpc  # noqa: E402
+from shared.rpc import rpc  # noqa: E402  (the services' own entrypoint)
 
 
 class EchoService:

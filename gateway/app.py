@@ -5,7 +5,7 @@ from http import HTTPStatus
 import flask_smorest
 from flask import Flask
 
-from gateway import bodies, docs, limits, request_ids
+from gateway import auth, bodies, docs, limits, request_ids
 from gateway.api import agencies, health, notifications, referrals
 from gateway.problems import from_http_exception, problem
 from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
@@ -57,6 +57,7 @@ def create_app(settings=None):
     timeout = float(settings["RPC_TIMEOUT_SECONDS"])
     app.extensions["rpc"] = RpcPool(settings, timeout=timeout)
     app.extensions["readiness_rpc"] = RpcPool(settings, timeout=min(timeout, 2.0), size=2)
+    app.extensions["keys"] = auth.key_cache(settings)
 
     # The order of the hooks: the request id first, then the rate limit,
     # then the body checks, then the key (the /v1 blueprints' own hooks).

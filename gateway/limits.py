@@ -7,22 +7,22 @@ several gunicorn workers or replicas, each keeps its own count, so a key
 may make up to (processes x limit) calls. A shared count needs a shared
 store (Redis, memcached), which the network does not run yet.
 """
-import hashlib
 import math
 import time
 
 from flask import request
 from flask_limiter import Limiter, RateLimitExceeded
 
+from gateway import auth
 from gateway.problems import problem
 
 
 def caller_key():
     """The bearer key's digest (never the clear key, even in memory), or
     the caller's address where no key was sent."""
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and key.strip():
-        return "key:" + hashlib.sha256(key.strip().encode()).hexdigest()
+    key = auth.bearer_key()
+    if key:
+        return "key:" + auth.digest(key)
     return "addr:" + (request.remote_addr or "unknown")
 
 

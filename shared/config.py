@@ -34,6 +34,10 @@ DEFAULTS = {
     "SMTP_CA_FILE": "",
     # the most one e-mail or SMS send may take, all in
     "NOTIFICATION_SEND_TIMEOUT_SECONDS": "10",
+    # notifications: events handled at once (nameko's workers); each waits
+    # mostly on an SMTP server or SMS provider, so more than the CPU-bound
+    # services' nameko default of 10
+    "NOTIFICATIONS_MAX_WORKERS": "40",
     # gateway: calls each API key may make (flask-limiter notation), counted per gateway process
     "RATE_LIMIT": "600/minute",
     # gateway: the largest request body it reads (larger: 413)

@@ -18,16 +18,39 @@ def make_engine(url, **options):
     return create_engine(sqlalchemy_url(url), **options)
 
 
+class Sessions:
+    """A service's sessions, two kinds.
+
+    `with sessions.begin() as session:` runs one transaction, committed on
+    leaving the block. `with sessions.single() as session:` gives a session
+    whose every statement is a transaction of its own (autocommit): for work
+    that is one statement, it saves the BEGIN and COMMIT round trips, which
+    psycopg sends apart from the statement.
+    """
+
+    def __init__(self, engine):
+        self.transactional = sessionmaker(engine, expire_on_commit=False)
+        self.autocommit = sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"),
+                                       expire_on_commit=False)
+
+    def begin(self):
+        return self.transactional.begin()
+
+    def single(self):
+        return self.autocommit()
+
+
 class Database(DependencyProvider):
-    """Gives each worker a session factory: `with self.db.begin() as session:`
-    runs one transaction, committed on leaving the block."""
+    """Gives each worker the service's `Sessions`."""
 
     def __init__(self, url_key):
         self.url_key = url_key
 
     def setup(self):
-        self.engine = make_engine(self.container.config[self.url_key])
-        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # a connection for each of the container's workers (nameko's max_workers, 10 by default)
+        workers = int(self.container.config.get("max_workers") or 10)
+        self.engine = make_engine(self.container.config[self.url_key], pool_size=workers)
+        self.sessions = Sessions(self.engine)
 
     def stop(self):
         self.engine.dispose()

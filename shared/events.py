@@ -12,6 +12,7 @@ AGENCIES = "agencies"  # ... and agency events
 
 AGENCY_CREATED = "agency_created"
 AGENCY_UPDATED = "agency_updated"
+API_KEY_REVOKED = "api_key_revoked"  # {"key_id", "agency_id"}: never the key or its digest
 
 REFERRAL_SENT = "referral_sent"
 REFERRAL_ACCEPTED = "referral_accepted"

@@ -44,7 +44,10 @@ def main():
     configure_logging()
     from nameko.cli.run import run
 
-    run([service_class(args.service)], config.load())
+    settings = config.load()
+    if args.service == "notifications":
+        settings["max_workers"] = int(settings["NOTIFICATIONS_MAX_WORKERS"])
+    run([service_class(args.service)], settings)
 
 
 if __name__ == "__main__":

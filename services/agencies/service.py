@@ -1,8 +1,6 @@
 """The agencies service: the directory of agencies and their API keys."""
 import logging
 
-from nameko.rpc import rpc
-
 from services.agencies import directory
 from services.agencies.models import Outbox
 from shared import events
@@ -10,6 +8,7 @@ from shared.db import Database
 from shared.errors import EXPECTED
 from shared.outbox import OutboxRelay
 from shared.request_id import RequestId
+from shared.rpc import rpc
 from shared.timers import every
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,7 @@ class AgenciesService:
 
     @rpc(expected_exceptions=EXPECTED)
     def get_agency(self, agency_id):
-        with self.db.begin() as session:
+        with self.db.single() as session:
             return directory.get(session, agency_id)
 
     @rpc(expected_exceptions=EXPECTED)
@@ -60,7 +59,10 @@ class AgenciesService:
     @rpc(expected_exceptions=EXPECTED)
     def update_agency(self, agency_id, body, caller_is_admin):
         with self.db.begin() as session:
-            return directory.change(session, agency_id, body, caller_is_admin)
+            changed = directory.change(session, agency_id, body, caller_is_admin)
+        # caches of the directory must not serve the old state once we answer
+        self.relay.wait_until_published()
+        return changed
 
     @rpc(expected_exceptions=EXPECTED)
     def issue_api_key(self, agency_id, role):
@@ -71,8 +73,9 @@ class AgenciesService:
     def revoke_api_key(self, agency_id, key_id):
         with self.db.begin() as session:
             directory.revoke_key(session, agency_id, key_id)
+        self.relay.wait_until_published()  # "the key stops working at once", also where it is cached
 
     @rpc
     def authenticate(self, clear_key):
-        with self.db.begin() as session:
+        with self.db.single() as session:
             return directory.authenticate(session, clear_key)

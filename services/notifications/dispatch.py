@@ -71,9 +71,13 @@ def plan(event, agencies, messages):
     return rows
 
 
-def record(session, event, rows):
+def record(session, event, rows, policy):
     """Record `rows` for `event` unless the event was handled before; True
-    when it is new. A redelivered event thus sends nothing twice."""
+    when it is new. A redelivered event thus sends nothing twice.
+
+    The rows are recorded as claimed by the caller, who sends them at once
+    (`send_claimed`): their first attempt is counted and their lease taken,
+    so the delivery sweep leaves them alone unless the caller dies first."""
     first_time = session.execute(
         insert(HandledEvent)
         .values(event_id=event["event_id"], event_type=event["event_type"])
@@ -82,6 +86,8 @@ def record(session, event, rows):
     ).first()
     if first_time is None:
         return False
+    for row in rows:
+        _take_lease(row, policy)
     session.add_all(rows)
     return True
 
@@ -122,7 +128,7 @@ def deliver_due(sessions, mailer, sms, policy, limit=20):
     The messages are claimed in one short transaction (FOR UPDATE SKIP
     LOCKED; each one's attempt counted and its next_attempt_at moved a lease
     ahead), sent side by side with no transaction open, and their outcomes
-    recorded in another short transaction, each only if its claim still
+    recorded one statement each, each only if its claim still
     holds. So replicas share the work without sending a row twice, and no
     row lock is held through a slow SMTP conversation. A replica that dies
     mid-send leaves its messages to be tried again when the lease ends (that
@@ -130,14 +136,20 @@ def deliver_due(sessions, mailer, sms, policy, limit=20):
     """
     with sessions.begin() as session:
         claims = _claim(session, policy, limit)
+    send_claimed(sessions, claims, mailer, sms, policy)
+    return len(claims)
+
+
+def send_claimed(sessions, claims, mailer, sms, policy):
+    """Send the messages `claims` (claimed by the caller), `SIDE_BY_SIDE` at
+    a time with no transaction open, then record their outcomes."""
     if not claims:
-        return 0
+        return
     outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(lambda claim: _send(claim, mailer, sms, policy.send_timeout),
                                                    claims))
-    with sessions.begin() as session:
+    with sessions.single() as session:  # each outcome is one statement of its own
         for claim, error in zip(claims, outcomes):
             _settle(session, claim, error, policy)
-    return len(claims)
 
 
 def _claim(session, policy, limit):
@@ -149,9 +161,14 @@ def _claim(session, policy, limit):
         .with_for_update(skip_locked=True)
     ).all()
     for row in rows:
-        row.attempts += 1
-        row.next_attempt_at = utcnow() + policy.lease
+        _take_lease(row, policy)
     return rows
+
+
+def _take_lease(row, policy):
+    """Count an attempt at `row` and hold it a lease ahead of the sweep."""
+    row.attempts = (row.attempts or 0) + 1
+    row.next_attempt_at = utcnow() + policy.lease
 
 
 def _send(row, mailer, sms, timeout):

@@ -27,7 +27,7 @@ def lookup(sessions, agency_ids, fetch):
     """{id: {"id", "name", "contacts"}} for `agency_ids`; `fetch(id)` asks
     the directory for one this service has no copy of."""
     wanted = {str(agency_id) for agency_id in agency_ids}
-    with sessions.begin() as session:
+    with sessions.single() as session:  # one read: no transaction around it
         known = {
             str(row.id): {"id": str(row.id), "name": row.name, "contacts": row.contacts}
             for row in session.scalars(select(KnownAgency).where(KnownAgency.id.in_(wanted)))

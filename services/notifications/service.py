@@ -4,7 +4,7 @@ import logging
 import eventlet
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import RpcProxy
 
 from services.notifications import dispatch, known_agencies
 from services.notifications.messages import Messages
@@ -13,6 +13,7 @@ from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
 from shared.request_id import RequestId
+from shared.rpc import rpc
 from shared.timers import every
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,13 @@ class NotificationsService:
                 raise
             parties = {"sender": known[sender], "receiver": known[receiver]}
             rows = dispatch.plan(event, parties, self.transports.messages)
+        transports = self.transports
         with self.db.begin() as session:
-            if not dispatch.record(session, event, rows):
+            if not dispatch.record(session, event, rows, transports.policy):
                 log.info("event %s was handled before; nothing sent again", event["event_id"])
+                return
+        # Sent now rather than at the sweep's next round: the sweep is for retries.
+        dispatch.send_claimed(self.db, rows, transports.mailer, transports.sms, transports.policy)
 
     @event_handler(events.AGENCIES, events.AGENCY_CREATED)
     def on_agency_created(self, payload):

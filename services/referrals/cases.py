@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import Text, and_, cast, delete, func, insert, literal, or_, select
 
 from services.referrals import lifecycle
 from services.referrals.models import (
@@ -20,7 +20,7 @@ from services.referrals.models import (
 from shared import events
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.models import utcnow
-from shared.outbox import add_event
+from shared.outbox import add_event, event_row
 from shared.paging import page_of
 from shared.referral_schemas import MOVE_BODIES, Consent, NewReferral, ReferralQuery, Returnee
 from shared.referral_schemas import History as HistorySchema
@@ -81,42 +81,73 @@ def find_idempotent(session, sender_id, key, digest):
 
 def create(session, sender_id, data, response_hours, idempotency=None):
     """Insert a new referral from loaded `data`; `idempotency` is
-    (key, digest) or None."""
+    (key, digest) or None.
+
+    One statement: the reference number, the referral, its history entry,
+    its idempotency key and its outbox event are written together by
+    data-modifying CTEs, so that in an autocommit session a referral costs
+    one round trip and is still all or nothing."""
     now = utcnow()
     hours = response_hours / 2 if data["priority"] == "urgent" else response_hours
-    number = session.scalar(select(reference_numbers.next_value()))
     referral = Referral(
         id=uuid.uuid4(),
-        reference=f"REF-{now.year}-{number:06d}",
         status=lifecycle.INITIAL,
         service_type=data["service_type"],
         priority=data["priority"],
-        sending_agency_id=sender_id,
+        sending_agency_id=uuid.UUID(str(sender_id)),
         receiving_agency_id=data["receiving_agency_id"],
         reason=data["reason"],
         returnee=Returnee().dump(data["returnee"]),
         consent=Consent().dump(data["consent"]),
+        outcome=None,
         respond_by=now + datetime.timedelta(hours=hours),
         created_at=now,
         updated_at=now,
     )
-    session.add(referral)
-    session.flush()  # the rows below refer to it
-    session.add(HistoryEntry(referral_id=referral.id, at=now, event="created", from_status=None,
-                             to_status=referral.status, agency_id=sender_id, detail=referral.reason))
+    referrals = Referral.__table__
+    number = select(cast(reference_numbers.next_value(), Text).label("digits")).cte("number")
+    # REF-2026-000123; past 999999 the number simply grows longer
+    reference = literal(f"REF-{now.year}-") + func.lpad(
+        number.c.digits, func.greatest(6, func.length(number.c.digits)), "0")
+    columns = [column for column in referrals.columns.keys()
+               if column not in ("reference", "overdue_announced_at")]
+    made = (
+        insert(referrals)
+        .from_select(["reference", *columns], select(
+            reference, *(literal(getattr(referral, column), referrals.c[column].type) for column in columns)
+        ))
+        .returning(referrals.c.reference)
+        .cte("made")
+    )
+    history = insert(HistoryEntry).values(
+        id=uuid.uuid4(), referral_id=referral.id, at=now, event="created", from_status=None,
+        to_status=referral.status, agency_id=referral.sending_agency_id, detail=referral.reason,
+    ).cte("history")
+    # the payload's "reference" (None until the number is drawn) is set from `made` below
+    event = event_row(events.REFERRAL_SENT, event_payload(referral, None, sender_id))
+    outbox = Outbox.__table__
+    announced = insert(outbox).from_select(["id", "event_type", "created_at", "payload"], select(
+        literal(event["id"], outbox.c.id.type),
+        literal(event["event_type"]),
+        literal(now, outbox.c.created_at.type),
+        literal(event["payload"], outbox.c.payload.type).op("||")(
+            func.jsonb_build_object("reference", made.c.reference)),
+    )).cte("announced")
+    statement = select(made.c.reference).add_cte(history, announced)
     if idempotency:
         key, digest = idempotency
-        session.add(IdempotencyKey(agency_id=sender_id, key=key, request_digest=digest,
-                                   referral_id=referral.id, created_at=now))
-    announce(session, referral, events.REFERRAL_SENT, None, sender_id)
-    session.flush()
+        statement = statement.add_cte(insert(IdempotencyKey).values(
+            agency_id=referral.sending_agency_id, key=key, request_digest=digest,
+            referral_id=referral.id, created_at=now,
+        ).cte("idempotency"))
+    referral.reference = session.execute(statement).scalar_one()
     return _dump(referral, now)
 
 
-def announce(session, referral, event_type, from_status, acting_agency_id):
-    """Stage the event for `referral` in the outbox: ids, statuses, service
-    type and reference only, never the returnee's data."""
-    payload = {
+def event_payload(referral, from_status, acting_agency_id):
+    """What an event about `referral` says: ids, statuses, service type and
+    reference only, never the returnee's data."""
+    return {
         "occurred_at": utcnow().isoformat(),
         "referral_id": str(referral.id),
         "reference": referral.reference,
@@ -128,7 +159,11 @@ def announce(session, referral, event_type, from_status, acting_agency_id):
         "receiving_agency_id": str(referral.receiving_agency_id),
         "acting_agency_id": str(acting_agency_id) if acting_agency_id else None,
     }
-    return add_event(session, Outbox, event_type, payload)
+
+
+def announce(session, referral, event_type, from_status, acting_agency_id):
+    """Stage the event for `referral` in the outbox."""
+    return add_event(session, Outbox, event_type, event_payload(referral, from_status, acting_agency_id))
 
 
 def _dump(referral, now=None):

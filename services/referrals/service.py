@@ -2,19 +2,43 @@
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.rpc import RpcProxy, rpc
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RpcProxy
 from sqlalchemy.exc import IntegrityError
 
 from services.referrals import cases
 from services.referrals.models import Outbox
 from shared import events
+from shared.announced_cache import AnnouncedCache
 from shared.db import Database
 from shared.errors import EXPECTED, NotFound
 from shared.outbox import OutboxRelay
 from shared.request_id import RequestId
+from shared.rpc import rpc
 from shared.timers import every
 
 log = logging.getLogger(__name__)
+
+
+class DirectoryCache(DependencyProvider):
+    """The directory's records of agencies, kept by this process and dropped
+    when the directory announces a change (shared.announced_cache): the
+    receiver of a new referral is checked without an RPC per referral."""
+
+    def setup(self):
+        self.cache = AnnouncedCache(
+            self.container.config["AMQP_URI"], events.AGENCIES, [events.AGENCY_UPDATED],
+            names_in=lambda _, payload: [payload["agency"]["id"]],
+            name_of=lambda agency: agency["id"],
+        )
+
+    def stop(self):
+        self.cache.close()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self.cache
 
 
 class ReferralsService:
@@ -25,6 +49,7 @@ class ReferralsService:
     config = Config()
     relay = OutboxRelay(Outbox, events.REFERRALS)
     agencies = RpcProxy("agencies")
+    directory = DirectoryCache()  # the agencies' records, as fresh as an RPC for each
 
     @rpc
     def ping(self):
@@ -39,14 +64,12 @@ class ReferralsService:
                 earlier = cases.find_idempotent(session, sender_id, *idempotency)
             if earlier:
                 return earlier
-        try:
-            receiver = self.agencies.get_agency(str(data["receiving_agency_id"]))
-        except NotFound:
-            receiver = None
+        receiver_id = str(data["receiving_agency_id"])
+        receiver = self.directory.get(receiver_id, lambda: self.agency_or_none(receiver_id))
         cases.check_receiver(sender_id, data, receiver)
         hours = float(self.config["REFERRAL_RESPONSE_HOURS"])
         try:
-            with self.db.begin() as session:
+            with self.db.single() as session:  # one statement: see cases.create
                 return cases.create(session, sender_id, data, hours, idempotency)
         except IntegrityError:
             if not idempotency:
@@ -54,6 +77,12 @@ class ReferralsService:
             # The same key raced us and won: answer with what it made.
             with self.db.begin() as session:
                 return cases.find_idempotent(session, sender_id, *idempotency)
+
+    def agency_or_none(self, agency_id):
+        try:
+            return self.agencies.get_agency(agency_id)
+        except NotFound:
+            return None
 
     @rpc(expected_exceptions=EXPECTED)
     def get_referral(self, agency_id, referral_id):

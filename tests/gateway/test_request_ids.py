@@ -66,13 +66,14 @@ def test_the_request_id_is_in_every_services_log_lines_for_the_request(client, n
 
     # A worker writes its line just after it answered: wait for them all.
     wait_for(lambda: len(service_records().get("trace-referral-1", [])) >= 3
-             and len(service_records().get("trace-list-2", [])) >= 2, what="every worker's line")
+             and len(service_records().get("trace-list-2", [])) >= 1, what="every worker's line")
     by_id = service_records()
     # The gateway checked the key, the referrals service made the referral
     # and asked the directory about the receiver: two services, one id.
     assert calls(by_id["trace-referral-1"]) == [
         "agencies.authenticate", "agencies.get_agency", "referrals.create_referral"]
-    assert calls(by_id["trace-list-2"]) == ["agencies.authenticate", "notifications.list_notifications"]
+    # The key was checked a moment ago: the gateway's cache of keys answers.
+    assert calls(by_id["trace-list-2"]) == ["notifications.list_notifications"]
 
 
 def test_a_failed_call_is_logged_with_its_request_id_and_no_detail(client, service_records):

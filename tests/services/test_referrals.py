@@ -65,6 +65,22 @@ def test_the_receiver_must_exist_accept_and_not_be_the_sender(referrals, agencie
     assert "receiving_agency_id" in refused.value.errors
 
 
+def test_a_change_to_the_receiver_counts_for_the_very_next_referral(referrals, agencies, pair):
+    """The referrals service keeps the receivers it has checked; a change in
+    the directory reaches it before the change's call returns."""
+    sender, receiver, _ = pair
+    referrals("create_referral", sender, data.referral(receiver))  # the receiver is now cached
+    agencies("update_agency", receiver, {"accepting_referrals": False}, True)
+    with pytest.raises(InvalidInput) as refused:
+        referrals("create_referral", sender, data.referral(receiver))
+    assert "receiving_agency_id" in refused.value.errors
+    agencies("update_agency", receiver, {"accepting_referrals": True, "services": ["legal"]}, True)
+    with pytest.raises(InvalidInput) as refused:
+        referrals("create_referral", sender, data.referral(receiver, service_type="housing"))
+    assert "service_type" in refused.value.errors
+    assert referrals("create_referral", sender, data.referral(receiver, service_type="legal"))["status"] == "sent"
+
+
 def test_only_the_two_agencies_see_a_referral(referrals, pair, engines):
     sender, receiver, outsider = pair
     made = referrals("create_referral", sender, data.referral(receiver))
