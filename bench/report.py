@@ -65,8 +65,9 @@ warm-up, then $seconds s measured.
   *e-mail* is the time from the client receiving the 201 to the receiver's
   e-mail (its subject carries the reference) reaching the SMTP sink.
 - **ceiling (echo)**: one nameko RPC round trip through the same RabbitMQ to
-  a bare nameko service (`bench/echo.py`, default 10 workers like the
-  network's services), from nameko's standalone `ClusterRpcProxy` (one per
+  a bare nameko service (`bench/echo.py`, default 10 workers and the same
+  RPC entrypoint as the network's services, `shared.rpc`: replies without
+  publisher confirms), from nameko's standalone `ClusterRpcProxy` (one per
   client) under gevent, timed and reported to locust as request events. The
   payload is the referral body.
 - **monolith**: one gunicorn (gthread, $workers workers x $threads threads,

@@ -423,7 +423,13 @@ def main():
             bench = Bench(settings, work, cleanup)
             results = bench.results
             results["machine"] = machine()
-            results["machine"]["rabbitmq"], results["machine"]["erlang"] = bench.rabbit.versions()
+            try:
+                results["machine"]["rabbitmq"], results["machine"]["erlang"] = bench.rabbit.versions()
+            except requests.RequestException:
+                print(f"bench: RabbitMQ's management API does not answer at {bench.rabbit.base}; the bench "
+                      "makes a vhost of its own through it: rabbitmq-plugins enable rabbitmq_management",
+                      file=sys.stderr)
+                return 2
             results["note"] = os.environ.get("BENCH_NOTE", "")
             results["locust_version"] = importlib.metadata.version("locust")
             results["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
