@@ -30,6 +30,9 @@ class Transports(DependencyProvider):
         self.messages = Messages()
         self.policy = dispatch.RetryPolicy.from_settings(config)
 
+    def stop(self):
+        self.mailer.close()
+
     def get_dependency(self, worker_ctx):
         return self
 

@@ -5,9 +5,11 @@ A sender returns when the message went out, raises `DeliveryError` when it
 is worth trying again later, and `PermanentDeliveryError` when trying the
 same message again cannot help.
 """
+import collections
 import logging
 import smtplib
 import ssl
+import time
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -36,11 +38,22 @@ def send_timeout(settings):
 
 
 class Mailer:
-    """One SMTP conversation per message (smtplib): STARTTLS when
-    SMTP_STARTTLS is on, verifying the server's certificate against the
-    system's CAs or SMTP_CA_FILE; then login when SMTP_USERNAME is set.
-    Every SMTP refusal (4xx or 5xx) is tried again: a relay that wants
-    another login or is out of space recovers once an operator acts."""
+    """E-mail over SMTP (smtplib): STARTTLS when SMTP_STARTTLS is on,
+    verifying the server's certificate against the system's CAs or
+    SMTP_CA_FILE; then login when SMTP_USERNAME is set. Every SMTP refusal
+    (4xx or 5xx) is tried again: a relay that wants another login or is out
+    of space recovers once an operator acts.
+
+    Connections are kept open between messages (up to `KEEP_IDLE` of them,
+    each for `IDLE_SECONDS` and `MESSAGES_PER_CONNECTION` messages), so that
+    a message costs one SMTP transaction rather than a whole conversation
+    (connect, EHLO, STARTTLS, login, QUIT). A kept connection the relay has
+    closed meanwhile fails before it takes anything; the message is then
+    sent once more over a new connection."""
+
+    KEEP_IDLE = 8  # as many as are sent side by side (dispatch.SIDE_BY_SIDE)
+    IDLE_SECONDS = 30.0  # well under the usual relay's idle limit (Postfix: 300 s)
+    MESSAGES_PER_CONNECTION = 100  # relays limit the messages of one connection
 
     def __init__(self, settings):
         self.host = settings["SMTP_HOST"]
@@ -51,6 +64,7 @@ class Mailer:
         self.username = settings["SMTP_USERNAME"] or None
         self.password = settings["SMTP_PASSWORD"] or None
         self.timeout = send_timeout(settings)
+        self.idle = collections.deque()  # (connection, idle since, messages sent), last used on the right
 
     def message(self, to, subject, text, html):
         """The e-mail: plain text and HTML alternatives, From = SMTP_FROM.
@@ -71,15 +85,76 @@ class Mailer:
 
     def send(self, to, subject, text, html):
         message = self.message(to, subject, text, html)
+        kept = self._take_idle()
+        if kept is not None:
+            smtp, sent = kept
+            try:
+                self._send_on(smtp, sent, message)
+                return
+            except (OSError, smtplib.SMTPException) as error:
+                if not _closed_while_idle(error):
+                    raise DeliveryError(f"SMTP {self.host}:{self.port}: {error}") from error
+                # once more, on a new connection
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
-                if self.username:
-                    smtp.login(self.username, self.password or "")
-                smtp.send_message(message)
+            self._send_on(self._connect(), 0, message)
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {error}") from error
+
+    def _connect(self):
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _send_on(self, smtp, sent, message):
+        """Send over `smtp`, then keep it for the next message; any failure
+        (a timeout from outside too) closes it, since its state is unknown."""
+        try:
+            smtp.send_message(message)
+        except BaseException:
+            smtp.close()
+            raise
+        self._keep(smtp, sent + 1)
+
+    def _take_idle(self):
+        while self.idle:
+            smtp, since, sent = self.idle.pop()
+            if time.monotonic() - since < self.IDLE_SECONDS:
+                return smtp, sent
+            self._quit(smtp)
+        return None
+
+    def _keep(self, smtp, sent):
+        if sent >= self.MESSAGES_PER_CONNECTION or len(self.idle) >= self.KEEP_IDLE:
+            self._quit(smtp)
+        else:
+            self.idle.append((smtp, time.monotonic(), sent))
+
+    @staticmethod
+    def _quit(smtp):
+        try:
+            smtp.quit()
+        except (OSError, smtplib.SMTPException):
+            smtp.close()
+
+    def close(self):
+        """Say goodbye on every kept connection (the service is stopping)."""
+        while self.idle:
+            self._quit(self.idle.pop()[0])
+
+
+def _closed_while_idle(error):
+    """Whether `error`, on a kept connection, says the relay has closed it
+    (or is closing it: 421) rather than refused the message."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return error.smtp_code == 421
+    return isinstance(error, (smtplib.SMTPServerDisconnected, ConnectionError))
 
 
 class SmsBackend:

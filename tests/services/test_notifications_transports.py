@@ -3,6 +3,9 @@ aiosmtpd (plain, and STARTTLS with login verified against a private CA),
 and the `http` SMS backend against a real HTTP server."""
 import email.utils
 import logging
+import time
+
+import eventlet
 
 import pytest
 
@@ -17,7 +20,7 @@ from services.notifications.transports import (
     sms_backend,
 )
 from shared import config
-from tests.support.sinks import Credentials, HttpSink, SmtpSink, free_port
+from tests.support.sinks import Credentials, HttpSink, SmtpSink, free_port, wait_for
 from tests.support.tls import self_signed_certificate, server_context
 
 HTML = "<p>Referral <b>REF-2026-000123</b></p>"
@@ -112,6 +115,72 @@ def test_without_starttls_a_server_that_demands_it_refuses(tls_sink, certificate
         Mailer(tls_settings(tls_sink, certificate, SMTP_STARTTLS="false", SMTP_USERNAME="")).send(
             "olga@example.org", "S", "t", HTML)
     assert tls_sink.messages == []
+
+
+# Kept connections
+
+def subjects(sink):
+    return [message["Subject"] for _, message in sink.messages]
+
+
+def test_messages_one_after_another_share_one_connection(tls_sink, certificate):
+    """STARTTLS and login once; after that, each message is one transaction."""
+    mailer = Mailer(tls_settings(tls_sink, certificate))
+    for n in range(3):
+        mailer.send("olga@example.org", f"Subject {n}", "text", HTML)
+    assert subjects(tls_sink) == ["Subject 0", "Subject 1", "Subject 2"]
+    assert tls_sink.sessions == [{"tls": True, "login": "mailer"}] * 3
+    assert len(tls_sink.connections) == 1
+
+
+def test_a_connection_the_relay_dropped_while_idle_is_replaced():
+    """The relay closes a connection idle for 0.3 s; the next message goes
+    out once, over a new connection."""
+    with SmtpSink(timeout=0.3) as sink:
+        mailer = Mailer(settings(SMTP_PORT=str(sink.port)))
+        mailer.send("olga@example.org", "Before", "text", HTML)
+        time.sleep(0.8)
+        mailer.send("olga@example.org", "After", "text", HTML)
+        assert subjects(sink) == ["Before", "After"]
+        assert len(sink.connections) == 2
+
+
+def test_a_relay_restart_between_messages_loses_none(smtp_sink):
+    mailer = Mailer(settings(SMTP_PORT=str(smtp_sink.port)))
+    mailer.send("olga@example.org", "Before", "text", HTML)
+    smtp_sink.__exit__()
+    with SmtpSink(port=smtp_sink.port) as restarted:
+        mailer.send("olga@example.org", "After", "text", HTML)
+        assert subjects(restarted) == ["After"]
+
+
+def test_messages_sent_side_by_side_each_have_a_connection_and_all_arrive(smtp_sink):
+    mailer = Mailer(settings(SMTP_PORT=str(smtp_sink.port)))
+    send = lambda n: mailer.send("olga@example.org", f"Subject {n}", "text", HTML)  # noqa: E731
+    for _ in range(2):  # the second round reuses what the first kept
+        list(eventlet.GreenPool(4).imap(send, range(8)))
+    assert sorted(subjects(smtp_sink)) == sorted([f"Subject {n}" for n in range(8)] * 2)
+    assert 2 <= len(smtp_sink.connections) <= 8
+
+
+def test_a_refusal_on_a_kept_connection_is_not_sent_again(smtp_sink):
+    """Only a closed connection is tried anew: a refused message is the
+    caller's to retry later, after its backoff."""
+    mailer = Mailer(settings(SMTP_PORT=str(smtp_sink.port)))
+    mailer.send("olga@example.org", "Before", "text", HTML)
+    smtp_sink.fail_with = "451 4.3.0 try again later"
+    with pytest.raises(DeliveryError, match="451"):
+        mailer.send("olga@example.org", "Refused", "text", HTML)
+    assert smtp_sink.refusals == 1
+
+
+def test_closing_the_mailer_ends_its_kept_connections(smtp_sink):
+    mailer = Mailer(settings(SMTP_PORT=str(smtp_sink.port)))
+    mailer.send("olga@example.org", "Subject", "text", HTML)
+    assert mailer.idle
+    mailer.close()
+    assert not mailer.idle
+    wait_for(lambda: smtp_sink.quits == 1, what="the QUIT")
 
 
 @pytest.mark.parametrize("refusal", ["451 4.3.0 try again later", "554 5.7.1 relay denied"])

@@ -57,13 +57,18 @@ class SmtpSink:
     `delay` (seconds) makes it slow to answer each one. Options for
     aiosmtpd's server (tls_context and require_starttls for STARTTLS,
     authenticator and auth_required for AUTH) pass through; `sessions`
-    tells, for each message taken, whether it came over TLS and as whom.
+    tells, for each message taken, whether it came over TLS and as whom,
+    `connections` holds each SMTP connection that carried a message, and
+    `refusals` and `quits` count refused messages and QUIT commands.
     Under eventlet every green thread shares one OS thread, and so one
     asyncio loop: only one SmtpSink may run at a time in a process."""
 
     def __init__(self, port=None, **server_options):
         self.messages = []
         self.sessions = []
+        self.connections = []
+        self.refusals = 0  # messages refused with `fail_with`
+        self.quits = 0  # connections the client ended with QUIT
         self.fail_with = None
         self.delay = 0
         self.running = False
@@ -74,12 +79,19 @@ class SmtpSink:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.fail_with:
+            self.refusals += 1
             return self.fail_with
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         self.messages.append((envelope.rcpt_tos, message))
         login = session.auth_data.login.decode() if session.authenticated else None
         self.sessions.append({"tls": session.ssl is not None, "login": login})
+        if not any(known is session for known in self.connections):  # aiosmtpd: a Session per connection
+            self.connections.append(session)
         return "250 OK"
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.quits += 1
+        return "221 Bye"
 
     def to(self, address):
         return [message for rcpts, message in self.messages if address in rcpts]
