@@ -27,10 +27,12 @@ def lookup(sessions, agency_ids, fetch):
     """{id: {"id", "name", "contacts"}} for `agency_ids`; `fetch(id)` asks
     the directory for one this service has no copy of."""
     wanted = {str(agency_id) for agency_id in agency_ids}
+    table = KnownAgency.__table__  # plain rows, without the ORM's bookkeeping
     with sessions.single() as session:  # one read: no transaction around it
         known = {
             str(row.id): {"id": str(row.id), "name": row.name, "contacts": row.contacts}
-            for row in session.scalars(select(KnownAgency).where(KnownAgency.id.in_(wanted)))
+            for row in session.execute(select(table.c.id, table.c.name, table.c.contacts)
+                                       .where(table.c.id.in_(wanted)))
         }
     for agency_id in wanted - set(known):
         agency = fetch(agency_id)

@@ -64,7 +64,7 @@ class NotificationsService:
             parties = {"sender": known[sender], "receiver": known[receiver]}
             rows = dispatch.plan(event, parties, self.transports.messages)
         transports = self.transports
-        with self.db.begin() as session:
+        with self.db.single() as session:
             if not dispatch.record(session, event, rows, transports.policy):
                 log.info("event %s was handled before; nothing sent again", event["event_id"])
                 return

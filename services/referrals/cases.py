@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 
-from sqlalchemy import Text, and_, cast, delete, func, insert, literal, or_, select
+from sqlalchemy import Text, and_, bindparam, cast, delete, func, insert, literal, or_, select
 
 from services.referrals import lifecycle
 from services.referrals.models import (
@@ -29,12 +29,13 @@ from shared.validation import load
 
 # The returnee and consent are stored as the JSON they were dumped to.
 referral_schema = ReferralSchema(exclude=("returnee", "consent"))
+new_referral_schema, returnee_schema, consent_schema = NewReferral(), Returnee(), Consent()
 history_schema = HistorySchema()
 IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
 
 
 def load_new(body):
-    return load(NewReferral(), body, "The referral is not valid.")
+    return load(new_referral_schema, body, "The referral is not valid.")
 
 
 def check_receiver(sender_id, data, receiver):
@@ -79,6 +80,51 @@ def find_idempotent(session, sender_id, key, digest):
     return _dump(session.get(Referral, earlier.referral_id))
 
 
+def _creation(with_idempotency_key):
+    """The one statement that writes a new referral (see `create`), built
+    once: its values are bind parameters named `referral_<column>`,
+    `history_id`, `event_id`, `event_payload`, and `idempotency_key` and
+    `request_digest` when `with_idempotency_key`."""
+    referrals = Referral.__table__
+    value = lambda column: bindparam(f"referral_{column}", type_=referrals.c[column].type)  # noqa: E731
+    number = select(cast(reference_numbers.next_value(), Text).label("digits")).cte("number")
+    # REF-2026-000123; past 999999 the number simply grows longer
+    reference = value("reference") + func.lpad(number.c.digits, func.greatest(6, func.length(number.c.digits)), "0")
+    made = (
+        insert(referrals)
+        .from_select(["reference", *CREATED_COLUMNS], select(reference, *map(value, CREATED_COLUMNS)))
+        .returning(referrals.c.reference)
+        .cte("made")
+    )
+    history = insert(HistoryEntry).values(
+        id=bindparam("history_id"), referral_id=value("id"), at=value("created_at"), event="created",
+        from_status=None, to_status=value("status"), agency_id=value("sending_agency_id"),
+        detail=value("reason"),
+    ).cte("history")
+    outbox = Outbox.__table__
+    announced = insert(outbox).from_select(["id", "event_type", "created_at", "payload"], select(
+        bindparam("event_id", type_=outbox.c.id.type),
+        literal(events.REFERRAL_SENT),
+        value("created_at"),
+        # the payload's "reference" (None until the number is drawn) is set from `made`
+        bindparam("event_payload", type_=outbox.c.payload.type).op("||")(
+            func.jsonb_build_object("reference", made.c.reference)),
+    )).cte("announced")
+    statement = select(made.c.reference).add_cte(history, announced)
+    if with_idempotency_key:
+        statement = statement.add_cte(insert(IdempotencyKey).values(
+            agency_id=value("sending_agency_id"), key=bindparam("idempotency_key"),
+            request_digest=bindparam("request_digest"), referral_id=value("id"), created_at=value("created_at"),
+        ).cte("idempotency"))
+    return statement
+
+
+# The referral's columns `create` writes from its values (the reference is drawn in SQL).
+CREATED_COLUMNS = [column for column in Referral.__table__.columns.keys()
+                   if column not in ("reference", "overdue_announced_at")]
+CREATION = {with_key: _creation(with_key) for with_key in (False, True)}
+
+
 def create(session, sender_id, data, response_hours, idempotency=None):
     """Insert a new referral from loaded `data`; `idempotency` is
     (key, digest) or None.
@@ -97,50 +143,20 @@ def create(session, sender_id, data, response_hours, idempotency=None):
         sending_agency_id=uuid.UUID(str(sender_id)),
         receiving_agency_id=data["receiving_agency_id"],
         reason=data["reason"],
-        returnee=Returnee().dump(data["returnee"]),
-        consent=Consent().dump(data["consent"]),
+        returnee=returnee_schema.dump(data["returnee"]),
+        consent=consent_schema.dump(data["consent"]),
         outcome=None,
         respond_by=now + datetime.timedelta(hours=hours),
         created_at=now,
         updated_at=now,
     )
-    referrals = Referral.__table__
-    number = select(cast(reference_numbers.next_value(), Text).label("digits")).cte("number")
-    # REF-2026-000123; past 999999 the number simply grows longer
-    reference = literal(f"REF-{now.year}-") + func.lpad(
-        number.c.digits, func.greatest(6, func.length(number.c.digits)), "0")
-    columns = [column for column in referrals.columns.keys()
-               if column not in ("reference", "overdue_announced_at")]
-    made = (
-        insert(referrals)
-        .from_select(["reference", *columns], select(
-            reference, *(literal(getattr(referral, column), referrals.c[column].type) for column in columns)
-        ))
-        .returning(referrals.c.reference)
-        .cte("made")
-    )
-    history = insert(HistoryEntry).values(
-        id=uuid.uuid4(), referral_id=referral.id, at=now, event="created", from_status=None,
-        to_status=referral.status, agency_id=referral.sending_agency_id, detail=referral.reason,
-    ).cte("history")
-    # the payload's "reference" (None until the number is drawn) is set from `made` below
     event = event_row(events.REFERRAL_SENT, event_payload(referral, None, sender_id))
-    outbox = Outbox.__table__
-    announced = insert(outbox).from_select(["id", "event_type", "created_at", "payload"], select(
-        literal(event["id"], outbox.c.id.type),
-        literal(event["event_type"]),
-        literal(now, outbox.c.created_at.type),
-        literal(event["payload"], outbox.c.payload.type).op("||")(
-            func.jsonb_build_object("reference", made.c.reference)),
-    )).cte("announced")
-    statement = select(made.c.reference).add_cte(history, announced)
+    values = {f"referral_{column}": getattr(referral, column) for column in CREATED_COLUMNS}
+    values.update(referral_reference=f"REF-{now.year}-", history_id=uuid.uuid4(),
+                  event_id=event["id"], event_payload=event["payload"])
     if idempotency:
-        key, digest = idempotency
-        statement = statement.add_cte(insert(IdempotencyKey).values(
-            agency_id=referral.sending_agency_id, key=key, request_digest=digest,
-            referral_id=referral.id, created_at=now,
-        ).cte("idempotency"))
-    referral.reference = session.execute(statement).scalar_one()
+        values["idempotency_key"], values["request_digest"] = idempotency
+    referral.reference = session.execute(CREATION[bool(idempotency)], values).scalar_one()
     return _dump(referral, now)
 
 
