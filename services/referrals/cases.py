@@ -6,7 +6,23 @@ import hashlib
 import json
 import uuid
 
-from sqlalchemy import Text, and_, bindparam, cast, delete, func, insert, literal, or_, select
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from services.referrals import lifecycle
 from services.referrals.models import (
@@ -193,13 +209,17 @@ def is_overdue(referral, now):
     return referral.status == lifecycle.INITIAL and referral.respond_by < now
 
 
+def _referral_uuid(referral_id):
+    try:
+        return uuid.UUID(str(referral_id))
+    except ValueError:
+        raise NotFound("No such referral.") from None
+
+
 def _visible(session, agency_id, referral_id, lock=False):
     """The referral, if `agency_id` is its sender or receiver; for anyone
     else it does not exist."""
-    try:
-        referral_id = uuid.UUID(str(referral_id))
-    except ValueError:
-        raise NotFound("No such referral.") from None
+    referral_id = _referral_uuid(referral_id)
     query = select(Referral).where(
         Referral.id == referral_id,
         or_(Referral.sending_agency_id == agency_id, Referral.receiving_agency_id == agency_id),
@@ -217,28 +237,90 @@ def read(session, agency_id, referral_id):
 
 
 def move(session, agency_id, referral_id, name, body):
+    """Make move `name` on the referral, as `agency_id`; refusals in this
+    order: no such referral (for anyone but its two parties), the wrong
+    party, a body that is not valid, a status the move cannot leave.
+
+    One statement (`MOVE`): the referral's new status, its history entry,
+    the access log's entry and the outbox event are written together, so
+    that in an autocommit session a move costs one round trip and is still
+    all or nothing."""
     step = lifecycle.MOVES.get(name)
     if step is None:
         raise InvalidInput("No such move.", {"move": [f"{name!r} is not one of {sorted(lifecycle.MOVES)}."]})
-    referral = _visible(session, agency_id, referral_id, lock=True)
-    party = str(referral.sending_agency_id if step.party == "sender" else referral.receiving_agency_id)
-    if party != str(agency_id):
-        raise Forbidden(f"Only the {step.party} of a referral may {name} it.")
-    data = load(MOVE_BODIES[name](), body or {}, f"The {name} request is not valid.")
-    if not lifecycle.allowed(step, referral.status):
-        raise Conflict(f"A referral that is {referral.status} cannot become {step.target}.")
-    from_status, now = referral.status, utcnow()
-    referral.status = step.target
-    referral.updated_at = now
+    referral_id = _referral_uuid(referral_id)
+    try:
+        data = load(MOVE_BODIES[name](), body or {}, f"The {name} request is not valid.")
+    except InvalidInput:
+        _check_party(step, name, agency_id, _visible(session, agency_id, referral_id))  # those come first
+        raise
     detail = data.get(step.detail_field) if step.detail_field else None
-    if name == "complete":
-        referral.outcome = detail
-    session.add(HistoryEntry(referral_id=referral.id, at=now, event=name, from_status=from_status,
-                             to_status=step.target, agency_id=agency_id, detail=detail))
-    announce(session, referral, step.event, from_status, agency_id)
-    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action=name))
-    session.flush()
-    return _dump(referral, now)
+    now, event = utcnow(), event_row(step.event, {})
+    row = session.execute(MOVE, {
+        "referral_id": referral_id, "agency_id": agency_id, "move": name, "target": step.target,
+        "sources": list(step.sources), "by_sender": step.party == "sender", "detail": detail,
+        "sets_outcome": name == "complete", "now": now, "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
+        "event_id": event["id"], "event_type": step.event,
+        "event_payload": dict(event["payload"], occurred_at=now.isoformat(), referral_id=str(referral_id),
+                              status=step.target, acting_agency_id=str(agency_id)),
+    }).first()
+    if row is None:
+        raise NotFound("No such referral.")
+    if row.id is None:  # found, not moved
+        _check_party(step, name, agency_id, Referral(
+            sending_agency_id=row.found_sender, receiving_agency_id=row.found_receiver))
+        raise Conflict(f"A referral that is {row.found_status} cannot become {step.target}.")
+    moved = Referral(**{column: getattr(row, column) for column in Referral.__table__.columns.keys()})
+    return _dump(moved, now)
+
+
+def _check_party(step, name, agency_id, referral):
+    party = referral.sending_agency_id if step.party == "sender" else referral.receiving_agency_id
+    if str(party) != str(agency_id):
+        raise Forbidden(f"Only the {step.party} of a referral may {name} it.")
+
+
+# A move, if the referral is the caller's, the caller is the move's party and
+# the referral's status is one the move leaves: the referral's row after it
+# (with `from_status`), else only `found_*` (or no row for someone else's).
+MOVE = text("""
+WITH found AS (
+    SELECT id, status, sending_agency_id, receiving_agency_id FROM referrals
+    WHERE id = :referral_id AND :agency_id IN (sending_agency_id, receiving_agency_id)
+    FOR UPDATE
+), moved AS (
+    UPDATE referrals AS referral
+    SET status = :target, updated_at = :now,
+        outcome = CASE WHEN :sets_outcome THEN :detail ELSE referral.outcome END
+    FROM found
+    WHERE referral.id = found.id AND found.status = ANY(:sources)
+        AND CASE WHEN :by_sender THEN found.sending_agency_id ELSE found.receiving_agency_id END = :agency_id
+    RETURNING referral.*, found.status AS from_status
+), history AS (
+    INSERT INTO referral_history (id, referral_id, at, event, from_status, to_status, agency_id, detail)
+    SELECT :history_id, id, :now, :move, from_status, status, :agency_id, :detail FROM moved
+), access AS (
+    INSERT INTO referral_access_log (id, referral_id, agency_id, at, action)
+    SELECT :access_id, id, :agency_id, :now, :move FROM moved
+), announced AS (
+    INSERT INTO outbox (id, event_type, created_at, payload)
+    SELECT :event_id, :event_type, :now, :event_payload || jsonb_build_object(
+        'reference', reference, 'service_type', service_type, 'priority', priority,
+        'from_status', from_status, 'sending_agency_id', sending_agency_id,
+        'receiving_agency_id', receiving_agency_id)
+    FROM moved
+)
+SELECT found.status AS found_status, found.sending_agency_id AS found_sender,
+    found.receiving_agency_id AS found_receiver, moved.*
+FROM found LEFT JOIN moved ON true
+""").bindparams(
+    bindparam("referral_id", type_=Uuid()), bindparam("agency_id", type_=Uuid()),
+    bindparam("history_id", type_=Uuid()), bindparam("access_id", type_=Uuid()),
+    bindparam("event_id", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("sources", type_=ARRAY(Text)), bindparam("by_sender", type_=Boolean()),
+    bindparam("sets_outcome", type_=Boolean()), bindparam("detail", type_=Text()),
+    bindparam("event_payload", type_=JSONB()),
+)
 
 
 def listing(session, agency_id, filters):

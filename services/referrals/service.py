@@ -96,7 +96,7 @@ class ReferralsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def move_referral(self, agency_id, referral_id, move, body=None):
-        with self.db.begin() as session:
+        with self.db.single() as session:  # one statement: see cases.move
             return cases.move(session, agency_id, referral_id, move, body)
 
     @rpc(expected_exceptions=EXPECTED)

@@ -2,6 +2,7 @@
 refusal, and random sequences of moves (hypothesis)."""
 import uuid
 
+import eventlet
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -100,6 +101,25 @@ def test_history_and_access_log_cannot_be_edited(sessions, databases):
             with pytest.raises(DBAPIError, match="append-only"):
                 with sessions.begin() as session:
                     session.execute(text(statement))
+
+
+def test_a_move_waits_for_a_concurrent_one_and_then_sees_its_result(sessions, databases):
+    """Two accepts at once: the second waits for the first's transaction,
+    then finds the referral accepted and is refused; one history entry."""
+    referral_id = new_referral(sessions)
+    first = sessions()
+    first.begin()
+    cases.move(first, RECEIVER, referral_id, "accept", {})
+    second = eventlet.spawn(move, sessions, RECEIVER, referral_id, "accept")
+    eventlet.sleep(0.3)
+    assert not second.dead, "the second move did not wait for the first"
+    first.commit()
+    first.close()
+    with pytest.raises(Conflict, match="accepted cannot become accepted"):
+        second.wait()
+    with sessions.begin() as session:
+        history = cases.history(session, SENDER, referral_id)["items"]
+    assert [entry["event"] for entry in history] == ["created", "accept"]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
