@@ -46,6 +46,7 @@ from shared.validation import load
 # The returnee and consent are stored as the JSON they were dumped to.
 referral_schema = ReferralSchema(exclude=("returnee", "consent"))
 new_referral_schema, returnee_schema, consent_schema = NewReferral(), Returnee(), Consent()
+referral_query_schema = ReferralQuery()
 history_schema = HistorySchema()
 IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
 
@@ -324,7 +325,8 @@ FROM found LEFT JOIN moved ON true
 
 
 def listing(session, agency_id, filters):
-    filters = load(ReferralQuery(), filters, "The list query is not valid.")
+    filters = load(referral_query_schema, filters, "The list query is not valid.")
+    now = utcnow()
     sent = Referral.sending_agency_id == agency_id
     received = Referral.receiving_agency_id == agency_id
     box = {"sent": sent, "received": received}.get(filters.get("box"), or_(sent, received))
@@ -334,15 +336,15 @@ def listing(session, agency_id, filters):
     if "service_type" in filters:
         query = query.where(Referral.service_type == filters["service_type"])
     if "overdue" in filters:
-        overdue = and_(Referral.status == lifecycle.INITIAL, Referral.respond_by < utcnow())
+        overdue = and_(Referral.status == lifecycle.INITIAL, Referral.respond_by < now)
         query = query.where(overdue if filters["overdue"] else ~overdue)
     query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
     page = page_of(query, session, filters["page"], filters["per_page"], _dump)
-    if page["items"]:  # one statement for the page's reads
-        session.execute(insert(AccessEntry), [
-            {"id": uuid.uuid4(), "referral_id": item["id"], "agency_id": agency_id, "action": "list"}
+    if page["items"]:  # one statement for the page's reads (one INSERT of many rows)
+        session.execute(insert(AccessEntry.__table__).values([
+            {"id": uuid.uuid4(), "referral_id": item["id"], "agency_id": agency_id, "action": "list", "at": now}
             for item in page["items"]
-        ])
+        ]))
     return page
 
 

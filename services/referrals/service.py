@@ -91,7 +91,7 @@ class ReferralsService:
 
     @rpc(expected_exceptions=EXPECTED)
     def list_referrals(self, agency_id, filters):
-        with self.db.begin() as session:
+        with self.db.single() as session:  # read committed: each statement sees its own snapshot anyway
             return cases.listing(session, agency_id, filters)
 
     @rpc(expected_exceptions=EXPECTED)
