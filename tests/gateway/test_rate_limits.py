@@ -1,5 +1,11 @@
 """Rate limits per API key: over the limit, 429 with Retry-After and a
 problem body; other keys and the health checks are not held back."""
+import threading
+import time
+
+from limits.storage import storage_from_string
+
+from gateway.limits import ProcessCounts
 from tests.gateway.conftest import ADMIN_KEY, bearer
 
 
@@ -28,3 +34,24 @@ def test_health_checks_are_never_limited(make_app, services):
     assert [client.get("/readyz").status_code for _ in range(3)] == [200] * 3
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/openapi.json").status_code == 200
+
+
+def test_counting_hits_does_not_start_a_thread_for_each(monkeypatch):
+    """limits' own memory storage starts a 0.01 s timer thread on a hit
+    once the last has ended (one per hit here), and two request threads
+    could start the same one: a 500. The gateway's starts one a second."""
+    started = []
+
+    class CountingTimer(threading.Timer):
+        def start(self):
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(threading, "Timer", CountingTimer)
+    counts = storage_from_string("gateway-memory://")
+    assert isinstance(counts, ProcessCounts)
+    for _ in range(20):
+        counts.incr("key:digest", 60)
+        time.sleep(0.02)
+    assert counts.get("key:digest") == 20
+    assert len(started) <= 2
