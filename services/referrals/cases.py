@@ -340,12 +340,18 @@ def listing(session, agency_id, filters):
         query = query.where(overdue if filters["overdue"] else ~overdue)
     query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
     page = page_of(query, session, filters["page"], filters["per_page"], _dump)
-    if page["items"]:  # one statement for the page's reads (one INSERT of many rows)
-        session.execute(insert(AccessEntry.__table__).values([
-            {"id": uuid.uuid4(), "referral_id": item["id"], "agency_id": agency_id, "action": "list", "at": now}
-            for item in page["items"]
-        ]))
+    if page["items"]:
+        session.execute(LOG_LIST_READS, {"agency_id": agency_id, "at": now,
+                                         "referral_ids": [uuid.UUID(item["id"]) for item in page["items"]]})
     return page
+
+
+# A page's reads in the access log: one statement whatever the page's size.
+LOG_LIST_READS = text("""
+INSERT INTO referral_access_log (id, referral_id, agency_id, at, action)
+SELECT gen_random_uuid(), referral_id, :agency_id, :at, 'list' FROM unnest(:referral_ids) AS referral_id
+""").bindparams(bindparam("agency_id", type_=Uuid()), bindparam("at", type_=DateTime(timezone=True)),
+                bindparam("referral_ids", type_=ARRAY(Uuid())))
 
 
 def history(session, agency_id, referral_id):

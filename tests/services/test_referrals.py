@@ -97,6 +97,18 @@ def test_only_the_two_agencies_see_a_referral(referrals, pair, engines):
     assert sorted(readers) == sorted([sender, receiver])
 
 
+def test_every_listed_referral_is_logged_as_read_by_the_lister(referrals, pair, engines):
+    sender, receiver, _ = pair
+    made = [referrals("create_referral", sender, data.referral(receiver))["id"] for _ in range(3)]
+    page = referrals("list_referrals", receiver, {"per_page": 2})
+    assert page["total"] >= 3 and len(page["items"]) == 2
+    with engines["REFERRALS_DATABASE_URL"].connect() as conn:
+        logged = conn.execute(text(
+            "SELECT referral_id::text, agency_id::text FROM referral_access_log WHERE action = 'list' "
+            "AND referral_id = ANY(CAST(:ids AS uuid[]))"), {"ids": made}).all()
+    assert sorted(logged) == sorted((item["id"], receiver) for item in page["items"])
+
+
 def test_moves_follow_the_state_machine(referrals, pair):
     sender, receiver, _ = pair
     made = referrals("create_referral", sender, data.referral(receiver))
