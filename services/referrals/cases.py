@@ -256,14 +256,14 @@ def move(session, agency_id, referral_id, name, body):
         _check_party(step, name, agency_id, _visible(session, agency_id, referral_id))  # those come first
         raise
     detail = data.get(step.detail_field) if step.detail_field else None
-    now, event = utcnow(), event_row(step.event, {})
+    event = event_row(step.event, {})
     row = session.execute(MOVE, {
         "referral_id": referral_id, "agency_id": agency_id, "move": name, "target": step.target,
         "sources": list(step.sources), "by_sender": step.party == "sender", "detail": detail,
-        "sets_outcome": name == "complete", "now": now, "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
+        "sets_outcome": name == "complete", "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
         "event_id": event["id"], "event_type": step.event,
-        "event_payload": dict(event["payload"], occurred_at=now.isoformat(), referral_id=str(referral_id),
-                              status=step.target, acting_agency_id=str(agency_id)),
+        "event_payload": dict(event["payload"], referral_id=str(referral_id), status=step.target,
+                              acting_agency_id=str(agency_id)),
     }).first()
     if row is None:
         raise NotFound("No such referral.")
@@ -272,7 +272,7 @@ def move(session, agency_id, referral_id, name, body):
             sending_agency_id=row.found_sender, receiving_agency_id=row.found_receiver))
         raise Conflict(f"A referral that is {row.found_status} cannot become {step.target}.")
     moved = Referral(**{column: getattr(row, column) for column in Referral.__table__.columns.keys()})
-    return _dump(moved, now)
+    return _dump(moved, moved.updated_at)
 
 
 def _check_party(step, name, agency_id, referral):
@@ -284,14 +284,18 @@ def _check_party(step, name, agency_id, referral):
 # A move, if the referral is the caller's, the caller is the move's party and
 # the referral's status is one the move leaves: the referral's row after it
 # (with `from_status`), else only `found_*` (or no row for someone else's).
+# The move's time is the database's clock once the row is locked, and never
+# before the referral's last change: concurrent moves are written in the
+# order they took the lock, so their history reads in that order too.
 MOVE = text("""
 WITH found AS (
-    SELECT id, status, sending_agency_id, receiving_agency_id FROM referrals
+    SELECT id, status, sending_agency_id, receiving_agency_id, updated_at FROM referrals
     WHERE id = :referral_id AND :agency_id IN (sending_agency_id, receiving_agency_id)
     FOR UPDATE
 ), moved AS (
     UPDATE referrals AS referral
-    SET status = :target, updated_at = :now,
+    SET status = :target,
+        updated_at = greatest(clock_timestamp(), found.updated_at + interval '1 microsecond'),
         outcome = CASE WHEN :sets_outcome THEN :detail ELSE referral.outcome END
     FROM found
     WHERE referral.id = found.id AND found.status = ANY(:sources)
@@ -299,15 +303,15 @@ WITH found AS (
     RETURNING referral.*, found.status AS from_status
 ), history AS (
     INSERT INTO referral_history (id, referral_id, at, event, from_status, to_status, agency_id, detail)
-    SELECT :history_id, id, :now, :move, from_status, status, :agency_id, :detail FROM moved
+    SELECT :history_id, id, updated_at, :move, from_status, status, :agency_id, :detail FROM moved
 ), access AS (
     INSERT INTO referral_access_log (id, referral_id, agency_id, at, action)
-    SELECT :access_id, id, :agency_id, :now, :move FROM moved
+    SELECT :access_id, id, :agency_id, updated_at, :move FROM moved
 ), announced AS (
     INSERT INTO outbox (id, event_type, created_at, payload)
-    SELECT :event_id, :event_type, :now, :event_payload || jsonb_build_object(
-        'reference', reference, 'service_type', service_type, 'priority', priority,
-        'from_status', from_status, 'sending_agency_id', sending_agency_id,
+    SELECT :event_id, :event_type, updated_at, :event_payload || jsonb_build_object(
+        'occurred_at', updated_at, 'reference', reference, 'service_type', service_type,
+        'priority', priority, 'from_status', from_status, 'sending_agency_id', sending_agency_id,
         'receiving_agency_id', receiving_agency_id)
     FROM moved
 )
@@ -317,8 +321,7 @@ FROM found LEFT JOIN moved ON true
 """).bindparams(
     bindparam("referral_id", type_=Uuid()), bindparam("agency_id", type_=Uuid()),
     bindparam("history_id", type_=Uuid()), bindparam("access_id", type_=Uuid()),
-    bindparam("event_id", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("sources", type_=ARRAY(Text)), bindparam("by_sender", type_=Boolean()),
+    bindparam("event_id", type_=Uuid()), bindparam("sources", type_=ARRAY(Text)), bindparam("by_sender", type_=Boolean()),
     bindparam("sets_outcome", type_=Boolean()), bindparam("detail", type_=Text()),
     bindparam("event_payload", type_=JSONB()),
 )

@@ -122,6 +122,26 @@ def test_a_move_waits_for_a_concurrent_one_and_then_sees_its_result(sessions, da
     assert [entry["event"] for entry in history] == ["created", "accept"]
 
 
+def test_history_reads_in_the_order_moves_took_the_lock(sessions, databases):
+    """A cancel that reached the database first but waited for the lock
+    behind an accept is written after it, in time too: the history (and the
+    events) never show the cancel before the accept it followed."""
+    referral_id = new_referral(sessions)
+    holder = sessions()
+    holder.begin()
+    holder.execute(text("SELECT 1 FROM referrals WHERE id = :id FOR UPDATE"), {"id": referral_id})
+    cancel = eventlet.spawn(move, sessions, SENDER, referral_id, "cancel")
+    eventlet.sleep(0.3)  # the cancel is waiting for the lock
+    cases.move(holder, RECEIVER, referral_id, "accept", {})
+    holder.commit()
+    holder.close()
+    assert cancel.wait()["status"] == "cancelled"
+    with sessions.begin() as session:
+        history = cases.history(session, SENDER, referral_id)["items"]
+    assert [entry["event"] for entry in history] == ["created", "accept", "cancel"]
+    assert history[1]["at"] < history[2]["at"]
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(sorted(MOVES)), st.sampled_from(["sender", "receiver"])),
                 max_size=8))
