@@ -19,7 +19,9 @@ TEMPLATE = string.Template("""\
 
 Written by `make bench` (bench/report.py) on $started; every run rewrites
 this file and `benchmarks.png`. Numbers from one machine, one run: compare
-them with runs on the same machine only.
+them with runs on the same machine only. What the profiles led to, measured
+before and after on one machine in one session, is in
+[benchmarks-history.md](benchmarks-history.md).
 
 ## How to reproduce
 
