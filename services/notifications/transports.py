@@ -7,6 +7,7 @@ same message again cannot help.
 """
 import collections
 import logging
+import select
 import smtplib
 import ssl
 import time
@@ -47,9 +48,11 @@ class Mailer:
     Connections are kept open between messages (up to `KEEP_IDLE` of them,
     each for `IDLE_SECONDS` and `MESSAGES_PER_CONNECTION` messages), so that
     a message costs one SMTP transaction rather than a whole conversation
-    (connect, EHLO, STARTTLS, login, QUIT). A kept connection the relay has
-    closed meanwhile fails before it takes anything; the message is then
-    sent once more over a new connection."""
+    (connect, EHLO, STARTTLS, login, QUIT). A kept connection is used only
+    while nothing has arrived on it: a relay that closes an idle connection
+    (its idle limit, a restart) says 421 or just closes, and either makes
+    the socket readable. A message is never sent again at once: a failure
+    once the relay may have taken it is the retry schedule's to handle."""
 
     KEEP_IDLE = 8  # as many as are sent side by side (dispatch.SIDE_BY_SIDE)
     IDLE_SECONDS = 30.0  # well under the usual relay's idle limit (Postfix: 300 s)
@@ -85,18 +88,9 @@ class Mailer:
 
     def send(self, to, subject, text, html):
         message = self.message(to, subject, text, html)
-        kept = self._take_idle()
-        if kept is not None:
-            smtp, sent = kept
-            try:
-                self._send_on(smtp, sent, message)
-                return
-            except (OSError, smtplib.SMTPException) as error:
-                if not _closed_while_idle(error):
-                    raise DeliveryError(f"SMTP {self.host}:{self.port}: {error}") from error
-                # once more, on a new connection
         try:
-            self._send_on(self._connect(), 0, message)
+            smtp, sent = self._take_idle() or (self._connect(), 0)
+            self._send_on(smtp, sent, message)
         except (OSError, smtplib.SMTPException) as error:
             raise DeliveryError(f"SMTP {self.host}:{self.port}: {error}") from error
 
@@ -125,36 +119,45 @@ class Mailer:
     def _take_idle(self):
         while self.idle:
             smtp, since, sent = self.idle.pop()
-            if time.monotonic() - since < self.IDLE_SECONDS:
+            if time.monotonic() - since < self.IDLE_SECONDS and _quiet(smtp):
                 return smtp, sent
-            self._quit(smtp)
+            _drop(smtp)
         return None
 
     def _keep(self, smtp, sent):
+        now = time.monotonic()
+        while self.idle and now - self.idle[0][1] >= self.IDLE_SECONDS:  # the oldest, unused for long
+            _drop(self.idle.popleft()[0])
         if sent >= self.MESSAGES_PER_CONNECTION or len(self.idle) >= self.KEEP_IDLE:
-            self._quit(smtp)
+            _drop(smtp)
         else:
-            self.idle.append((smtp, time.monotonic(), sent))
-
-    @staticmethod
-    def _quit(smtp):
-        try:
-            smtp.quit()
-        except (OSError, smtplib.SMTPException):
-            smtp.close()
+            self.idle.append((smtp, now, sent))
 
     def close(self):
         """Say goodbye on every kept connection (the service is stopping)."""
         while self.idle:
-            self._quit(self.idle.pop()[0])
+            _drop(self.idle.pop()[0])
 
 
-def _closed_while_idle(error):
-    """Whether `error`, on a kept connection, says the relay has closed it
-    (or is closing it: 421) rather than refused the message."""
-    if isinstance(error, smtplib.SMTPResponseException):
-        return error.smtp_code == 421
-    return isinstance(error, (smtplib.SMTPServerDisconnected, ConnectionError))
+def _quiet(smtp):
+    """Whether nothing has arrived on idle connection `smtp`: no 421, no
+    close. One poll of the socket, no round trip."""
+    try:
+        readable, _, _ = select.select([smtp.sock], [], [], 0)
+    except (OSError, ValueError, TypeError):  # closed already
+        return False
+    return not readable
+
+
+def _drop(smtp):
+    """QUIT without waiting for the answer (a slow relay must not hold up a
+    send whose message is out already), then close."""
+    try:
+        smtp.putcmd("quit")
+    except (OSError, smtplib.SMTPException):
+        pass
+    finally:
+        smtp.close()
 
 
 class SmsBackend:

@@ -174,6 +174,18 @@ def test_a_refusal_on_a_kept_connection_is_not_sent_again(smtp_sink):
     assert smtp_sink.refusals == 1
 
 
+def test_a_relay_slow_to_answer_quit_does_not_fail_a_sent_message(smtp_sink):
+    """A connection let go after its message (more than are kept) says QUIT
+    without waiting for the answer: the send is over once the message is."""
+    smtp_sink.quit_delay = 5
+    mailer = Mailer(settings(SMTP_PORT=str(smtp_sink.port)))
+    mailer.KEEP_IDLE = 0
+    with eventlet.Timeout(2, AssertionError("the send waited for the answer to QUIT")):
+        mailer.send("olga@example.org", "Subject", "text", HTML)
+    assert subjects(smtp_sink) == ["Subject"]
+    wait_for(lambda: smtp_sink.quits == 1, what="the QUIT")
+
+
 def test_closing_the_mailer_ends_its_kept_connections(smtp_sink):
     mailer = Mailer(settings(SMTP_PORT=str(smtp_sink.port)))
     mailer.send("olga@example.org", "Subject", "text", HTML)

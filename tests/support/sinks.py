@@ -69,6 +69,7 @@ class SmtpSink:
         self.connections = []
         self.refusals = 0  # messages refused with `fail_with`
         self.quits = 0  # connections the client ended with QUIT
+        self.quit_delay = 0  # seconds it takes to answer QUIT
         self.fail_with = None
         self.delay = 0
         self.running = False
@@ -91,6 +92,8 @@ class SmtpSink:
 
     async def handle_QUIT(self, server, session, envelope):
         self.quits += 1
+        if self.quit_delay:
+            await asyncio.sleep(self.quit_delay)
         return "221 Bye"
 
     def to(self, address):
