@@ -368,10 +368,12 @@ def history(session, agency_id, referral_id):
     return history_schema.dump({"items": entries})
 
 
-def announce_overdue(session, now=None):
+def announce_overdue(session):
     """Mark referrals still `sent` past `respond_by` and announce each once.
-    Safe with several replicas: a row another replica is marking is skipped."""
-    now = now or utcnow()
+    Safe with several replicas: a row another replica is marking is skipped.
+    The time is the database's, as a move's is (see MOVE), so that a move
+    made after this sweep is never written before it."""
+    now = session.scalar(select(func.now()))
     due = session.scalars(
         select(Referral)
         .where(Referral.status == lifecycle.INITIAL, Referral.respond_by < now,
