@@ -8,6 +8,7 @@ import uuid
 
 import eventlet
 from sqlalchemy import DateTime, Uuid, bindparam, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
 from services.notifications.models import Notification
@@ -85,7 +86,7 @@ def record(session, event, rows, policy):
     for row in rows:
         row.id, row.status, row.created_at = uuid.uuid4(), "pending", now
         _take_lease(row, policy)
-    messages = [{column: _json_ready(getattr(row, column)) for column, _ in RECORDED} for row in rows]
+    messages = [{column: _json_ready(getattr(row, column)) for column in RECORDED} for row in rows]
     handled = session.execute(RECORD, {"event_id": event["event_id"], "event_type": event["event_type"],
                                        "now": now, "messages": messages}).first()
     return handled is not None
@@ -97,11 +98,12 @@ def _json_ready(value):
     return str(value) if isinstance(value, uuid.UUID) else value
 
 
-# What `record` writes of a message (the other columns start empty), with its SQL type.
-RECORDED = (("id", "uuid"), ("event_id", "uuid"), ("event", "text"), ("referral_id", "uuid"),
-            ("agency_id", "uuid"), ("channel", "text"), ("recipient", "text"), ("language", "text"),
-            ("subject", "text"), ("text_body", "text"), ("html_body", "text"), ("status", "text"),
-            ("attempts", "integer"), ("next_attempt_at", "timestamptz"), ("created_at", "timestamptz"))
+# What `record` writes of a message (the other columns start empty).
+RECORDED = ("id", "event_id", "event", "referral_id", "agency_id", "channel", "recipient", "language",
+            "subject", "text_body", "html_body", "status", "attempts", "next_attempt_at", "created_at")
+_RECORDSET = ", ".join(  # the columns' SQL types, as the model declares them
+    f"{column} {Notification.__table__.c[column].type.compile(dialect=postgresql.dialect())}"
+    for column in RECORDED)
 
 # The messages go in only if the event's row is new. Written as SQL: an
 # INSERT .. ON CONFLICT built with SQLAlchemy 2.0 is compiled anew on every
@@ -114,9 +116,8 @@ WITH handled AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 ), recorded AS (
-    INSERT INTO notifications ({", ".join(column for column, _ in RECORDED)})
-    SELECT message.* FROM handled,
-        jsonb_to_recordset(:messages) AS message({", ".join(f"{column} {kind}" for column, kind in RECORDED)})
+    INSERT INTO notifications ({", ".join(RECORDED)})
+    SELECT message.* FROM handled, jsonb_to_recordset(:messages) AS message({_RECORDSET})
 )
 SELECT event_id FROM handled
 """).bindparams(bindparam("event_id", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)),

@@ -100,13 +100,14 @@ def find_idempotent(session, sender_id, key, digest):
 def _creation(with_idempotency_key):
     """The one statement that writes a new referral (see `create`), built
     once: its values are bind parameters named `referral_<column>`,
-    `history_id`, `event_id`, `event_payload`, and `idempotency_key` and
+    `reference_prefix`, `history_id`, `event_id`, `event_payload`, and `idempotency_key` and
     `request_digest` when `with_idempotency_key`."""
     referrals = Referral.__table__
     value = lambda column: bindparam(f"referral_{column}", type_=referrals.c[column].type)  # noqa: E731
     number = select(cast(reference_numbers.next_value(), Text).label("digits")).cte("number")
     # REF-2026-000123; past 999999 the number simply grows longer
-    reference = value("reference") + func.lpad(number.c.digits, func.greatest(6, func.length(number.c.digits)), "0")
+    reference = bindparam("reference_prefix", type_=Text) + func.lpad(
+        number.c.digits, func.greatest(6, func.length(number.c.digits)), "0")
     made = (
         insert(referrals)
         .from_select(["reference", *CREATED_COLUMNS], select(reference, *map(value, CREATED_COLUMNS)))
@@ -169,7 +170,7 @@ def create(session, sender_id, data, response_hours, idempotency=None):
     )
     event = event_row(events.REFERRAL_SENT, event_payload(referral, None, sender_id))
     values = {f"referral_{column}": getattr(referral, column) for column in CREATED_COLUMNS}
-    values.update(referral_reference=f"REF-{now.year}-", history_id=uuid.uuid4(),
+    values.update(reference_prefix=f"REF-{now.year}-", history_id=uuid.uuid4(),
                   event_id=event["id"], event_payload=event["payload"])
     if idempotency:
         values["idempotency_key"], values["request_digest"] = idempotency
@@ -321,8 +322,9 @@ FROM found LEFT JOIN moved ON true
 """).bindparams(
     bindparam("referral_id", type_=Uuid()), bindparam("agency_id", type_=Uuid()),
     bindparam("history_id", type_=Uuid()), bindparam("access_id", type_=Uuid()),
-    bindparam("event_id", type_=Uuid()), bindparam("sources", type_=ARRAY(Text)), bindparam("by_sender", type_=Boolean()),
-    bindparam("sets_outcome", type_=Boolean()), bindparam("detail", type_=Text()),
+    bindparam("event_id", type_=Uuid()), bindparam("sources", type_=ARRAY(Text)),
+    bindparam("by_sender", type_=Boolean()), bindparam("sets_outcome", type_=Boolean()),
+    bindparam("detail", type_=Text()),
     bindparam("event_payload", type_=JSONB()),
 )
 

@@ -41,7 +41,3 @@ MOVES = {
 INITIAL = "sent"
 FINAL = frozenset({"declined", "completed", "cancelled"})
 STATUSES = frozenset({INITIAL, *FINAL, *(move.target for move in MOVES.values())})
-
-
-def allowed(move, status):
-    return status in move.sources
