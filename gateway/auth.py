@@ -19,14 +19,20 @@ BEARER = WWWAuthenticate("Bearer")
 
 
 class Caller:
-    def __init__(self, agency_id, role, key_id):
+    def __init__(self, agency_id, role, key_id, prefix):
         self.agency_id = agency_id
         self.role = role
         self.key_id = key_id
+        self.prefix = prefix
 
     @property
     def is_admin(self):
         return self.role == "admin"
+
+    @property
+    def actor(self):
+        """Who acts, as a referral's history names it: the key's id and prefix."""
+        return {"type": "api_key", "id": self.key_id, "name": self.prefix}
 
 
 def bearer_key():
@@ -48,11 +54,11 @@ def authenticate():
     found = current_app.extensions["keys"].get(digest(key), lambda: call("agencies", "authenticate", key))
     if not found:
         abort(401, description="The API key is not valid.", www_authenticate=BEARER)
-    g.caller = Caller(found["agency_id"], found["role"], found["key_id"])
+    g.caller = Caller(found["agency_id"], found["role"], found["key_id"], found["prefix"])
 
 
 def key_cache(settings):
-    """The process's cache of checked keys: {"agency_id", "role", "key_id"}
+    """The process's cache of checked keys: {"agency_id", "role", "key_id", "prefix"}
     by digest, a key's entry gone when the directory announces it revoked."""
     return AnnouncedCache(
         settings["AMQP_URI"], events.AGENCIES, [events.API_KEY_REVOKED],

@@ -13,6 +13,10 @@ def _unique(values):
 
 
 class Contact(Schema):
+    # Stable across edits: a PATCH names an existing contact by its id (or,
+    # without one, by the same e-mail address or phone); others get a new id.
+    id = fields.UUID(load_default=None, metadata={
+        "description": "The contact's stable id; given in a change, it must name one of the agency's contacts."})
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     email = fields.String(allow_none=True, load_default=None, validate=standards.email_address)
     phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)

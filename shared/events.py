@@ -13,6 +13,9 @@ AGENCIES = "agencies"  # ... and agency events
 AGENCY_CREATED = "agency_created"
 AGENCY_UPDATED = "agency_updated"
 API_KEY_REVOKED = "api_key_revoked"  # {"key_id", "agency_id"}: never the key or its digest
+# {"event_id", "token", "coordinator": {...}}: the one event that carries a
+# secret, so it goes straight to the broker (transient), never an outbox.
+SIGN_IN_LINK = "sign_in_link"
 
 REFERRAL_SENT = "referral_sent"
 REFERRAL_ACCEPTED = "referral_accepted"

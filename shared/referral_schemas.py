@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 from shared import standards
 from shared.paging import PageQuery
 from shared.vocabulary import (
+    ACTOR_TYPES,
     CONSENT_METHODS,
     PRIORITIES,
     REFERRAL_STATUSES,
@@ -91,6 +92,16 @@ class ReferralQuery(PageQuery):
     overdue = fields.Boolean()
 
 
+class Actor(Schema):
+    """Who made a move or read a referral: an API key (its id and prefix,
+    never the key), a coordinator in the pages (the contact's id and name),
+    or the system (a timer)."""
+
+    type = fields.String(required=True, validate=standards.one_of(ACTOR_TYPES))
+    id = fields.UUID(allow_none=True, load_default=None)
+    name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+
+
 class HistoryItem(Schema):
     at = fields.AwareDateTime()
     event = fields.String()
@@ -98,6 +109,7 @@ class HistoryItem(Schema):
     to_status = fields.String(allow_none=True)
     agency_id = fields.UUID(allow_none=True)
     detail = fields.String(allow_none=True)
+    actor = fields.Nested(Actor, allow_none=True)
 
 
 class History(Schema):

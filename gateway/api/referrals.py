@@ -34,7 +34,8 @@ blp.before_request(require_agency)  # admin keys do not read returnees' personal
 def create_referral(_):
     """Refer a returnee to another agency for a service."""
     key = request.headers.get("Idempotency-Key") or None
-    return call("referrals", "create_referral", caller().agency_id, request.get_json(), key), 201
+    me = caller()
+    return call("referrals", "create_referral", me.agency_id, request.get_json(), key, me.actor), 201
 
 
 @blp.route("", methods=["GET"])
@@ -43,7 +44,7 @@ def create_referral(_):
 @problems(blp, 403)
 def list_referrals(**filters):
     """The caller's referrals, sent and received, newest first."""
-    return call("referrals", "list_referrals", caller().agency_id, ReferralQuery().dump(filters))
+    return call("referrals", "list_referrals", caller().agency_id, ReferralQuery().dump(filters), caller().actor)
 
 
 @blp.route("/<uuid:referral_id>", methods=["GET"])
@@ -51,7 +52,7 @@ def list_referrals(**filters):
 @problems(blp, 403)
 def get_referral(referral_id):
     """One referral, for its sender or receiver."""
-    return call("referrals", "get_referral", caller().agency_id, str(referral_id))
+    return call("referrals", "get_referral", caller().agency_id, str(referral_id), caller().actor)
 
 
 @blp.route("/<uuid:referral_id>/history", methods=["GET"])
@@ -59,7 +60,7 @@ def get_referral(referral_id):
 @problems(blp, 403)
 def referral_history(referral_id):
     """Every move of the referral, oldest first."""
-    return call("referrals", "referral_history", caller().agency_id, str(referral_id))
+    return call("referrals", "referral_history", caller().agency_id, str(referral_id), caller().actor)
 
 
 def _move_view(move, body_schema, party):
@@ -68,7 +69,7 @@ def _move_view(move, body_schema, party):
     @problems(blp, 403, 409)
     def view(_, referral_id):
         return call("referrals", "move_referral", caller().agency_id, str(referral_id), move,
-                    request.get_json(silent=True) or {})
+                    request.get_json(silent=True) or {}, caller().actor)
 
     view.__name__ = f"{move}_referral"
     view.__doc__ = f"{move.capitalize()} the referral (its {party})."

@@ -5,13 +5,13 @@ import uuid
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.agencies import keys, names
+from services.agencies import coordinators, keys, names
 from services.agencies.models import Agency, ApiKey, Outbox
 from shared import events
 from shared.agency_schemas import Agency as AgencySchema
 from shared.agency_schemas import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
 from shared.agency_schemas import ApiKey as ApiKeySchema
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.models import utcnow
 from shared.outbox import add_event
 from shared.paging import page_of
@@ -33,6 +33,7 @@ OPERATORS_NAME = "Referral network operators"
 
 def create(session, body):
     fields = load(AgencyBody(), body, "The agency is not valid.")
+    fields["contacts"] = contacts_with_ids(fields["contacts"], [])
     agency = Agency(**fields, search_name=names.fold(fields["name"]))
     session.add(agency)
     session.flush()
@@ -71,12 +72,46 @@ def change(session, agency_id, body, caller_is_admin):
                 "Only the network's admins change these fields: " + ", ".join(admin_only) + "."
             )
     agency = _find(session, agency_id, lock=True)
+    if "contacts" in changes:
+        changes["contacts"] = contacts_with_ids(changes["contacts"], agency.contacts)
+        kept = {contact["id"] for contact in changes["contacts"]}
+        coordinators.end_access(session, [contact["id"] for contact in agency.contacts
+                                          if contact.get("id") not in kept])
     for field, value in changes.items():
         setattr(agency, field, value)
     agency.search_name = names.fold(agency.name)
     agency.updated_at = utcnow()
     session.flush()
     return announce(session, agency, events.AGENCY_UPDATED)
+
+
+def contacts_with_ids(contacts, existing):
+    """`contacts` (as loaded) as stored: each with the id of the existing
+    contact it names (by its id, else by the same e-mail address or phone),
+    or a new one. An id that names none of `existing` is refused."""
+    known = {contact["id"]: contact for contact in existing if contact.get("id")}
+    unclaimed = dict(known)
+    stored, unknown = [], {}
+    for position, contact in enumerate(contacts):
+        given = str(contact["id"]) if contact.get("id") else None
+        if given is not None and given not in known:
+            unknown[f"contacts.{position}.id"] = ["No such contact in this agency."]
+            continue
+        same = given or next((cid for cid, old in unclaimed.items() if _same_person(old, contact)), None)
+        if same is not None and unclaimed.pop(same, None) is None:
+            unknown[f"contacts.{position}.id"] = ["This contact is named twice."]
+            continue
+        stored.append(dict(contact, id=same or str(uuid.uuid4())))
+    if unknown:
+        raise InvalidInput("The contacts are not valid.", unknown)
+    return stored
+
+
+def _same_person(old, new):
+    """Whether a contact given without its id is `old` (same address or phone)."""
+    if new.get("email") and old.get("email"):
+        return new["email"].casefold() == old["email"].casefold()
+    return bool(new.get("phone")) and new.get("phone") == old.get("phone")
 
 
 def search(session, filters):
@@ -131,12 +166,12 @@ def revoke_key(session, agency_id, key_id):
 
 
 def authenticate(session, clear_key):
-    """Who holds `clear_key`: {"agency_id", "role", "key_id"}, or None when the
+    """Who holds `clear_key`: {"agency_id", "role", "key_id", "prefix"}, or None when the
     key is unknown or revoked. Marks the key used (at most once a minute).
 
     One statement, so that the check costs one round trip in an autocommit
     session: it is asked on every partner request."""
-    found = select(ApiKey.id, ApiKey.agency_id, ApiKey.role, ApiKey.last_used_at).where(
+    found = select(ApiKey.id, ApiKey.agency_id, ApiKey.role, ApiKey.prefix, ApiKey.last_used_at).where(
         ApiKey.digest == keys.digest(clear_key), ApiKey.revoked_at.is_(None)
     ).cte("found")
     stale = or_(found.c.last_used_at.is_(None), found.c.last_used_at < func.now() - LAST_USED_EVERY)
@@ -145,11 +180,11 @@ def authenticate(session, clear_key):
         .cte("touch")
     )
     row = session.execute(
-        select(found.c.id, found.c.agency_id, found.c.role).add_cte(touch)
+        select(found.c.id, found.c.agency_id, found.c.role, found.c.prefix).add_cte(touch)
     ).first()
     if row is None:
         return None
-    return {"agency_id": str(row.agency_id), "role": row.role, "key_id": str(row.id)}
+    return {"agency_id": str(row.agency_id), "role": row.role, "key_id": str(row.id), "prefix": row.prefix}
 
 
 def ensure(session, agency_id, body):
@@ -157,6 +192,7 @@ def ensure(session, agency_id, body):
     if it has to be made; an existing one is left as it is. Idempotent, and
     safe when several processes do it at once."""
     fields = load(AgencyBody(), body, "The agency is not valid.")
+    fields["contacts"] = contacts_with_ids(fields["contacts"], [])
     made = session.execute(
         insert(Agency)
         .values(id=agency_id, search_name=names.fold(fields["name"]), **fields)

@@ -1,5 +1,6 @@
-"""The agencies service's own tables: the directory and the API keys."""
-from sqlalchemy import ForeignKey, Index, Text
+"""The agencies service's own tables: the directory, the API keys, and the
+coordinators' sign-in links and sessions."""
+from sqlalchemy import DateTime, ForeignKey, Index, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -58,3 +59,33 @@ class ApiKey(Base):
     created_at: Timestamp = timestamp_column()
     last_used_at: OptionalTimestamp = optional_timestamp_column()
     revoked_at: OptionalTimestamp = optional_timestamp_column()
+
+
+class SignInToken(Base):
+    """A one-time sign-in link e-mailed to a contact: only its SHA-256 digest
+    is kept (the token is a 256-bit random secret, so a fast digest is safe)."""
+
+    __tablename__ = "sign_in_tokens"
+
+    digest: Mapped[str] = mapped_column(Text, primary_key=True)
+    agency_id: Id = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    contact_id: Id = mapped_column(index=True)
+    created_at: Timestamp = timestamp_column()
+    expires_at: Timestamp = mapped_column(DateTime(timezone=True))
+    used_at: OptionalTimestamp = optional_timestamp_column()
+
+
+class CoordinatorSession(Base):
+    """A coordinator signed in to the pages: kept by its digest; it ends when
+    idle too long, at its absolute end, at sign-out, or when the contact is
+    removed from the directory."""
+
+    __tablename__ = "coordinator_sessions"
+
+    digest: Mapped[str] = mapped_column(Text, primary_key=True)
+    agency_id: Id = mapped_column(ForeignKey("agencies.id", ondelete="CASCADE"), index=True)
+    contact_id: Id = mapped_column(index=True)
+    created_at: Timestamp = timestamp_column()
+    last_seen_at: Timestamp = timestamp_column()
+    expires_at: Timestamp = mapped_column(DateTime(timezone=True))
+    ended_at: OptionalTimestamp = optional_timestamp_column()

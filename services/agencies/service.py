@@ -1,7 +1,11 @@
-"""The agencies service: the directory of agencies and their API keys."""
+"""The agencies service: the directory of agencies, their API keys, and
+their coordinators' sign-in and sessions."""
 import logging
+import uuid
 
-from services.agencies import directory
+from nameko.events import EventDispatcher
+
+from services.agencies import coordinators, directory
 from services.agencies.models import Outbox
 from shared import events
 from shared.db import Database
@@ -32,6 +36,11 @@ class AgenciesService:
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     # Nobody has to hear of directory changes, so not `mandatory`.
     relay = OutboxRelay(Outbox, events.AGENCIES, mandatory=False)
+
+    # A sign-in link goes to the notifications service at once and nowhere
+    # else: not through the outbox (no table keeps the clear token), not
+    # written to the broker's disk, and dropped when the link has expired.
+    send_link = EventDispatcher(delivery_mode=1, expiration=coordinators.LINK_LIFETIME.total_seconds())
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):
@@ -79,3 +88,37 @@ class AgenciesService:
     def authenticate(self, clear_key):
         with self.db.single() as session:
             return directory.authenticate(session, clear_key)
+
+    @rpc
+    def request_sign_in(self, email):
+        """E-mail a sign-in link to each contact with this address; nothing
+        for an unknown one (the caller answers the same either way)."""
+        with self.db.begin() as session:
+            links = coordinators.new_links(session, email)
+        for token, coordinator in links:
+            self.send_link(events.SIGN_IN_LINK, {
+                "event_id": str(uuid.uuid4()), "token": token, "coordinator": coordinator,
+                "valid_minutes": int(coordinators.LINK_LIFETIME.total_seconds() // 60)})
+        if links:
+            log.info("sign-in link(s) sent to contact(s) %s",
+                     ", ".join(coordinator["contact_id"] for _, coordinator in links))
+
+    @rpc
+    def sign_in_link_is_live(self, token):
+        with self.db.single() as session:
+            return coordinators.link_is_live(session, token)
+
+    @rpc
+    def sign_in(self, token):
+        with self.db.begin() as session:
+            return coordinators.sign_in(session, token)
+
+    @rpc
+    def coordinator_session(self, clear_session):
+        with self.db.single() as session:
+            return coordinators.session_coordinator(session, clear_session)
+
+    @rpc
+    def sign_out(self, clear_session):
+        with self.db.single() as session:
+            coordinators.sign_out(session, clear_session)

@@ -44,6 +44,7 @@ def plan(event, agencies, messages):
         agency, other = agencies[role], agencies[OTHER_PARTY[role]]
         # All a template is given: never anything about the returnee.
         context = {
+            "referral_id": event["referral_id"],
             "reference": event["reference"],
             "service_type": event["service_type"],
             "other_agency": other["name"],
@@ -177,7 +178,7 @@ def send_claimed(sessions, claims, mailer, sms, policy):
     a time with no transaction open, then record their outcomes."""
     if not claims:
         return
-    outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(lambda claim: _send(claim, mailer, sms, policy.send_timeout),
+    outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(lambda claim: send_message(claim, mailer, sms, policy.send_timeout),
                                                    claims))
     with sessions.single() as session:  # each outcome is one statement of its own
         for claim, error in zip(claims, outcomes):
@@ -203,7 +204,7 @@ def _take_lease(row, policy):
     row.next_attempt_at = utcnow() + policy.lease
 
 
-def _send(row, mailer, sms, timeout):
+def send_message(row, mailer, sms, timeout):
     """None when `row` went out, else the DeliveryError saying why not."""
     try:
         with eventlet.Timeout(timeout, DeliveryError(f"timed out after {timeout:g} s")):

@@ -1,8 +1,10 @@
 """The words of every notification, rendered from the template files in
 `templates/<channel>/<language>/<event>.j2` with Jinja2.
 
-An e-mail template gives the blocks `subject` and `message`; the language's
-`_layout.txt.j2` and `_layout.html.j2` wrap the message (HTML autoescaped).
+An e-mail template gives the blocks `subject` and `message` (and may give
+`link_text`); the language's `_layout.txt.j2` and `_layout.html.j2` wrap the
+message (HTML autoescaped) and add the link of its context (a referral's
+page in the coordinators' pages, or a sign-in link).
 An SMS template gives `full` and `short`: the first that fits one SMS is sent.
 A missing translation makes the whole message English, and is logged.
 """
@@ -49,9 +51,17 @@ def _environment(templates, autoescape):
 
 
 class Messages:
-    def __init__(self, templates=TEMPLATES):
+    def __init__(self, templates=TEMPLATES, public_url="http://localhost:8000"):
         self.text = _environment(templates, autoescape=False)
         self.html = _environment(templates, autoescape=True)
+        self.public_url = public_url.rstrip("/")
+
+    def referral_link(self, referral_id):
+        """The referral's page in the coordinators' pages (shows nothing without a session)."""
+        return f"{self.public_url}/inbox/referrals/{referral_id}"
+
+    def sign_in_link(self, token):
+        return f"{self.public_url}/inbox/sign-in/{token}"
 
     def _language(self, channel, language, names):
         """`language` when it has every template in `names` for `channel`,
@@ -69,12 +79,17 @@ class Messages:
     def _block(template, block, context):
         return "".join(template.blocks[block](template.new_context(context))).strip()
 
-    @staticmethod
-    def _values(language, context):
+    def _values(self, language, context):
         """`context` (the reference, the service type, the agencies' names,
-        the reader's role) with the service named in `language`."""
-        names = SERVICE_NAMES.get(language, SERVICE_NAMES[FALLBACK_LANGUAGE])
-        return dict(context, service=names.get(context["service_type"], context["service_type"]))
+        the reader's role; or a sign-in's agency and link) with the service
+        named in `language` and the referral's link."""
+        values = dict(context)
+        if "service_type" in context:
+            names = SERVICE_NAMES.get(language, SERVICE_NAMES[FALLBACK_LANGUAGE])
+            values["service"] = names.get(context["service_type"], context["service_type"])
+        if "referral_id" in context:
+            values["link"] = self.referral_link(context["referral_id"])
+        return values
 
     def email(self, event, language, context):
         """(subject, plain text, HTML) of the e-mail for `event`."""
@@ -84,6 +99,8 @@ class Messages:
         plain, html = self.text.get_template(f"{folder}/{event}.j2"), self.html.get_template(f"{folder}/{event}.j2")
         subject = " ".join(self._block(plain, "subject", context).split())  # one header line
         values = dict(context, subject=subject)
+        if "link_text" in plain.blocks:
+            values["link_text"] = self._block(plain, "link_text", context)
         text_body = self.text.get_template(f"{folder}/_layout.txt.j2").render(
             values, message=self._block(plain, "message", context)
         )

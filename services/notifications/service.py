@@ -6,7 +6,7 @@ from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RpcProxy
 
-from services.notifications import dispatch, known_agencies
+from services.notifications import dispatch, known_agencies, sign_in
 from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
@@ -27,7 +27,7 @@ class Transports(DependencyProvider):
         config = self.container.config
         self.mailer = Mailer(config)
         self.sms = sms_backend(config)
-        self.messages = Messages()
+        self.messages = Messages(public_url=config["PUBLIC_URL"])
         self.policy = dispatch.RetryPolicy.from_settings(config)
 
     def stop(self):
@@ -78,6 +78,11 @@ class NotificationsService:
     @event_handler(events.AGENCIES, events.AGENCY_UPDATED)
     def on_agency_updated(self, payload):
         self.remember_agency(payload)
+
+    @event_handler(events.AGENCIES, events.SIGN_IN_LINK)
+    def on_sign_in_link(self, payload):
+        transports = self.transports
+        sign_in.send_link(payload, transports.messages, transports.mailer, transports.policy.send_timeout)
 
     def remember_agency(self, payload):
         with self.db.begin() as session:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    case,
     cast,
     delete,
     func,
@@ -38,7 +39,7 @@ from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.models import utcnow
 from shared.outbox import add_event, event_row
 from shared.paging import page_of
-from shared.referral_schemas import MOVE_BODIES, Consent, NewReferral, ReferralQuery, Returnee
+from shared.referral_schemas import MOVE_BODIES, Actor, Consent, NewReferral, ReferralQuery, Returnee
 from shared.referral_schemas import History as HistorySchema
 from shared.referral_schemas import Referral as ReferralSchema
 from shared.validation import load
@@ -48,7 +49,20 @@ referral_schema = ReferralSchema(exclude=("returnee", "consent"))
 new_referral_schema, returnee_schema, consent_schema = NewReferral(), Returnee(), Consent()
 referral_query_schema = ReferralQuery()
 history_schema = HistorySchema()
+actor_schema = Actor()
 IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
+
+
+# The overdue timer, as the history names it.
+OVERDUE_TIMER = {"type": "system", "id": None, "name": "overdue timer"}
+
+
+def actor_columns(actor):
+    """The actor_* column values for `actor` ({"type", "id", "name"} or None)."""
+    if actor is None:
+        return {"actor_type": None, "actor_id": None, "actor_name": None}
+    loaded = load(actor_schema, actor, "The actor is not valid.")
+    return {"actor_type": loaded["type"], "actor_id": loaded["id"], "actor_name": loaded["name"]}
 
 
 def load_new(body):
@@ -117,7 +131,8 @@ def _creation(with_idempotency_key):
     history = insert(HistoryEntry).values(
         id=bindparam("history_id"), referral_id=value("id"), at=value("created_at"), event="created",
         from_status=None, to_status=value("status"), agency_id=value("sending_agency_id"),
-        detail=value("reason"),
+        detail=value("reason"), actor_type=bindparam("actor_type", type_=Text),
+        actor_id=bindparam("actor_id", type_=Uuid), actor_name=bindparam("actor_name", type_=Text),
     ).cte("history")
     outbox = Outbox.__table__
     announced = insert(outbox).from_select(["id", "event_type", "created_at", "payload"], select(
@@ -143,9 +158,9 @@ CREATED_COLUMNS = [column for column in Referral.__table__.columns.keys()
 CREATION = {with_key: _creation(with_key) for with_key in (False, True)}
 
 
-def create(session, sender_id, data, response_hours, idempotency=None):
+def create(session, sender_id, data, response_hours, idempotency=None, actor=None):
     """Insert a new referral from loaded `data`; `idempotency` is
-    (key, digest) or None.
+    (key, digest) or None; `actor` made it.
 
     One statement: the reference number, the referral, its history entry,
     its idempotency key and its outbox event are written together by
@@ -171,7 +186,7 @@ def create(session, sender_id, data, response_hours, idempotency=None):
     event = event_row(events.REFERRAL_SENT, event_payload(referral, None, sender_id))
     values = {f"referral_{column}": getattr(referral, column) for column in CREATED_COLUMNS}
     values.update(reference_prefix=f"REF-{now.year}-", history_id=uuid.uuid4(),
-                  event_id=event["id"], event_payload=event["payload"])
+                  event_id=event["id"], event_payload=event["payload"], **actor_columns(actor))
     if idempotency:
         values["idempotency_key"], values["request_digest"] = idempotency
     referral.reference = session.execute(CREATION[bool(idempotency)], values).scalar_one()
@@ -232,13 +247,13 @@ def _visible(session, agency_id, referral_id, lock=False):
     return referral
 
 
-def read(session, agency_id, referral_id):
+def read(session, agency_id, referral_id, actor=None):
     referral = _visible(session, agency_id, referral_id)
-    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read"))
+    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor)))
     return _dump(referral)
 
 
-def move(session, agency_id, referral_id, name, body):
+def move(session, agency_id, referral_id, name, body, actor=None):
     """Make move `name` on the referral, as `agency_id`; refusals in this
     order: no such referral (for anyone but its two parties), the wrong
     party, a body that is not valid, a status the move cannot leave.
@@ -265,6 +280,7 @@ def move(session, agency_id, referral_id, name, body):
         "event_id": event["id"], "event_type": step.event,
         "event_payload": dict(event["payload"], referral_id=str(referral_id), status=step.target,
                               acting_agency_id=str(agency_id)),
+        **actor_columns(actor),
     }).first()
     if row is None:
         raise NotFound("No such referral.")
@@ -303,11 +319,13 @@ WITH found AS (
         AND CASE WHEN :by_sender THEN found.sending_agency_id ELSE found.receiving_agency_id END = :agency_id
     RETURNING referral.*, found.status AS from_status
 ), history AS (
-    INSERT INTO referral_history (id, referral_id, at, event, from_status, to_status, agency_id, detail)
-    SELECT :history_id, id, updated_at, :move, from_status, status, :agency_id, :detail FROM moved
+    INSERT INTO referral_history (id, referral_id, at, event, from_status, to_status, agency_id, detail,
+                                  actor_type, actor_id, actor_name)
+    SELECT :history_id, id, updated_at, :move, from_status, status, :agency_id, :detail,
+        :actor_type, :actor_id, :actor_name FROM moved
 ), access AS (
-    INSERT INTO referral_access_log (id, referral_id, agency_id, at, action)
-    SELECT :access_id, id, :agency_id, updated_at, :move FROM moved
+    INSERT INTO referral_access_log (id, referral_id, agency_id, at, action, actor_type, actor_id, actor_name)
+    SELECT :access_id, id, :agency_id, updated_at, :move, :actor_type, :actor_id, :actor_name FROM moved
 ), announced AS (
     INSERT INTO outbox (id, event_type, created_at, payload)
     SELECT :event_id, :event_type, updated_at, :event_payload || jsonb_build_object(
@@ -326,48 +344,110 @@ FROM found LEFT JOIN moved ON true
     bindparam("by_sender", type_=Boolean()), bindparam("sets_outcome", type_=Boolean()),
     bindparam("detail", type_=Text()),
     bindparam("event_payload", type_=JSONB()),
+    bindparam("actor_type", type_=Text()), bindparam("actor_id", type_=Uuid()),
+    bindparam("actor_name", type_=Text()),
 )
 
 
-def listing(session, agency_id, filters):
-    filters = load(referral_query_schema, filters, "The list query is not valid.")
-    now = utcnow()
+def _selected(agency_id, filters, now, box=None):
+    """The referrals of `agency_id` that `filters` (loaded) select, in `box`
+    (sent, received, or both when None), unordered."""
     sent = Referral.sending_agency_id == agency_id
     received = Referral.receiving_agency_id == agency_id
-    box = {"sent": sent, "received": received}.get(filters.get("box"), or_(sent, received))
-    query = select(Referral).where(box)
+    query = select(Referral).where({"sent": sent, "received": received}.get(box, or_(sent, received)))
     if "status" in filters:
         query = query.where(Referral.status == filters["status"])
     if "service_type" in filters:
         query = query.where(Referral.service_type == filters["service_type"])
     if "overdue" in filters:
-        overdue = and_(Referral.status == lifecycle.INITIAL, Referral.respond_by < now)
-        query = query.where(overdue if filters["overdue"] else ~overdue)
-    query = query.order_by(Referral.created_at.desc(), Referral.id.desc())
+        query = query.where(_overdue(now) if filters["overdue"] else ~_overdue(now))
+    return query
+
+
+def _overdue(now):
+    return and_(Referral.status == lifecycle.INITIAL, Referral.respond_by < now)
+
+
+NEWEST_FIRST = (Referral.created_at.desc(), Referral.id.desc())
+
+
+def listing(session, agency_id, filters, actor=None):
+    filters = load(referral_query_schema, filters, "The list query is not valid.")
+    now = utcnow()
+    query = _selected(agency_id, filters, now, filters.get("box")).order_by(*NEWEST_FIRST)
     page = page_of(query, session, filters["page"], filters["per_page"], _dump)
     if page["items"]:
-        session.execute(LOG_LIST_READS, {"agency_id": agency_id, "at": now,
-                                         "referral_ids": [uuid.UUID(item["id"]) for item in page["items"]]})
+        log_list_reads(session, agency_id, page["items"], now, actor)
     return page
+
+
+def inbox(session, agency_id, filters, actor):
+    """A coordinator's inbox: {"received": page, "sent": page} (a box left
+    out by `filters["box"]` is an empty page). Received referrals come in
+    the order they need attention: overdue, then new (still `sent`), then
+    the rest; each part, and the sent box, newest first."""
+    filters = load(referral_query_schema, filters, "The inbox query is not valid.")
+    now = utcnow()
+    attention = case((_overdue(now), 0), (Referral.status == lifecycle.INITIAL, 1), else_=2)
+    orders = {"received": (attention, *NEWEST_FIRST), "sent": NEWEST_FIRST}
+    boxes = {}
+    for box, order in orders.items():
+        if filters.get("box", box) != box:
+            boxes[box] = {"items": [], "page": filters["page"], "per_page": filters["per_page"], "total": 0}
+            continue
+        query = _selected(agency_id, filters, now, box).order_by(*order)
+        boxes[box] = page_of(query, session, filters["page"], filters["per_page"], _dump)
+    listed = boxes["received"]["items"] + boxes["sent"]["items"]
+    if listed:
+        log_list_reads(session, agency_id, listed, now, actor)
+    return boxes
+
+
+def log_list_reads(session, agency_id, items, now, actor):
+    """The access log's entries for a list's listed referrals (`items`, dumped)."""
+    session.execute(LOG_LIST_READS, {"agency_id": agency_id, "at": now, **actor_columns(actor),
+                                     "referral_ids": [uuid.UUID(str(item["id"])) for item in items]})
 
 
 # A page's reads in the access log: one statement whatever the page's size.
 LOG_LIST_READS = text("""
-INSERT INTO referral_access_log (id, referral_id, agency_id, at, action)
-SELECT gen_random_uuid(), referral_id, :agency_id, :at, 'list' FROM unnest(:referral_ids) AS referral_id
+INSERT INTO referral_access_log (id, referral_id, agency_id, at, action, actor_type, actor_id, actor_name)
+SELECT gen_random_uuid(), referral_id, :agency_id, :at, 'list', :actor_type, :actor_id, :actor_name
+FROM unnest(:referral_ids) AS referral_id
 """).bindparams(bindparam("agency_id", type_=Uuid()), bindparam("at", type_=DateTime(timezone=True)),
-                bindparam("referral_ids", type_=ARRAY(Uuid())))
+                bindparam("referral_ids", type_=ARRAY(Uuid())), bindparam("actor_type", type_=Text()),
+                bindparam("actor_id", type_=Uuid()), bindparam("actor_name", type_=Text()))
 
 
-def history(session, agency_id, referral_id):
+def history(session, agency_id, referral_id, actor=None):
     referral = _visible(session, agency_id, referral_id)
-    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="history"))
-    entries = session.scalars(
+    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="history",
+                            **actor_columns(actor)))
+    return history_schema.dump({"items": _entries(session, referral.id)})
+
+
+def _entries(session, referral_id):
+    return session.scalars(
         select(HistoryEntry)
-        .where(HistoryEntry.referral_id == referral.id)
+        .where(HistoryEntry.referral_id == referral_id)
         .order_by(HistoryEntry.at, HistoryEntry.id)
     ).all()
-    return history_schema.dump({"items": entries})
+
+
+def read_with_history(session, agency_id, referral_id, actor):
+    """A referral with its history, as a coordinator's page shows it: one
+    read in the access log."""
+    referral = _visible(session, agency_id, referral_id)
+    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor)))
+    return {"referral": _dump(referral), **history_schema.dump({"items": _entries(session, referral.id)}),
+            "moves": allowed_moves(referral, agency_id)}
+
+
+def allowed_moves(referral, agency_id):
+    """The moves `agency_id` may make on `referral` now, in the table's order."""
+    side = "sender" if str(referral.sending_agency_id) == str(agency_id) else "receiver"
+    return [name for name, step in lifecycle.MOVES.items()
+            if step.party == side and referral.status in step.sources]
 
 
 def announce_overdue(session):
@@ -386,6 +466,7 @@ def announce_overdue(session):
     for referral in due:
         referral.overdue_announced_at = now
         session.add(HistoryEntry(referral_id=referral.id, at=now, event="overdue",
-                                 from_status=referral.status, to_status=referral.status))
+                                 from_status=referral.status, to_status=referral.status,
+                                 **actor_columns(OVERDUE_TIMER)))
         announce(session, referral, events.REFERRAL_OVERDUE, referral.status, None)
     return len(due)

@@ -65,6 +65,16 @@ class HistoryEntry(Base):
     to_status: Mapped[Optional[str]] = mapped_column(Text)
     agency_id: Mapped[Optional[uuid.UUID]]
     detail: Mapped[Optional[str]] = mapped_column(Text)
+    actor_type: Mapped[Optional[str]] = mapped_column(Text)  # api_key | coordinator | system
+    actor_id: Mapped[Optional[uuid.UUID]]
+    actor_name: Mapped[Optional[str]] = mapped_column(Text)
+
+    @property
+    def actor(self):
+        """{"type", "id", "name"}, or None for entries older than actors."""
+        if self.actor_type is None:
+            return None
+        return {"type": self.actor_type, "id": self.actor_id, "name": self.actor_name}
 
 
 class AccessEntry(Base):
@@ -77,6 +87,9 @@ class AccessEntry(Base):
     agency_id: Id
     at: Timestamp = timestamp_column()
     action: Mapped[str] = mapped_column(Text)
+    actor_type: Mapped[Optional[str]] = mapped_column(Text)
+    actor_id: Mapped[Optional[uuid.UUID]]
+    actor_name: Mapped[Optional[str]] = mapped_column(Text)
 
 
 class IdempotencyKey(Base):

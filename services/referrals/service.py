@@ -56,7 +56,7 @@ class ReferralsService:
         return "pong"
 
     @rpc(expected_exceptions=EXPECTED)
-    def create_referral(self, sender_id, body, idempotency_key=None):
+    def create_referral(self, sender_id, body, idempotency_key=None, actor=None):
         data = cases.load_new(body)
         idempotency = (idempotency_key, cases.request_digest(body)) if idempotency_key else None
         if idempotency:
@@ -70,7 +70,7 @@ class ReferralsService:
         hours = float(self.config["REFERRAL_RESPONSE_HOURS"])
         try:
             with self.db.single() as session:  # one statement: see cases.create
-                return cases.create(session, sender_id, data, hours, idempotency)
+                return cases.create(session, sender_id, data, hours, idempotency, actor)
         except IntegrityError:
             if not idempotency:
                 raise
@@ -85,24 +85,36 @@ class ReferralsService:
             return None
 
     @rpc(expected_exceptions=EXPECTED)
-    def get_referral(self, agency_id, referral_id):
+    def get_referral(self, agency_id, referral_id, actor=None):
         with self.db.begin() as session:
-            return cases.read(session, agency_id, referral_id)
+            return cases.read(session, agency_id, referral_id, actor)
 
     @rpc(expected_exceptions=EXPECTED)
-    def list_referrals(self, agency_id, filters):
+    def list_referrals(self, agency_id, filters, actor=None):
         with self.db.single() as session:  # read committed: each statement sees its own snapshot anyway
-            return cases.listing(session, agency_id, filters)
+            return cases.listing(session, agency_id, filters, actor)
 
     @rpc(expected_exceptions=EXPECTED)
-    def move_referral(self, agency_id, referral_id, move, body=None):
+    def move_referral(self, agency_id, referral_id, move, body=None, actor=None):
         with self.db.single() as session:  # one statement: see cases.move
-            return cases.move(session, agency_id, referral_id, move, body)
+            return cases.move(session, agency_id, referral_id, move, body, actor)
 
     @rpc(expected_exceptions=EXPECTED)
-    def referral_history(self, agency_id, referral_id):
+    def referral_history(self, agency_id, referral_id, actor=None):
         with self.db.begin() as session:
-            return cases.history(session, agency_id, referral_id)
+            return cases.history(session, agency_id, referral_id, actor)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def coordinator_inbox(self, agency_id, filters, actor):
+        """The received and sent boxes as a coordinator's inbox shows them."""
+        with self.db.single() as session:
+            return cases.inbox(session, agency_id, filters, actor)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def referral_with_history(self, agency_id, referral_id, actor):
+        """A referral and its history, for a coordinator's page of it."""
+        with self.db.begin() as session:
+            return cases.read_with_history(session, agency_id, referral_id, actor)
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):

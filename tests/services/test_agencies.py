@@ -67,7 +67,7 @@ def test_keys_authenticate_until_revoked(agencies):
     issued = agencies("issue_api_key", made["id"], "agency")
     assert issued["key"].startswith(issued["prefix"])
     who = agencies("authenticate", issued["key"])
-    assert who == {"agency_id": made["id"], "role": "agency", "key_id": issued["id"]}
+    assert who == {"agency_id": made["id"], "role": "agency", "key_id": issued["id"], "prefix": issued["prefix"]}
     agencies("revoke_api_key", made["id"], issued["id"])
     assert agencies("authenticate", issued["key"]) is None
     assert agencies("authenticate", "rnk_never-issued") is None

@@ -19,9 +19,12 @@ from tests.support import data
 LANGUAGES = ("az", "ru", "en")
 # All a template may name: what dispatch.plan puts in the context, the
 # service's name that Messages adds, and what the e-mail layouts get.
-CONTEXT_KEYS = {"reference", "service_type", "other_agency", "agency", "role"}
-TEMPLATE_KEYS = CONTEXT_KEYS | {"service"}
-LAYOUT_KEYS = TEMPLATE_KEYS | {"subject", "message"}
+CONTEXT_KEYS = {"referral_id", "reference", "service_type", "other_agency", "agency", "role"}
+TEMPLATE_KEYS = CONTEXT_KEYS | {"service", "link"}
+LAYOUT_KEYS = TEMPLATE_KEYS | {"subject", "message", "link_text"}
+# A sign-in e-mail names the agency and carries the link, nothing else.
+SIGN_IN_KEYS = {"agency", "link", "minutes"}
+REFERRAL_ID = "6f1c9b8e-2d4a-4c1e-9a57-0b3c2d1e4f5a"
 LONG_NAMES = (
     "Ministry of Labour and Social Protection of Population of the Republic of Azerbaijan",
     "Azərbaycan Respublikasının Əmək və Əhalinin Sosial Müdafiəsi Nazirliyi",
@@ -37,8 +40,8 @@ def messages():
 
 
 def context(role="receiver", service="housing", other="IOM Azerbaijan", reference="REF-2026-000123"):
-    return {"reference": reference, "service_type": service, "other_agency": other,
-            "agency": "Own Agency", "role": role}
+    return {"referral_id": REFERRAL_ID, "reference": reference, "service_type": service,
+            "other_agency": other, "agency": "Own Agency", "role": role}
 
 
 def test_every_event_and_language_has_its_templates():
@@ -54,10 +57,10 @@ def test_no_template_can_name_anything_but_the_allowed_values():
     template can reach a returnee's data, for none is ever given to it."""
     env = Environment(loader=FileSystemLoader(TEMPLATES))
     paths = sorted(TEMPLATES.rglob("*.j2"))
-    assert len(paths) == 3 * (8 + 6)
+    assert len(paths) == 3 * (8 + 6 + 1)  # e-mail: 2 layouts, 6 events, sign-in; SMS: 6 events
     for path in paths:
         names = meta.find_undeclared_variables(env.parse(path.read_text()))
-        allowed = LAYOUT_KEYS if path.name.startswith("_layout") else TEMPLATE_KEYS
+        allowed = {"_layout": LAYOUT_KEYS, "sign_in": SIGN_IN_KEYS}.get(path.stem.split(".")[0], TEMPLATE_KEYS)
         assert names <= allowed, (path, names - allowed)
 
 
@@ -91,7 +94,23 @@ def test_every_email_renders_with_only_the_allowed_values(messages, language, ev
         service_name = SERVICE_NAMES[language][service]
         for body in (text, html):
             assert "REF-2026-000123" in body and service_name in body and "IOM Azerbaijan" in body
+            assert f"http://localhost:8000/inbox/referrals/{REFERRAL_ID}" in body
+        assert f'<a href="http://localhost:8000/inbox/referrals/{REFERRAL_ID}">' in html
         assert html.startswith("<!DOCTYPE html>") and f'<html lang="{language}">' in html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_sign_in_email_carries_its_link_in_the_contacts_language(language):
+    messages = Messages(public_url="https://referrals.example.org/")
+    subject, text, html = messages.email("sign_in", language, {
+        "agency": "Ganja NGO", "link": messages.sign_in_link("t0ken"), "minutes": 15})
+    link = "https://referrals.example.org/inbox/sign-in/t0ken"
+    assert link in text and f'<a href="{link}">' in html
+    assert "Ganja NGO" in text and "15" in text
+    assert "REF-" not in text and "\n" not in subject
+    english = Messages().email("sign_in", "en", {"agency": "Ganja NGO", "link": link, "minutes": 15})
+    assert (subject == english[0]) == (language == "en")  # translated, not the English fallback
+    assert f'<html lang="{language}">' in html
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
