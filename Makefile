@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: install run test seed up down logs clean bench
+.PHONY: install run test seed up down logs clean bench translations
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,25 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed  ## the project's virtualenv with the pinned packages
 
+$(VENV)/.installed-browser: bin/install-browser | $(VENV)/.installed
+	VENV=$(VENV) ./bin/install-browser
+	touch $@
+
 run: install  ## the whole network in the foreground (Ctrl-C stops it)
 	./bin/run
 
-test: install  ## the whole suite, against the real RabbitMQ and PostgreSQL
+test: install $(VENV)/.installed-browser  ## the whole suite, against the real RabbitMQ and PostgreSQL
 	$(PY) -m pytest
 
 seed: install  ## a demonstration directory, and two agency keys to try the API with
 	$(PY) -m services.agencies.seed
+
+PAGES := gateway/inbox
+translations: install  ## after changing the pages' texts: new msgids into translations/{az,ru}.po, to translate
+	$(VENV)/bin/pybabel extract -F $(PAGES)/babel.cfg -k N_ -k gettext -k ngettext:1,2 --no-location \
+		--sort-output --project="Referral network" -o $(PAGES)/translations/messages.pot $(PAGES)
+	for language in az ru; do $(VENV)/bin/pybabel update --no-fuzzy-matching \
+		-i $(PAGES)/translations/messages.pot -o $(PAGES)/translations/$$language.po -l $$language; done
 
 $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 	$(VENV)/bin/pip install --quiet -r requirements-bench.txt

@@ -5,7 +5,8 @@ from http import HTTPStatus
 import flask_smorest
 from flask import Flask
 
-from gateway import auth, bodies, docs, limits, request_ids
+from gateway import apidocs, auth, bodies, docs, limits, request_ids, security
+from gateway import inbox
 from gateway.api import agencies, health, notifications, referrals
 from gateway.problems import from_http_exception, problem
 from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
@@ -41,8 +42,6 @@ def create_app(settings=None):
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_REDOC_PATH="/docs",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
         API_SPEC_OPTIONS={
             "info": {"description": "Partner agencies' API of the returnee referral network. "
                                     "Every error is application/problem+json (RFC 9457). Unknown "
@@ -62,12 +61,15 @@ def create_app(settings=None):
     # The order of the hooks: the request id first, then the rate limit,
     # then the body checks, then the key (the /v1 blueprints' own hooks).
     request_ids.init_app(app)
+    security.init_app(app)
     limits.init_app(app, settings["RATE_LIMIT"])
     bodies.init_app(app, int(settings["MAX_BODY_BYTES"]))
 
     api = Api(app, spec_kwargs={"extra_plugins": [docs.ContractPlugin()]})
     for module in (health, agencies, referrals, notifications):
         api.register_blueprint(module.blp)
+    app.register_blueprint(apidocs.blp)
+    inbox.init_app(app, settings)  # the coordinator pages
 
     @app.errorhandler(ServiceError)
     def service_error(error):

@@ -16,6 +16,8 @@ def init_app(app, max_bytes):
 def check_json_body():
     if request.url_rule is None or request.method not in BODY_METHODS:
         return  # an unknown path or method: 404 or 405 says more
+    if not request.path.startswith("/v1/"):
+        return  # the coordinator pages post forms
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         abort(413, description=f"A request body may be at most {limit} bytes.")

@@ -44,6 +44,9 @@ DEFAULTS = {
     "NOTIFICATIONS_MAX_WORKERS": "40",
     # gateway: calls each API key may make (flask-limiter notation), counted per gateway process
     "RATE_LIMIT": "600/minute",
+    # gateway: sign-in links each e-mail address, and each client address, may ask for
+    "SIGN_IN_LIMIT_PER_ADDRESS": "5/15 minutes",
+    "SIGN_IN_LIMIT_PER_CLIENT": "30/hour",
     # gateway: the largest request body it reads (larger: 413)
     "MAX_BODY_BYTES": "1048576",
 }

@@ -63,6 +63,17 @@ def get(session, agency_id):
     return agency_schema.dump(_find(session, agency_id))
 
 
+def names_of(session, agency_ids):
+    ids = []
+    for agency_id in agency_ids:
+        try:
+            ids.append(uuid.UUID(str(agency_id)))
+        except ValueError:
+            continue
+    rows = session.execute(select(Agency.id, Agency.name).where(Agency.id.in_(ids))) if ids else []
+    return {str(row.id): row.name for row in rows}
+
+
 def change(session, agency_id, body, caller_is_admin):
     changes = load(AgencyChanges(), body, "The changes are not valid.")
     if not caller_is_admin:

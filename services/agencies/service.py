@@ -60,6 +60,12 @@ class AgenciesService:
         with self.db.single() as session:
             return directory.get(session, agency_id)
 
+    @rpc
+    def agency_names(self, agency_ids):
+        """{id: name} of the agencies among `agency_ids` (a page's worth)."""
+        with self.db.single() as session:
+            return directory.names_of(session, agency_ids)
+
     @rpc(expected_exceptions=EXPECTED)
     def search_agencies(self, filters):
         with self.db.begin() as session:

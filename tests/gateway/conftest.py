@@ -25,7 +25,8 @@ def bearer(key):
 @pytest.fixture
 def settings(service_config):
     """The settings of the services and of the gateways over them."""
-    return dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY, RPC_TIMEOUT_SECONDS="5")
+    return dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY, RPC_TIMEOUT_SECONDS="5",
+                SESSION_SECRET="gateway-tests-" + uuid.uuid4().hex)
 
 
 @pytest.fixture

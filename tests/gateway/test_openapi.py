@@ -35,6 +35,21 @@ CONTRACT = [
     ("GET", "/readyz", 200, (), (), ()),
 ]
 
+# Calls API.md's additions of 2026-11-29 name that the gateway does not serve
+# yet, each with the open issue that builds it: a call of API.md must be in
+# CONTRACT or here, and leaves this list for CONTRACT when its issue lands.
+PENDING = {
+    ("POST", "/v1/webhooks", 201, (), ("url", "events", "description"), ()): "webhooks (issue 13)",
+    ("GET", "/v1/webhooks", 200, (), (), ()): "webhooks (issue 13)",
+    ("PATCH", "/v1/webhooks/{id}", 200, (), ("url", "events", "active"), ()): "webhooks (issue 13)",
+    ("DELETE", "/v1/webhooks/{id}", 204, (), (), ()): "webhooks (issue 13)",
+    ("POST", "/v1/webhooks/{id}/rotate-secret", 200, (), (), ()): "webhooks (issue 13)",
+    ("POST", "/v1/webhooks/{id}/test", 202, (), (), ()): "webhooks (issue 13)",
+    ("GET", "/v1/webhooks/{id}/deliveries", 200, ("status", "page", "per_page"), (), ()): "webhooks (issue 13)",
+    ("GET", "/v1/reports/referrals", 200, ("from", "to", "group_by"), (), ()): "reports (issue 14)",
+    ("POST", "/v1/referrals/{id}/erase", 200, (), ("reason",), ()): "erasure (issue 14)",
+}
+
 TABLE_ROW = re.compile(
     r"^\| `(?P<method>GET|POST|PUT|PATCH|DELETE) (?P<path>[^`?\s]+)(?:\?(?P<query>[^`]*))?`"
     r"(?P<rest>[^|]*)\|[^|]*\|\D*(?P<status>\d{3})"
@@ -68,7 +83,7 @@ def built():
     """The app and its document, with the warnings made while building them."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        app = create_app(config.load())
+        app = create_app(config.load(SESSION_SECRET="openapi-test"))
         document = app.test_client().get("/openapi.json").get_json()
     return app, document, caught
 
@@ -105,7 +120,14 @@ def operations(document):
 
 @pytest.mark.skipif(not API_MD.exists(), reason=f"{API_MD} is not on this machine")
 def test_the_list_of_calls_here_is_the_one_in_api_md():
-    assert sorted(calls_in_api_md(API_MD.read_text())) == sorted(CONTRACT)
+    assert sorted(calls_in_api_md(API_MD.read_text())) == sorted(CONTRACT + list(PENDING))
+
+
+def test_no_pending_call_is_served_yet_and_unlisted(document):
+    """A call that leaves PENDING is served, and then belongs in CONTRACT."""
+    served = {(method.upper(), same_path(path)) for path, item in document["paths"].items() for method in item}
+    for call, issue in PENDING.items():
+        assert (call[0], same_path(call[1])) not in served, f"{call[0]} {call[1]} is served: move it to CONTRACT"
 
 
 @pytest.mark.parametrize("method, path, status, query, body_fields, headers", CONTRACT,
@@ -128,7 +150,9 @@ def test_the_document_describes_every_route_the_gateway_serves(built):
     served = {
         (method, same_path(re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)))
         for rule in app.url_map.iter_rules()
-        if rule.endpoint not in ("static", "api-docs.openapi_json", "api-docs.openapi_redoc")
+        if rule.endpoint not in ("static", "api-docs.openapi_json")
+        and not rule.endpoint.startswith("apidocs.")  # /docs: the document shown (gateway/apidocs.py)
+        and not rule.endpoint.startswith("inbox.")  # the coordinator pages: HTML, not the partners' API
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {(method.upper(), same_path(path)) for path, method, _, _ in operations(document)}
@@ -192,5 +216,5 @@ def test_request_bodies_admit_no_unknown_fields(document):
 def test_the_docs_page_shows_the_document(built):
     page = built[0].test_client().get("/docs")
     assert page.status_code == 200
-    assert "redoc" in page.get_data(as_text=True).lower()
+    assert "swagger-ui" in page.get_data(as_text=True).lower()
     assert "openapi.json" in page.get_data(as_text=True)

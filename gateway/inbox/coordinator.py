@@ -1,0 +1,48 @@
+"""Who is signed in: the coordinator of the session named in the signed
+cookie, asked of the agencies service on every page (so a sign-out, or
+the contact's removal from the directory, ends it at once everywhere)."""
+from flask import g, session
+
+from gateway.calls import call
+
+SESSION_ID = "sid"  # in the signed cookie: the session's clear id, known only to its browser
+
+
+def current():
+    """The signed-in coordinator ({"contact_id", "name", "email",
+    "language", "agency_id", "agency_name"}), or None."""
+    if "coordinator" not in g:
+        sid = session.get(SESSION_ID)
+        g.coordinator = call("agencies", "coordinator_session", sid) if sid else None
+        if g.coordinator is None:
+            session.pop(SESSION_ID, None)
+    return g.coordinator
+
+
+def actor():
+    coordinator = current()
+    return {"type": "coordinator", "id": coordinator["contact_id"], "name": coordinator["name"]}
+
+
+def begin(opened):
+    """Keep the session the agencies service opened ({"session", "coordinator"})
+    in a fresh cookie: nothing of the signed-out visit (its CSRF secret) is kept
+    but the chosen language."""
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+    session[SESSION_ID] = opened["session"]
+    session.permanent = True
+    g.coordinator = opened["coordinator"]
+
+
+def end():
+    sid = session.pop(SESSION_ID, None)
+    if sid:
+        call("agencies", "sign_out", sid)
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+    g.coordinator = None

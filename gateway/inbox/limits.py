@@ -1,0 +1,29 @@
+"""Limits on asking for sign-in links: per e-mail address (known or not, so
+a 429 tells nothing about who is a coordinator) and per client address.
+Counted like the API's limits, in each gateway process (gateway.limits)."""
+import hashlib
+import math
+import time
+
+from limits import parse
+from limits.strategies import MovingWindowRateLimiter
+
+from gateway.limits import ProcessCounts
+
+
+class SignInLimits:
+    def __init__(self, settings):
+        self.limiter = MovingWindowRateLimiter(ProcessCounts("gateway-memory://"))
+        self.per_address = parse(settings["SIGN_IN_LIMIT_PER_ADDRESS"])
+        self.per_client = parse(settings["SIGN_IN_LIMIT_PER_CLIENT"])
+
+    def retry_after(self, address, client):
+        """None while both limits allow one more request (which is counted),
+        else the seconds until they do."""
+        address_key = hashlib.sha256(address.strip().casefold().encode()).hexdigest()
+        waits = []
+        for limit, key in ((self.per_address, "address:" + address_key), (self.per_client, "client:" + client)):
+            if not self.limiter.hit(limit, key):
+                reset, _ = self.limiter.get_window_stats(limit, key)
+                waits.append(max(1, math.ceil(reset - time.time())))
+        return max(waits) if waits else None
