@@ -42,7 +42,7 @@ bench: $(VENV)/.installed-bench  ## the network and two baselines under load: do
 	$(PY) -m bench.run
 
 up:  ## the same network under docker compose, in the background
-	$(COMPOSE) up --build --detach
+	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/session-secret)}" $(COMPOSE) up --build --detach
 
 down:
 	$(COMPOSE) down

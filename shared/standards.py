@@ -51,10 +51,22 @@ def email_address(value):
         raise ValidationError(f"{value!r} is not an e-mail address: {error}") from None
 
 
+# A clock may run a little ahead of ours.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
+# The day is already tomorrow somewhere: up to UTC+14 (Kiribati).
+EARLIEST_OFFSET = datetime.timedelta(hours=14)
+
+
 def not_in_future(value):
-    today = datetime.date.today()
-    day = value.date() if isinstance(value, datetime.datetime) else value
-    if day > today:
+    """A time not after now, or a date that is not yet to come anywhere on
+    Earth: a consent taken at 01:00 in Baku (UTC+4) is today there while it
+    is still yesterday in UTC."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if isinstance(value, datetime.datetime):
+        future = value > now + CLOCK_SKEW if value.tzinfo else value.date() > (now + EARLIEST_OFFSET).date()
+    else:
+        future = value > (now + EARLIEST_OFFSET).date()
+    if future:
         raise ValidationError(f"{value.isoformat()} is in the future.")
 
 

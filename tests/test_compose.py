@@ -1,4 +1,5 @@
 """docker-compose.yml is valid, and its processes run `make run`'s commands."""
+import os
 import pathlib
 import shlex
 import shutil
@@ -19,9 +20,19 @@ def procfile():
 def compose():
     if not shutil.which("docker-compose"):
         pytest.skip("docker-compose is not installed (apt-get install docker-compose; .ci/run does)")
-    checked = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True)
+    checked = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
+                             env=dict(os.environ, SESSION_SECRET="compose-test-secret"))
     assert checked.returncode == 0, checked.stderr
     return yaml.safe_load(checked.stdout)
+
+
+def test_compose_wants_a_session_secret(compose):
+    """The coordinator pages sign cookies with it: none means no network."""
+    environment = {key: value for key, value in os.environ.items() if key != "SESSION_SECRET"}
+    refused = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
+                             env=environment)
+    assert refused.returncode != 0 and "SESSION_SECRET" in refused.stderr
+    assert compose["services"]["gateway"]["environment"]["SESSION_SECRET"] == "compose-test-secret"
 
 
 def as_words(command):

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from babel.core import Locale
 from babel.dates import format_date as babel_format_date
-from babel.dates import format_datetime as babel_format_datetime
+from babel.dates import format_time as babel_format_time
+from babel.dates import get_datetime_format
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -81,12 +82,17 @@ _ = gettext
 
 
 def baku_time(value, form="medium"):
-    """An RFC 3339 time (or a datetime) as a Baku wall-clock time, in the page's language."""
+    """An RFC 3339 time (or a datetime) as Baku's wall clock, in the page's
+    language: the date in `form` ("medium": 30 Nov 2026; "short":
+    30.11.26) and the time to the minute."""
     if not value:
         return ""
     if isinstance(value, str):
         value = datetime.datetime.fromisoformat(value)
-    return babel_format_datetime(value, form, tzinfo=TIME_ZONE, locale=Locale.parse(current_language()))
+    locale = Locale.parse(current_language())
+    local = value.astimezone(TIME_ZONE)
+    return get_datetime_format(form, locale=locale).replace("{1}", babel_format_date(local, form, locale=locale)) \
+        .replace("{0}", babel_format_time(local, "short", locale=locale))
 
 
 def day(value, form="medium"):

@@ -384,11 +384,12 @@ def listing(session, agency_id, filters, actor=None):
 def inbox(session, agency_id, filters, actor):
     """A coordinator's inbox: {"received": page, "sent": page} (a box left
     out by `filters["box"]` is an empty page). Received referrals come in
-    the order they need attention: overdue, then new (still `sent`), then
-    the rest; each part, and the sent box, newest first."""
+    the order they need attention: overdue, then new (still `sent`; urgent
+    ones first), then the rest; each part, and the sent box, newest first."""
     filters = load(referral_query_schema, filters, "The inbox query is not valid.")
     now = utcnow()
-    attention = case((_overdue(now), 0), (Referral.status == lifecycle.INITIAL, 1), else_=2)
+    new = Referral.status == lifecycle.INITIAL
+    attention = case((_overdue(now), 0), (and_(new, Referral.priority == "urgent"), 1), (new, 2), else_=3)
     orders = {"received": (attention, *NEWEST_FIRST), "sent": NEWEST_FIRST}
     boxes = {}
     for box, order in orders.items():

@@ -11,6 +11,7 @@ import contextlib
 import pytest
 
 from tests.gateway.conftest import (  # noqa: F401 (fixtures for the tests of this folder)
+    client,
     make_app,
     new_agency,
     services,

@@ -1,8 +1,11 @@
 """The path partners use, through the real processes: an admin sets up two
 agencies, A refers a returnee to B for housing, B's coordinator is e-mailed,
 B reads the referral and an outsider cannot."""
+import requests
+
 from tests.e2e.conftest import ADMIN_KEY
 from tests.support import data
+from tests.support.inbox import csrf_of, sign_in_token
 from tests.support.sinks import readable, wait_for
 
 
@@ -45,6 +48,24 @@ def test_a_referral_travels_from_a_to_b(network):
     assert hidden.status_code == 404
     assert hidden.headers["Content-Type"] == "application/problem+json"
     assert network.call("GET", "/v1/referrals", c_key).json()["total"] == 0
+
+
+def test_a_coordinator_signs_in_through_the_real_gateway_and_no_secret_is_logged(network):
+    made = network.call("POST", "/v1/agencies", ADMIN_KEY, json=data.agency(name="Ganja NGO"))
+    address = made.json()["contacts"][0]["email"]
+    browser = requests.Session()  # one cookie jar, as a browser keeps
+    page = browser.get(network.url + "/inbox/sign-in", timeout=10)
+    asked = browser.post(network.url + "/inbox/sign-in", data={"email": address, "csrf_token": csrf_of(page.text)},
+                         timeout=10)
+    assert asked.status_code == 200
+    token = sign_in_token(network.smtp, address)
+    button = browser.get(f"{network.url}/inbox/sign-in/{token}", timeout=10)
+    inbox = browser.post(f"{network.url}/inbox/sign-in/{token}", data={"csrf_token": csrf_of(button.text)},
+                         timeout=10)
+    assert inbox.status_code == 200 and inbox.url == network.url + "/inbox" and "Ganja NGO" in inbox.text
+    session = browser.cookies.get("inbox_session")
+    wait_for(lambda: "/inbox/sign-in/[token]" in network.log(), what="the access log's line")
+    assert token not in network.log() and session not in network.log()
 
 
 def test_bad_input_is_a_problem_naming_the_field(network):

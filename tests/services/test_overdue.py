@@ -43,6 +43,7 @@ def test_an_unanswered_referral_becomes_overdue_once(replicas, pair, engines):
     assert overdue_events(engines, answered["id"]) == 0
     history = referrals("referral_history", sender, waiting["id"])["items"]
     assert [entry["event"] for entry in history] == ["created", "overdue"]
+    assert history[1]["actor"] == {"type": "system", "id": None, "name": "overdue timer"}
 
     listed = referrals("list_referrals", sender, {"overdue": True})
     assert [item["id"] for item in listed["items"]] == [waiting["id"]]
