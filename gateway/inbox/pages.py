@@ -35,7 +35,12 @@ def page_values():
         return {}
     return {"coordinator": g.get("coordinator"), "words": words, "language_links": _language_links(),
             "current_language": current_language(), "country_name": places.country_name,
-            "region_name": places.region_name, "actor_label": actor_label}
+            "region_name": places.region_name, "actor_label": actor_label, "choices": choices}
+
+
+def choices(labels):
+    """[(value, translated label)] of one of `words`' mappings, for a select."""
+    return [(value, gettext(label)) for value, label in labels.items()]
 
 
 def actor_label(entry, names):
