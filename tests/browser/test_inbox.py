@@ -13,6 +13,7 @@ import pytest
 import requests
 from babel.messages.pofile import read_po
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from sqlalchemy import text
 
 from gateway.inbox.i18n import CATALOGUES
@@ -279,3 +280,27 @@ def test_the_inbox_puts_what_needs_an_answer_first_and_marks_it(browser, world, 
     phone = browser(lang="az", width=PHONE[0], height=PHONE[1])
     sign_in(phone, world, "receiver", count=2)
     screenshot(phone, SHOTS / "inbox-phone-az.png")
+
+
+def test_a_coordinator_answers_by_keyboard_alone(browser, world):
+    """Tab to the button, Enter: no mouse needed, and the focus is always
+    somewhere one can see (the skip link first)."""
+    made = refer(world)
+    driver = browser(lang="en")
+    sign_in(driver, world, "receiver")
+    driver.get(f"{world['url']}/inbox/referrals/{made['id']}")
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.get_attribute("class") == "skip"
+    assert driver.switch_to.active_element.is_displayed()
+    for _ in range(30):
+        focused = driver.switch_to.active_element
+        if focused.tag_name == "button" and focused.find_element(By.XPATH, "..").get_attribute(
+                "class") == "move move-accept":
+            break
+        focused.send_keys(Keys.TAB)
+    else:
+        raise AssertionError("the Accept button cannot be reached with the Tab key")
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_for(driver, ".notice.success")
+    assert status_of(world, made["id"]) == "accepted"
