@@ -29,6 +29,15 @@ def check_request():
     return None
 
 
+@blp.after_request
+def keep_no_copy(response):
+    """Pages show returnees' data: no cache (a shared one, or the browser's
+    history after sign-out) keeps a copy. The stylesheet may be kept."""
+    if request.endpoint != "inbox.static":
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @blp.app_context_processor
 def page_values():
     if not (request.path == "/inbox" or request.path.startswith("/inbox/")):

@@ -230,6 +230,8 @@ def test_a_new_referral_is_refused_without_consent_keeping_the_form_then_sent(cl
 
 
 def test_pages_carry_the_security_headers(client, parties, smtp_sink):
+    sign_in(client, smtp_sink, parties["receiver"]["email"])
+    assert client.get("/inbox").headers["Cache-Control"] == "no-store"  # returnees' data: no copies kept
     for answer in (client.get("/inbox/sign-in"), client.get("/v1/agencies", headers=bearer(ADMIN_KEY))):
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert answer.headers["Referrer-Policy"] == "no-referrer"
