@@ -4,6 +4,7 @@ from http import HTTPStatus
 
 import flask_smorest
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import apidocs, auth, bodies, docs, limits, request_ids, security
 from gateway import inbox
@@ -53,6 +54,9 @@ def create_app(settings=None):
             "security": [{"bearerKey": []}],
         },
     )
+    proxies = int(settings["TRUSTED_PROXIES"])
+    if proxies:  # the client's address (sign-in limits, ...) as the proxies in front of us saw it
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     timeout = float(settings["RPC_TIMEOUT_SECONDS"])
     app.extensions["rpc"] = RpcPool(settings, timeout=timeout)
     app.extensions["readiness_rpc"] = RpcPool(settings, timeout=min(timeout, 2.0), size=2)

@@ -17,13 +17,16 @@ import threading
 
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
-from nameko.exceptions import RpcTimeout, UnknownService
+from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
 import shared.errors  # noqa: F401  (registers the errors that cross RPC)
 
 log = logging.getLogger(__name__)
 BROKEN_CONNECTION = (OSError, AMQPError, KombuError)
+# What a service raises when its database is away (SQLAlchemy's and the
+# pool's names, as nameko sends them): the call can be tried again later.
+DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
 
 
 class ServiceUnavailable(Exception):
@@ -93,6 +96,12 @@ class RpcPool:
         except UnknownService as error:
             self.idle.put(entry)
             raise ServiceUnavailable(f"The {error.args[0]} service is not running.") from None
+        except RemoteError as error:
+            self.idle.put(entry)
+            if error.exc_type in DATABASE_AWAY:
+                log.warning("a service cannot reach its database: %s", error.exc_type)
+                raise ServiceUnavailable("A service cannot reach its database just now; try again soon.") from None
+            raise
         except RpcTimeout:
             self._drop(entry)  # a late reply would confuse the next borrower
             raise ServiceTimeout(f"A service did not answer within {self.timeout:g} s.") from None

@@ -47,6 +47,8 @@ DEFAULTS = {
     # gateway: sign-in links each e-mail address, and each client address, may ask for
     "SIGN_IN_LIMIT_PER_ADDRESS": "5/15 minutes",
     "SIGN_IN_LIMIT_PER_CLIENT": "30/hour",
+    # gateway: reverse proxies in front of it whose X-Forwarded-For it believes (0: none)
+    "TRUSTED_PROXIES": "0",
     # gateway: the largest request body it reads (larger: 413)
     "MAX_BODY_BYTES": "1048576",
 }

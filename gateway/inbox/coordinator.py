@@ -1,8 +1,10 @@
 """Who is signed in: the coordinator of the session named in the signed
 cookie, asked of the agencies service on every page (so a sign-out, or
-the contact's removal from the directory, ends it at once everywhere)."""
+the contact's removal from the directory, ends it at once everywhere).
+The service is asked by the session id's digest, never the clear id."""
 from flask import g, session
 
+from gateway.auth import digest
 from gateway.calls import call
 
 SESSION_ID = "sid"  # in the signed cookie: the session's clear id, known only to its browser
@@ -13,7 +15,7 @@ def current():
     "language", "agency_id", "agency_name"}), or None."""
     if "coordinator" not in g:
         sid = session.get(SESSION_ID)
-        g.coordinator = call("agencies", "coordinator_session", sid) if sid else None
+        g.coordinator = call("agencies", "coordinator_session", digest(sid)) if sid else None
         if g.coordinator is None:
             session.pop(SESSION_ID, None)
     return g.coordinator
@@ -38,9 +40,11 @@ def begin(opened):
 
 
 def end():
-    sid = session.pop(SESSION_ID, None)
+    """End the session on the server first: if the directory cannot be
+    reached, the cookie still holds it, and signing out can be tried again."""
+    sid = session.get(SESSION_ID)
     if sid:
-        call("agencies", "sign_out", sid)
+        call("agencies", "sign_out", digest(sid))
     language = session.get("language")
     session.clear()
     if language:

@@ -70,11 +70,14 @@ def unexpected(error):
 
 
 def init_app(app):
-    """A path under /inbox that matches no page gets a page too."""
+    """A path under /inbox that matches no page (or not with this method)
+    gets a page too: routing fails before any blueprint is chosen."""
 
-    @app.errorhandler(404)
-    def not_found(error):
+    def routing_error(error):
         if request.path == "/inbox" or request.path.startswith("/inbox/"):
             g.setdefault("coordinator", None)
-            return page(404)
+            return page(error.code)
         return from_http_exception(error)
+
+    app.register_error_handler(404, routing_error)
+    app.register_error_handler(405, routing_error)

@@ -18,12 +18,19 @@ class SignInLimits:
         self.per_client = parse(settings["SIGN_IN_LIMIT_PER_CLIENT"])
 
     def retry_after(self, address, client):
-        """None while both limits allow one more request (which is counted),
-        else the seconds until they do."""
+        """None while both limits allow one more request (which is then
+        counted against both), else the seconds until they do. A request
+        refused by one limit counts against neither: a client over its own
+        limit cannot spend an address's budget and lock its coordinator out."""
         address_key = hashlib.sha256(address.strip().casefold().encode()).hexdigest()
+        counted = ((self.per_address, "address:" + address_key), (self.per_client, "client:" + client))
         waits = []
-        for limit, key in ((self.per_address, "address:" + address_key), (self.per_client, "client:" + client)):
-            if not self.limiter.hit(limit, key):
+        for limit, key in counted:
+            if not self.limiter.test(limit, key):
                 reset, _ = self.limiter.get_window_stats(limit, key)
                 waits.append(max(1, math.ceil(reset - time.time())))
-        return max(waits) if waits else None
+        if waits:
+            return max(waits)
+        for limit, key in counted:
+            self.limiter.hit(limit, key)
+        return None

@@ -13,7 +13,7 @@ import uuid
 from flask import flash, redirect, render_template, request, url_for
 
 from gateway.calls import call
-from gateway.inbox import blp, coordinator, places
+from gateway.inbox import blp, coordinator, places, words
 from gateway.inbox.i18n import N_, TIME_ZONE, gettext
 from shared.errors import Conflict, InvalidInput
 
@@ -55,12 +55,12 @@ def _matches(values):
     """The directory's agencies that could take the referral: offering the
     service (and in the region, speaking the language, where chosen),
     accepting referrals, and not the coordinator's own agency."""
-    if not values["service_type"]:
+    if values["service_type"] not in words.SERVICES:
         return None
     filters = {"service": values["service_type"], "accepting": True, "per_page": 100}
-    if values["search_region"]:
+    if values["search_region"] in dict(places.regions()):
         filters["region"] = values["search_region"]
-    if values["search_language"]:
+    if values["search_language"] in words.CONTACT_LANGUAGES:
         filters["language"] = values["search_language"]
     found = call("agencies", "search_agencies", filters)["items"]
     return [agency for agency in found if agency["id"] != coordinator.current()["agency_id"]]

@@ -7,6 +7,7 @@ nor the session id is ever logged (gateway.access_log hides the link).
 """
 from flask import current_app, redirect, render_template, request, url_for
 
+from gateway.auth import digest
 from gateway.calls import call
 from gateway.inbox import blp, coordinator
 from gateway.inbox.i18n import gettext
@@ -48,14 +49,14 @@ def _is_address(email):
 
 @blp.get("/sign-in/<token>")
 def sign_in_link(token):
-    if not call("agencies", "sign_in_link_is_live", token):
+    if not call("agencies", "sign_in_link_is_live", digest(token)):
         return render_template("inbox/sign_in_invalid.html"), 400
     return render_template("inbox/sign_in_link.html", token=token)
 
 
 @blp.post("/sign-in/<token>")
 def use_link(token):
-    opened = call("agencies", "sign_in", token)
+    opened = call("agencies", "sign_in", digest(token))
     if opened is None:
         return render_template("inbox/sign_in_invalid.html"), 400
     coordinator.begin(opened)

@@ -3,7 +3,9 @@
 A coordinator is a contact of an agency in the directory; the directory is
 this service's data, so the links and sessions are kept here too. Tokens and
 session ids are 256-bit random secrets, handed out once in clear and kept
-only as their SHA-256 digest (keys.digest, as API keys are).
+only as their SHA-256 digest (keys.digest, as API keys are). The gateway
+asks about them by digest too, so that no clear secret rides in a request
+message that the broker may write to disk.
 """
 import datetime
 import secrets
@@ -53,10 +55,12 @@ def _coordinator(row):
 def new_links(session, email):
     """Sign-in links for every contact with this address: a list of
     (clear token, coordinator). Empty for an unknown address, and for a
-    contact who already has LIVE_LINKS_PER_CONTACT live links."""
+    contact who already has LIVE_LINKS_PER_CONTACT live links (counted under
+    a lock of the contact's, so that requests at once cannot pass it)."""
     links = []
     for row in session.execute(CONTACTS_BY_EMAIL, {"email": email}):
         contact_id = row.contact["id"]
+        session.execute(select(func.pg_advisory_xact_lock(func.hashtext("sign-in:" + contact_id))))
         live = session.scalar(select(func.count()).select_from(SignInToken).where(
             SignInToken.contact_id == contact_id, SignInToken.used_at.is_(None),
             SignInToken.expires_at > func.now()))
@@ -70,22 +74,21 @@ def new_links(session, email):
     return links
 
 
-def _live_link(token):
-    return (SignInToken.digest == keys.digest(token), SignInToken.used_at.is_(None),
-            SignInToken.expires_at > func.now())
+def _live_link(link_digest):
+    return (SignInToken.digest == link_digest, SignInToken.used_at.is_(None), SignInToken.expires_at > func.now())
 
 
-def link_is_live(session, token):
-    """Whether `token` would sign in now (nothing is spent)."""
-    return session.scalar(select(func.count()).select_from(SignInToken).where(*_live_link(token))) > 0
+def link_is_live(session, link_digest):
+    """Whether the link whose token has this digest would sign in now (nothing is spent)."""
+    return session.scalar(select(func.count()).select_from(SignInToken).where(*_live_link(link_digest))) > 0
 
 
-def sign_in(session, token):
-    """Spend the link `token` and open a session: {"session": clear session
-    id, "coordinator": {...}}, or None when the link is unknown, used or
-    expired, or its contact was removed since."""
+def sign_in(session, link_digest):
+    """Spend the link (by its token's digest) and open a session:
+    {"session": clear session id, "coordinator": {...}}, or None when the
+    link is unknown, used or expired, or its contact was removed since."""
     spent = session.execute(
-        update(SignInToken).where(*_live_link(token)).values(used_at=func.now())
+        update(SignInToken).where(*_live_link(link_digest)).values(used_at=func.now())
         .returning(SignInToken.agency_id, SignInToken.contact_id)
     ).first()
     if spent is None:
@@ -94,27 +97,28 @@ def sign_in(session, token):
     session.execute(insert(CoordinatorSession).values(
         digest=keys.digest(clear), agency_id=spent.agency_id, contact_id=spent.contact_id,
         expires_at=func.now() + SESSION_LIFETIME))
-    coordinator = session_coordinator(session, clear)
+    coordinator = session_coordinator(session, keys.digest(clear))
     if coordinator is None:  # the contact is no longer in the directory
         return None
     return {"session": clear, "coordinator": coordinator}
 
 
-def session_coordinator(session, clear):
-    """The coordinator of the live session `clear`, or None."""
-    row = session.execute(SESSION_COORDINATOR, {"digest": keys.digest(clear), "idle": SESSION_IDLE}).first()
+def session_coordinator(session, session_digest):
+    """The coordinator of the live session with this digest, or None."""
+    row = session.execute(SESSION_COORDINATOR, {"digest": session_digest, "idle": SESSION_IDLE}).first()
     return _coordinator(row) if row else None
 
 
-def sign_out(session, clear):
+def sign_out(session, session_digest):
     session.execute(update(CoordinatorSession).where(
-        CoordinatorSession.digest == keys.digest(clear), CoordinatorSession.ended_at.is_(None)
+        CoordinatorSession.digest == session_digest, CoordinatorSession.ended_at.is_(None)
     ).values(ended_at=func.now()))
 
 
 def end_access(session, contact_ids):
     """End the sessions and drop the unused links of contacts removed from
-    the directory: they sign in no more, from the next page on."""
+    the directory, or given another address: they sign in no more, from the
+    next page on."""
     ids = [uuid.UUID(str(contact_id)) for contact_id in contact_ids if contact_id]
     if not ids:
         return

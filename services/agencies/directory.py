@@ -85,9 +85,7 @@ def change(session, agency_id, body, caller_is_admin):
     agency = _find(session, agency_id, lock=True)
     if "contacts" in changes:
         changes["contacts"] = contacts_with_ids(changes["contacts"], agency.contacts)
-        kept = {contact["id"] for contact in changes["contacts"]}
-        coordinators.end_access(session, [contact["id"] for contact in agency.contacts
-                                          if contact.get("id") not in kept])
+        coordinators.end_access(session, _gone_or_readdressed(agency.contacts, changes["contacts"]))
     for field, value in changes.items():
         setattr(agency, field, value)
     agency.search_name = names.fold(agency.name)
@@ -99,23 +97,35 @@ def change(session, agency_id, body, caller_is_admin):
 def contacts_with_ids(contacts, existing):
     """`contacts` (as loaded) as stored: each with the id of the existing
     contact it names (by its id, else by the same e-mail address or phone),
-    or a new one. An id that names none of `existing` is refused."""
+    or a new one. An id that names none of `existing`, or a contact named
+    twice, is refused. Ids given are taken first, then addresses matched."""
     known = {contact["id"]: contact for contact in existing if contact.get("id")}
-    unclaimed = dict(known)
-    stored, unknown = [], {}
-    for position, contact in enumerate(contacts):
-        given = str(contact["id"]) if contact.get("id") else None
-        if given is not None and given not in known:
-            unknown[f"contacts.{position}.id"] = ["No such contact in this agency."]
-            continue
-        same = given or next((cid for cid, old in unclaimed.items() if _same_person(old, contact)), None)
-        if same is not None and unclaimed.pop(same, None) is None:
-            unknown[f"contacts.{position}.id"] = ["This contact is named twice."]
-            continue
-        stored.append(dict(contact, id=same or str(uuid.uuid4())))
-    if unknown:
-        raise InvalidInput("The contacts are not valid.", unknown)
+    given = [str(contact["id"]) if contact.get("id") else None for contact in contacts]
+    refused = {}
+    for position, contact_id in enumerate(given):
+        if contact_id is not None and contact_id not in known:
+            refused[f"contacts.{position}.id"] = ["No such contact in this agency."]
+        elif contact_id is not None and given.index(contact_id) != position:
+            refused[f"contacts.{position}.id"] = ["This contact is named twice."]
+    if refused:
+        raise InvalidInput("The contacts are not valid.", refused)
+    unclaimed = {cid: old for cid, old in known.items() if cid not in given}
+    stored = []
+    for contact, contact_id in zip(contacts, given):
+        if contact_id is None:
+            contact_id = next((cid for cid, old in unclaimed.items() if _same_person(old, contact)), None)
+            unclaimed.pop(contact_id, None)
+        stored.append(dict(contact, id=contact_id or str(uuid.uuid4())))
     return stored
+
+
+def _gone_or_readdressed(old_contacts, new_contacts):
+    """Ids of the contacts that `new_contacts` drops, or gives another e-mail
+    address (the address is what signs a coordinator in: a contact edited
+    into someone else must not keep the first person's session)."""
+    new_addresses = {contact["id"]: (contact.get("email") or "").casefold() for contact in new_contacts}
+    return [contact["id"] for contact in old_contacts if contact.get("id")
+            and new_addresses.get(contact["id"]) != (contact.get("email") or "").casefold()]
 
 
 def _same_person(old, new):

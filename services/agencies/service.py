@@ -1,9 +1,11 @@
 """The agencies service: the directory of agencies, their API keys, and
 their coordinators' sign-in and sessions."""
+import functools
 import logging
 import uuid
 
 from nameko.events import EventDispatcher
+from nameko.extensions import DependencyProvider
 
 from services.agencies import coordinators, directory
 from services.agencies.models import Outbox
@@ -29,6 +31,15 @@ class DirectoryDatabase(Database):
             log.info("bootstrap admin key is in place")
 
 
+class InBackground(DependencyProvider):
+    """`self.in_background(fn)`: run `fn` in a thread of the container's own,
+    after the worker has answered (it must catch what it raises: an error
+    in a managed thread stops the container)."""
+
+    def get_dependency(self, worker_ctx):
+        return self.container.spawn_managed_thread
+
+
 class AgenciesService:
     name = "agencies"
 
@@ -41,6 +52,7 @@ class AgenciesService:
     # else: not through the outbox (no table keeps the clear token), not
     # written to the broker's disk, and dropped when the link has expired.
     send_link = EventDispatcher(delivery_mode=1, expiration=coordinators.LINK_LIFETIME.total_seconds())
+    in_background = InBackground()
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):
@@ -98,33 +110,38 @@ class AgenciesService:
     @rpc
     def request_sign_in(self, email):
         """E-mail a sign-in link to each contact with this address; nothing
-        for an unknown one (the caller answers the same either way)."""
+        for an unknown one. Done after the answer, so that the caller waits
+        as long whether or not the address is a coordinator's."""
+        self.in_background(functools.partial(self.send_links, email, self.send_link))
+
+    def send_links(self, email, dispatch):
+        try:
+            with self.db.begin() as session:
+                links = coordinators.new_links(session, email)
+            for token, coordinator in links:
+                dispatch(events.SIGN_IN_LINK, {
+                    "event_id": str(uuid.uuid4()), "token": token, "coordinator": coordinator,
+                    "valid_minutes": int(coordinators.LINK_LIFETIME.total_seconds() // 60)})
+                log.info("sign-in link for contact %s sent to be e-mailed", coordinator["contact_id"])
+        except Exception:  # the coordinator can ask again; the service goes on
+            log.exception("a sign-in link could not be made or sent")
+
+    @rpc
+    def sign_in_link_is_live(self, link_digest):
+        with self.db.single() as session:
+            return coordinators.link_is_live(session, link_digest)
+
+    @rpc
+    def sign_in(self, link_digest):
         with self.db.begin() as session:
-            links = coordinators.new_links(session, email)
-        for token, coordinator in links:
-            self.send_link(events.SIGN_IN_LINK, {
-                "event_id": str(uuid.uuid4()), "token": token, "coordinator": coordinator,
-                "valid_minutes": int(coordinators.LINK_LIFETIME.total_seconds() // 60)})
-        if links:
-            log.info("sign-in link(s) sent to contact(s) %s",
-                     ", ".join(coordinator["contact_id"] for _, coordinator in links))
+            return coordinators.sign_in(session, link_digest)
 
     @rpc
-    def sign_in_link_is_live(self, token):
+    def coordinator_session(self, session_digest):
         with self.db.single() as session:
-            return coordinators.link_is_live(session, token)
+            return coordinators.session_coordinator(session, session_digest)
 
     @rpc
-    def sign_in(self, token):
-        with self.db.begin() as session:
-            return coordinators.sign_in(session, token)
-
-    @rpc
-    def coordinator_session(self, clear_session):
+    def sign_out(self, session_digest):
         with self.db.single() as session:
-            return coordinators.session_coordinator(session, clear_session)
-
-    @rpc
-    def sign_out(self, clear_session):
-        with self.db.single() as session:
-            coordinators.sign_out(session, clear_session)
+            coordinators.sign_out(session, session_digest)

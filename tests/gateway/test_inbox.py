@@ -57,6 +57,9 @@ def test_every_page_but_sign_in_needs_a_session(client):
         assert answer.status_code == 303 and answer.headers["Location"] == "/inbox/sign-in", path
     assert client.get("/inbox/sign-in").status_code == 200
     assert client.get("/inbox/static/inbox.css").status_code == 200
+    for path, method in (("/inbox/no-such-page", "GET"), ("/inbox/sign-out", "GET")):
+        answer = client.open(path, method=method)
+        assert answer.status_code in (404, 405) and answer.mimetype == "text/html", path
 
 
 def test_the_sign_in_page_answers_the_same_whether_the_address_is_known_or_not(client, parties, smtp_sink):
@@ -110,11 +113,31 @@ def test_sign_in_requests_are_limited_per_address_known_or_not_and_per_client(
     limited = http.post("/inbox/sign-in", data={"email": "stranger@example.org", "csrf_token": token})
     assert int(limited.headers["Retry-After"]) > 0
     assert len(smtp_sink.to(parties["receiver"]["email"])) <= 5
-    strict = make_app(SIGN_IN_LIMIT_PER_CLIENT="3/hour").test_client()
+    strict_app = make_app(SIGN_IN_LIMIT_PER_CLIENT="3/hour")
+    strict = strict_app.test_client()
     token = csrf_of(strict.get("/inbox/sign-in").get_data(as_text=True))
     codes = [strict.post("/inbox/sign-in", data={"email": f"n{n}@example.org", "csrf_token": token}).status_code
              for n in range(4)]
     assert codes == [200, 200, 200, 429]
+    # A client over its limit spends nothing of an address's: it cannot lock a coordinator out.
+    address = parties["sender"]["email"]
+    for _ in range(6):
+        assert strict.post("/inbox/sign-in", data={"email": address, "csrf_token": token}).status_code == 429
+    elsewhere = strict_app.test_client()
+    elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"  # another client (a documentation address)
+    token = csrf_of(elsewhere.get("/inbox/sign-in").get_data(as_text=True))
+    assert elsewhere.post("/inbox/sign-in", data={"email": address, "csrf_token": token}).status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_one_it_names(make_app, services):
+    http = make_app(TRUSTED_PROXIES="1", SIGN_IN_LIMIT_PER_CLIENT="1/hour").test_client()
+    token = csrf_of(http.get("/inbox/sign-in").get_data(as_text=True))
+
+    def ask(client_address):
+        return http.post("/inbox/sign-in", data={"email": f"{uuid.uuid4().hex}@example.org", "csrf_token": token},
+                         headers={"X-Forwarded-For": client_address}).status_code
+
+    assert [ask("198.51.100.1"), ask("198.51.100.1"), ask("198.51.100.2")] == [200, 429, 200]
 
 
 def test_a_coordinator_answers_and_the_history_names_who_did_each_move(

@@ -55,3 +55,14 @@ def test_without_the_broker_calls_are_503_and_readyz_names_rabbitmq(make_app):
     assert refused.status_code == 503
     assert refused.mimetype == "application/problem+json"
     assert "broker" in refused.get_json()["detail"]
+
+
+def test_a_service_whose_database_is_away_is_a_503_not_a_500(make_app, container_factory, settings, start_service):
+    """The API and the pages alike: "try again soon", never "something broke"."""
+    away = dict(settings, AGENCIES_DATABASE_URL="postgresql://postgres@127.0.0.1:9/agencies", BOOTSTRAP_ADMIN_KEY="")
+    container_factory(SERVICES["agencies"], away).start()
+    client = make_app().test_client()
+    api = client.get("/v1/agencies", headers=bearer("rnk_any-key"))
+    assert api.status_code == 503 and api.mimetype == "application/problem+json"
+    page = client.get("/inbox/sign-in/some-token")
+    assert page.status_code == 503 and page.mimetype == "text/html" and page.headers["Retry-After"]
