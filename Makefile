@@ -22,6 +22,7 @@ run: install  ## the whole network in the foreground (Ctrl-C stops it)
 	./bin/run
 
 test: install $(VENV)/.installed-browser  ## the whole suite, against the real RabbitMQ and PostgreSQL
+	./bin/rabbitmq-management
 	$(PY) -m pytest
 
 seed: install  ## a demonstration directory, and two agency keys to try the API with

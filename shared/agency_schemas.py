@@ -17,12 +17,12 @@ class Contact(Schema):
     # without one, by the same e-mail address or phone); others get a new id.
     id = fields.UUID(load_default=None, metadata={
         "description": "The contact's stable id; given in a change, it must name one of the agency's contacts."})
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.String(allow_none=True, load_default=None, validate=standards.email_address)
-    phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)
-    language = fields.String(required=True, validate=standards.one_of(CONTACT_LANGUAGES))
+    name = standards.Text(required=True, validate=validate.Length(min=1, max=200))
+    email = standards.Text(allow_none=True, load_default=None, validate=standards.email_address)
+    phone = standards.Text(allow_none=True, load_default=None, validate=standards.e164_phone)
+    language = standards.Text(required=True, validate=standards.one_of(CONTACT_LANGUAGES))
     channels = fields.List(
-        fields.String(validate=standards.one_of(CHANNELS)),
+        standards.Text(validate=standards.one_of(CHANNELS)),
         required=True,
         validate=[validate.Length(min=1), _unique],
     )
@@ -39,16 +39,16 @@ class Contact(Schema):
 class AgencyBody(Schema):
     """What an admin gives to create an agency, or a caller to change one."""
 
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    kind = fields.String(required=True, validate=standards.one_of(AGENCY_KINDS))
+    name = standards.Text(required=True, validate=validate.Length(min=1, max=200))
+    kind = standards.Text(required=True, validate=standards.one_of(AGENCY_KINDS))
     services = fields.List(
-        fields.String(validate=standards.one_of(SERVICE_TYPES)), load_default=list, validate=_unique
+        standards.Text(validate=standards.one_of(SERVICE_TYPES)), load_default=list, validate=_unique
     )
     regions = fields.List(
-        fields.String(validate=standards.subdivision_code), load_default=list, validate=_unique
+        standards.Text(validate=standards.subdivision_code), load_default=list, validate=_unique
     )
     languages = fields.List(
-        fields.String(validate=standards.language_code), load_default=list, validate=_unique
+        standards.Text(validate=standards.language_code), load_default=list, validate=_unique
     )
     accepting_referrals = standards.JsonBoolean(load_default=True)
     contacts = fields.List(fields.Nested(Contact), load_default=list)
@@ -68,20 +68,20 @@ class Agency(AgencyBody):
 
 
 class NewApiKey(Schema):
-    role = fields.String(required=True, validate=standards.one_of(KEY_ROLES))
+    role = standards.Text(required=True, validate=standards.one_of(KEY_ROLES))
 
 
 class ApiKey(Schema):
     id = fields.UUID(dump_only=True)
-    key = fields.String(dump_only=True)
-    prefix = fields.String(dump_only=True)
-    role = fields.String(dump_only=True)
+    key = standards.Text(dump_only=True)
+    prefix = standards.Text(dump_only=True)
+    role = standards.Text(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
 
 
 class AgencyQuery(PageQuery):
-    service = fields.String(validate=standards.one_of(SERVICE_TYPES))
-    region = fields.String(validate=standards.subdivision_code)
-    language = fields.String(validate=standards.language_code)
+    service = standards.Text(validate=standards.one_of(SERVICE_TYPES))
+    region = standards.Text(validate=standards.subdivision_code)
+    language = standards.Text(validate=standards.language_code)
     accepting = fields.Boolean()
-    q = fields.String(validate=validate.Length(min=1, max=200))
+    q = standards.Text(validate=validate.Length(min=1, max=200))

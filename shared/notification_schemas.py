@@ -9,17 +9,17 @@ from shared.vocabulary import CHANNELS, NOTIFICATION_STATUSES
 class Notification(Schema):
     id = fields.UUID()
     referral_id = fields.UUID()
-    event = fields.String()
-    channel = fields.String(validate=standards.one_of(CHANNELS))
-    recipient = fields.String()
-    language = fields.String()
-    status = fields.String(validate=standards.one_of(NOTIFICATION_STATUSES))
+    event = standards.Text()
+    channel = standards.Text(validate=standards.one_of(CHANNELS))
+    recipient = standards.Text()
+    language = standards.Text()
+    status = standards.Text(validate=standards.one_of(NOTIFICATION_STATUSES))
     attempts = fields.Integer()
-    last_error = fields.String(allow_none=True)
+    last_error = standards.Text(allow_none=True)
     created_at = fields.AwareDateTime()
     sent_at = fields.AwareDateTime(allow_none=True)
 
 
 class NotificationQuery(PageQuery):
     referral_id = fields.UUID()
-    status = fields.String(validate=standards.one_of(NOTIFICATION_STATUSES))
+    status = standards.Text(validate=standards.one_of(NOTIFICATION_STATUSES))

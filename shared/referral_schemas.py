@@ -15,19 +15,19 @@ from shared.vocabulary import (
 
 
 class Returnee(Schema):
-    given_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    family_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    given_name = standards.Text(required=True, validate=validate.Length(min=1, max=200))
+    family_name = standards.Text(required=True, validate=validate.Length(min=1, max=200))
     date_of_birth = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
-    sex = fields.String(allow_none=True, load_default=None, validate=standards.one_of(SEXES))
-    phone = fields.String(allow_none=True, load_default=None, validate=standards.e164_phone)
-    preferred_language = fields.String(
+    sex = standards.Text(allow_none=True, load_default=None, validate=standards.one_of(SEXES))
+    phone = standards.Text(allow_none=True, load_default=None, validate=standards.e164_phone)
+    preferred_language = standards.Text(
         allow_none=True, load_default=None, validate=standards.language_code
     )
-    returned_from = fields.String(allow_none=True, load_default=None, validate=standards.country_code)
+    returned_from = standards.Text(allow_none=True, load_default=None, validate=standards.country_code)
     return_date = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
-    region = fields.String(required=True, validate=standards.subdivision_code)
+    region = standards.Text(required=True, validate=standards.subdivision_code)
     vulnerabilities = fields.List(
-        fields.String(validate=validate.Length(min=1, max=200)), load_default=list
+        standards.Text(validate=validate.Length(min=1, max=200)), load_default=list
     )
 
 
@@ -39,26 +39,26 @@ class Consent(Schema):
     obtained_at = fields.AwareDateTime(
         allow_none=True, load_default=None, validate=standards.not_in_future
     )
-    method = fields.String(
+    method = standards.Text(
         allow_none=True, load_default=None, validate=standards.one_of(CONSENT_METHODS)
     )
 
 
 class NewReferral(Schema):
     receiving_agency_id = fields.UUID(required=True)
-    service_type = fields.String(required=True, validate=standards.one_of(SERVICE_TYPES))
-    priority = fields.String(load_default="normal", validate=standards.one_of(PRIORITIES))
-    reason = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=4000))
+    service_type = standards.Text(required=True, validate=standards.one_of(SERVICE_TYPES))
+    priority = standards.Text(load_default="normal", validate=standards.one_of(PRIORITIES))
+    reason = standards.Text(allow_none=True, load_default=None, validate=validate.Length(max=4000))
     returnee = fields.Nested(Returnee, required=True)
     consent = fields.Nested(Consent, required=True)
 
 
 class Referral(NewReferral):
     id = fields.UUID(dump_only=True)
-    reference = fields.String(dump_only=True)
-    status = fields.String(dump_only=True, validate=standards.one_of(REFERRAL_STATUSES))
+    reference = standards.Text(dump_only=True)
+    status = standards.Text(dump_only=True, validate=standards.one_of(REFERRAL_STATUSES))
     sending_agency_id = fields.UUID(dump_only=True)
-    outcome = fields.String(dump_only=True, allow_none=True)
+    outcome = standards.Text(dump_only=True, allow_none=True)
     respond_by = fields.AwareDateTime(dump_only=True)
     overdue = fields.Boolean(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
@@ -66,7 +66,7 @@ class Referral(NewReferral):
 
 
 class Decline(Schema):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    reason = standards.Text(required=True, validate=validate.Length(min=1, max=4000))
 
 
 class Cancel(Decline):
@@ -74,7 +74,7 @@ class Cancel(Decline):
 
 
 class Complete(Schema):
-    outcome = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    outcome = standards.Text(required=True, validate=validate.Length(min=1, max=4000))
 
 
 class NoBody(Schema):
@@ -86,9 +86,9 @@ MOVE_BODIES = {"accept": NoBody, "start": NoBody, "decline": Decline, "cancel": 
 
 
 class ReferralQuery(PageQuery):
-    box = fields.String(validate=standards.one_of(("sent", "received")))
-    status = fields.String(validate=standards.one_of(REFERRAL_STATUSES))
-    service_type = fields.String(validate=standards.one_of(SERVICE_TYPES))
+    box = standards.Text(validate=standards.one_of(("sent", "received")))
+    status = standards.Text(validate=standards.one_of(REFERRAL_STATUSES))
+    service_type = standards.Text(validate=standards.one_of(SERVICE_TYPES))
     overdue = fields.Boolean()
 
 
@@ -97,18 +97,18 @@ class Actor(Schema):
     never the key), a coordinator in the pages (the contact's id and name),
     or the system (a timer)."""
 
-    type = fields.String(required=True, validate=standards.one_of(ACTOR_TYPES))
+    type = standards.Text(required=True, validate=standards.one_of(ACTOR_TYPES))
     id = fields.UUID(allow_none=True, load_default=None)
-    name = fields.String(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    name = standards.Text(allow_none=True, load_default=None, validate=validate.Length(max=200))
 
 
 class HistoryItem(Schema):
     at = fields.AwareDateTime()
-    event = fields.String()
-    from_status = fields.String(allow_none=True)
-    to_status = fields.String(allow_none=True)
+    event = standards.Text()
+    from_status = standards.Text(allow_none=True)
+    to_status = standards.Text(allow_none=True)
     agency_id = fields.UUID(allow_none=True)
-    detail = fields.String(allow_none=True)
+    detail = standards.Text(allow_none=True)
     actor = fields.Nested(Actor, allow_none=True)
 
 

@@ -4,6 +4,7 @@ ISO 3166-1/-2 and ISO 639-1 come from pycountry, E.164 phone numbers from
 phonenumbers, e-mail addresses from email-validator: no hand-made lists.
 """
 import datetime
+import re
 from functools import lru_cache
 
 import email_validator
@@ -68,6 +69,28 @@ def not_in_future(value):
         future = value > (now + EARLIEST_OFFSET).date()
     if future:
         raise ValidationError(f"{value.isoformat()} is in the future.")
+
+
+# What PostgreSQL cannot store in text, though JSON can carry it: the NUL
+# character, and a UTF-16 surrogate standing alone ("\ud800").
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class Text(fields.String):
+    """A string of the contract: every string field of every shared schema
+    is one, so NUL characters and lone surrogates are refused (422 naming
+    the field) where input is checked, never by the database afterwards."""
+
+    default_error_messages = {
+        "unstorable": "Text may not hold a NUL character or a lone surrogate (at character {position}).",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        bad = UNSTORABLE.search(text)
+        if bad:
+            raise self.make_error("unstorable", position=bad.start() + 1)
+        return text
 
 
 class JsonBoolean(fields.Boolean):

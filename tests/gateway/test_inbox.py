@@ -233,6 +233,9 @@ def test_a_new_referral_is_refused_without_consent_keeping_the_form_then_sent(cl
               "consent_obtained_at": "2026-11-20T10:30"}
     found = client.post("/inbox/referrals/new", data=dict(fields, action="search")).get_data(as_text=True)
     assert receiver["name"] in found and parties["sender"]["agency"]["name"] not in found.split("<fieldset")[2]
+    nul = client.post("/inbox/referrals/new", data=dict(fields, action="send", consent_given="yes",
+                                                        given_name="Ay\u0000sel"))
+    assert nul.status_code == 422 and 'id="given_name-error"' in nul.get_data(as_text=True)  # never a 500
     refused = client.post("/inbox/referrals/new", data=dict(fields, action="send"))
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422
