@@ -34,6 +34,14 @@ class Api(flask_smorest.Api):
         return from_http_exception(error)
 
 
+RETRY_AFTER_SECONDS = 5  # a service, the broker or a database away: most are back within seconds
+
+
+def with_retry_after(response):
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 def create_app(settings=None):
     settings = settings or config.load()
     app = Flask(__name__)
@@ -78,15 +86,16 @@ def create_app(settings=None):
     @app.errorhandler(ServiceError)
     def service_error(error):
         # RFC 9457: with type about:blank, the title is the status's own phrase
-        return problem(error.status, HTTPStatus(error.status).phrase, error.detail, error.errors)
+        answer = problem(error.status, HTTPStatus(error.status).phrase, error.detail, error.errors)
+        return with_retry_after(answer) if error.status == 503 else answer
 
     @app.errorhandler(ServiceTimeout)
     def timed_out(error):
-        return problem(504, "Gateway Timeout", str(error))
+        return with_retry_after(problem(504, "Gateway Timeout", str(error)))
 
     @app.errorhandler(ServiceUnavailable)
     def unavailable(error):
-        return problem(503, "Service Unavailable", str(error))
+        return with_retry_after(problem(503, "Service Unavailable", str(error)))
 
     @app.errorhandler(Exception)
     def unexpected(error):

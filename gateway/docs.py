@@ -77,6 +77,10 @@ PROBLEM_HEADERS = {
                                "description": "`Bearer`: the scheme the key goes in."}},
     429: {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
                           "description": "Seconds until the key may call again."}},
+    503: {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                          "description": "Seconds after which the call is worth trying again."}},
+    504: {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
+                          "description": "Seconds after which the call is worth trying again."}},
 }
 
 REQUEST_ID_PARAMETER = "RequestId"

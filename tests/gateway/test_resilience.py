@@ -13,7 +13,7 @@ def test_the_gateway_outlives_a_service_restart(make_app, start_service):
 
     running["agencies"].stop()  # its queue stays; nobody takes the calls
     waited = client.get("/v1/agencies", headers={**bearer(ADMIN_KEY), "X-Request-ID": "while-away"})
-    assert waited.status_code == 504
+    assert waited.status_code == 504 and int(waited.headers["Retry-After"]) > 0
     assert waited.mimetype == "application/problem+json"
     assert waited.get_json()["request_id"] == "while-away"
     not_ready = client.get("/readyz")
@@ -64,5 +64,6 @@ def test_a_service_whose_database_is_away_is_a_503_not_a_500(make_app, container
     client = make_app().test_client()
     api = client.get("/v1/agencies", headers=bearer("rnk_any-key"))
     assert api.status_code == 503 and api.mimetype == "application/problem+json"
+    assert int(api.headers["Retry-After"]) > 0
     page = client.get("/inbox/sign-in/some-token")
     assert page.status_code == 503 and page.mimetype == "text/html" and page.headers["Retry-After"]
