@@ -74,18 +74,37 @@ def add_event(session, Outbox, event_type, payload):
 class Relay:
     """Publishes a service's outbox to its nameko event exchange."""
 
+    # After a failed publish (the broker away), rounds are skipped for a
+    # while, doubling up to the most: one try and one log line per pause.
+    FIRST_PAUSE_SECONDS, MOST_PAUSE_SECONDS = 0.25, 5.0
+
     def __init__(self, sessions, Outbox, config, source_service, batch_size=100, mandatory=True):
         self.sessions = sessions
         self.Outbox = Outbox
         self.channel = ConfirmingChannel(config["AMQP_URI"], get_event_exchange(source_service, config))
         self.batch_size = batch_size
         self.mandatory = mandatory
+        self.failures, self.paused_until = 0, 0.0
+
+    def _failed(self, count, error):
+        pause = min(self.MOST_PAUSE_SECONDS, self.FIRST_PAUSE_SECONDS * 2 ** self.failures)
+        self.failures += 1
+        self.paused_until = time.monotonic() + pause
+        log.warning("publishing %d event(s) failed (%s: %s); kept, next try in %.1f s",
+                    count, type(error).__name__, error, pause)
+
+    def _succeeded(self):
+        if self.failures:
+            log.info("the broker takes events again (after %d failed tries)", self.failures)
+        self.failures = 0
 
     def publish_pending(self):
         """Publish one batch; returns how many rows the broker confirmed.
         A row is marked only once confirmed; a failed publish leaves the
         batch for the next round, without holding its row locks meanwhile."""
         Outbox = self.Outbox
+        if time.monotonic() < self.paused_until:
+            return 0
         with self.sessions.begin() as session:
             rows = session.scalars(
                 select(Outbox)
@@ -99,9 +118,10 @@ class Relay:
             try:
                 taken = self.channel.publish(
                     [(str(row.id), row.event_type, row.payload) for row in rows], self.mandatory)
-            except Exception as error:  # broker down or connection lost: next round retries
-                log.warning("publishing %d event(s) failed (%s); kept for the next round", len(rows), error)
+            except Exception as error:  # broker down or connection lost: a later round retries
+                self._failed(len(rows), error)
                 return 0
+            self._succeeded()
             for row in rows:
                 if str(row.id) not in taken:
                     # No consumer's queue is bound yet (or the broker refused it): a later round.

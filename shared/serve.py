@@ -27,10 +27,18 @@ def service_class(name):
     return getattr(importlib.import_module(module), cls)
 
 
+class WithoutTraceback(logging.Filter):
+    def filter(self, record):
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 def configure_logging(level="INFO"):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     request_id.configure_logging(level)  # each line names the request it serves, if any
     logging.getLogger("kombu").setLevel(logging.WARNING)
+    # kombu says "Connection to broker lost" with a traceback on every try: the line is enough
+    logging.getLogger("kombu.mixins").addFilter(WithoutTraceback())
     logging.getLogger("nameko").setLevel(logging.WARNING)
     # nameko logs an expected error (a refusal) with its arguments, which may
     # quote a returnee's submitted values: keep only unexpected ones.

@@ -2,9 +2,7 @@
 import logging
 
 import eventlet
-from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 
 from services.notifications import dispatch, known_agencies, sign_in
 from services.notifications.messages import Messages
@@ -12,6 +10,7 @@ from services.notifications.transports import Mailer, sms_backend
 from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
+from shared.messaging import RpcProxy, event_handler
 from shared.request_id import RequestId
 from shared.rpc import rpc
 from shared.timers import every

@@ -3,7 +3,6 @@ import logging
 
 from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RpcProxy
 from sqlalchemy.exc import IntegrityError
 
 from services.referrals import cases
@@ -13,6 +12,7 @@ from shared.announced_cache import AnnouncedCache
 from shared.db import Database
 from shared.errors import EXPECTED, NotFound
 from shared.outbox import OutboxRelay
+from shared.messaging import RpcProxy
 from shared.request_id import RequestId
 from shared.rpc import rpc
 from shared.timers import every

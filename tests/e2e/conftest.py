@@ -1,6 +1,7 @@
 """The real network, started as `make run` starts it (bin/run), on a
 RabbitMQ vhost and databases of its own, with stand-in mail and SMS
 providers; driven over HTTP."""
+import contextlib
 import os
 import pathlib
 import signal
@@ -60,17 +61,27 @@ def _group_alive(pgid):
 
 @pytest.fixture(scope="module")
 def network(rabbit_manager):
+    with running_network(rabbit_manager) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def running_network(rabbit_manager, broker=None):
+    """bin/run on a vhost and databases of its own; `broker(vhost_uri)`, if
+    given, returns the AMQP URI the network's processes are to use instead
+    (one through a TcpProxy, say)."""
     vhost = "e2e_" + uuid.uuid4().hex[:10]
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     databases = own_databases("e2e" + vhost[-4:])
     port = free_port()
     log_file = tempfile.NamedTemporaryFile(prefix="network-", suffix=".log", delete=False)
+    amqp_uri = f"amqp://guest:guest@localhost:5672/{vhost}"
     with SmtpSink() as smtp, HttpSink() as sms:
         env = dict(
             os.environ,
             VENV=sys.prefix,
-            AMQP_URI=f"amqp://guest:guest@localhost:5672/{vhost}",
+            AMQP_URI=broker(amqp_uri) if broker else amqp_uri,
             GATEWAY_PORT=str(port),
             BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
             SMTP_HOST="127.0.0.1",
@@ -79,6 +90,7 @@ def network(rabbit_manager):
             SMS_HTTP_URL=sms.url,
             GATEWAY_WORKERS="1",
             RATE_LIMIT="100000/minute",  # limits have tests of their own (tests/gateway)
+            SESSION_SECRET="e2e-" + uuid.uuid4().hex,
             **databases,
         )
         process = subprocess.Popen(
@@ -86,6 +98,7 @@ def network(rabbit_manager):
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         running = Network(process, f"http://127.0.0.1:{port}", log_file.name, smtp, sms)
+        running.databases = databases
         try:
             wait_for(lambda: _ready(running), timeout=90, interval=0.5, what="the network to be ready")
             yield running
