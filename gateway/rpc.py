@@ -15,18 +15,13 @@ import logging
 import queue
 import threading
 
-from amqp.exceptions import AMQPError
-from kombu.exceptions import KombuError
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-import shared.errors  # noqa: F401  (registers the errors that cross RPC)
+from shared.errors import DATABASE_AWAY  # (importing shared.errors registers the errors that cross RPC)
+from shared.messaging import BROKER_AWAY
 
 log = logging.getLogger(__name__)
-BROKEN_CONNECTION = (OSError, AMQPError, KombuError)
-# What a service raises when its database is away (SQLAlchemy's and the
-# pool's names, as nameko sends them): the call can be tried again later.
-DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})
 
 
 class ServiceUnavailable(Exception):
@@ -105,7 +100,7 @@ class RpcPool:
         except RpcTimeout:
             self._drop(entry)  # a late reply would confuse the next borrower
             raise ServiceTimeout(f"A service did not answer within {self.timeout:g} s.") from None
-        except BROKEN_CONNECTION as error:
+        except BROKER_AWAY as error:
             self._drop(entry)
             log.warning("RPC connection lost: %s", error)
             raise BrokerUnavailable("The message broker is not reachable.") from None

@@ -57,3 +57,9 @@ class Unavailable(ServiceError):
 
 
 EXPECTED = (InvalidInput, NotFound, Forbidden, Conflict, Unavailable)
+
+
+# What a service raises when its database is away, by the names nameko
+# gives exceptions across RPC (SQLAlchemy's and its pool's): worth trying
+# again later, never a 500.
+DATABASE_AWAY = frozenset({"OperationalError", "InterfaceError", "DisconnectionError", "TimeoutError"})

@@ -14,6 +14,8 @@ import logging  # noqa: E402
 import warnings  # noqa: E402
 
 from shared import config, request_id  # noqa: E402
+from shared.errors import DATABASE_AWAY  # noqa: E402
+from shared.messaging import BROKER_AWAY  # noqa: E402
 
 SERVICES = {
     "agencies": "services.agencies.service:AgenciesService",
@@ -33,6 +35,19 @@ class WithoutTraceback(logging.Filter):
         return True
 
 
+class ServerAwayWithoutTraceback(logging.Filter):
+    """A worker that failed because its database or the broker is away is
+    one line (what and why), not a traceback each time a timer fires."""
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (type(error).__name__ in DATABASE_AWAY or isinstance(error, BROKER_AWAY)):
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: a server is away)"
+            record.args, record.exc_info, record.exc_text = (), None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging(level="INFO"):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     request_id.configure_logging(level)  # each line names the request it serves, if any
@@ -43,6 +58,7 @@ def configure_logging(level="INFO"):
     # nameko logs an expected error (a refusal) with its arguments, which may
     # quote a returnee's submitted values: keep only unexpected ones.
     logging.getLogger("nameko.containers").setLevel(logging.ERROR)
+    logging.getLogger("nameko.containers").addFilter(ServerAwayWithoutTraceback())
 
 
 def main():
