@@ -224,6 +224,7 @@ class Bench:
             SMTP_PORT=str(smtp_port),
             GATEWAY_WORKERS=str(self.s.workers),
             GATEWAY_THREADS=str(self.s.threads),
+            RATE_LIMIT_KEY_PREFIX="bench-" + uuid.uuid4().hex,  # counts of its own in Redis
             **{key: self.own_database(key, service) for service, key in config.DATABASE_KEYS.items()},
         )
         self.network = self.start("network", [str(ROOT / "bin" / "run")], env=env)

@@ -74,7 +74,7 @@ def create_app(settings=None):
     # then the body checks, then the key (the /v1 blueprints' own hooks).
     request_ids.init_app(app)
     security.init_app(app)
-    limits.init_app(app, settings["RATE_LIMIT"])
+    limits.init_app(app, settings)
     bodies.init_app(app, int(settings["MAX_BODY_BYTES"]))
 
     api = Api(app, spec_kwargs={"extra_plugins": [docs.ContractPlugin()]})

@@ -42,8 +42,12 @@ DEFAULTS = {
     # mostly on an SMTP server or SMS provider, so more than the CPU-bound
     # services' nameko default of 10
     "NOTIFICATIONS_MAX_WORKERS": "40",
-    # gateway: calls each API key may make (flask-limiter notation), counted per gateway process
+    # gateway: calls each API key may make (flask-limiter notation), counted where
+    # RATE_LIMIT_STORAGE_URI says: Redis, shared by every gateway process, or
+    # memory://, each process its own count; keys in Redis start with the prefix
     "RATE_LIMIT": "600/minute",
+    "RATE_LIMIT_STORAGE_URI": "redis://localhost:6379",
+    "RATE_LIMIT_KEY_PREFIX": "referral-network",
     # gateway: sign-in links each e-mail address, and each client address, may ask for
     "SIGN_IN_LIMIT_PER_ADDRESS": "5/15 minutes",
     "SIGN_IN_LIMIT_PER_CLIENT": "30/hour",

@@ -2,10 +2,13 @@
 each service's database and bring its schema up to date.
 
 Where a server is missing this says so and how to start it, not a trace.
+Redis only counts rate limits (and the gateway fails open without it), so
+its absence is said, and the network starts all the same.
 """
 import sys
 
 import psycopg
+import redis
 from kombu import Connection
 from sqlalchemy.engine import make_url
 
@@ -15,6 +18,7 @@ HOW_TO_START = {
     "RabbitMQ": "start it with `rabbitmq-server -detached`",
     "PostgreSQL": "start it with "
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+    "Redis": "start it with `redis-server --daemonize yes --save '' --appendonly no`",
 }
 
 
@@ -49,6 +53,14 @@ def main():
                 file=sys.stderr,
             )
             return 1
+    storage = settings["RATE_LIMIT_STORAGE_URI"]
+    if storage.startswith("redis://"):
+        try:
+            redis.Redis.from_url(storage, socket_connect_timeout=3).ping()
+        except redis.RedisError as error:
+            print(f"\nRedis is not reachable at {_safe(storage)}: {error}\n  {HOW_TO_START['Redis']}; until it is,"
+                  f" the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them in"
+                  f" each process).\n", file=sys.stderr)
     migrate.upgrade_all(settings)
     print(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
           f" (API docs at /docs, OpenAPI at /openapi.json).")

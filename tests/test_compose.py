@@ -54,7 +54,8 @@ def test_the_infrastructure_is_there_with_health_checks_and_restarts(compose):
     services = compose["services"]
     assert "management" in services["rabbitmq"]["image"]
     assert "mailpit" in services["mailpit"]["image"]
-    for name in ("rabbitmq", "postgres", "mailpit", *procfile()):
+    for name in ("rabbitmq", "postgres", "redis", "mailpit", *procfile()):
         assert "healthcheck" in services[name], name
         assert services[name]["restart"] == "unless-stopped", name
     assert services["agencies"]["environment"]["SMTP_HOST"] == "mailpit"
+    assert services["gateway"]["environment"]["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379"

@@ -1,19 +1,21 @@
 """Limits on asking for sign-in links: per e-mail address (known or not, so
 a 429 tells nothing about who is a coordinator) and per client address.
-Counted like the API's limits, in each gateway process (gateway.limits)."""
+Counted where the API's limits are (gateway.limits: Redis, or memory)."""
 import hashlib
 import math
 import time
 
 from limits import parse
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from gateway.limits import ProcessCounts
+from gateway.limits import storage_options, storage_uri
 
 
 class SignInLimits:
     def __init__(self, settings):
-        self.limiter = MovingWindowRateLimiter(ProcessCounts("gateway-memory://"))
+        self.limiter = MovingWindowRateLimiter(
+            storage_from_string(storage_uri(settings), **storage_options(settings)))
         self.per_address = parse(settings["SIGN_IN_LIMIT_PER_ADDRESS"])
         self.per_client = parse(settings["SIGN_IN_LIMIT_PER_CLIENT"])
 

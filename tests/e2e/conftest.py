@@ -91,6 +91,7 @@ def running_network(rabbit_manager, broker=None):
             GATEWAY_WORKERS="1",
             RATE_LIMIT="100000/minute",  # limits have tests of their own (tests/gateway)
             SESSION_SECRET="e2e-" + uuid.uuid4().hex,
+            RATE_LIMIT_KEY_PREFIX=vhost,  # counts of its own in Redis
             **databases,
         )
         process = subprocess.Popen(

@@ -26,7 +26,8 @@ def bearer(key):
 def settings(service_config):
     """The settings of the services and of the gateways over them."""
     return dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY, RPC_TIMEOUT_SECONDS="5",
-                SESSION_SECRET="gateway-tests-" + uuid.uuid4().hex)
+                SESSION_SECRET="gateway-tests-" + uuid.uuid4().hex,
+                RATE_LIMIT_KEY_PREFIX="gateway-tests-" + uuid.uuid4().hex)  # the test's own counts in Redis
 
 
 @pytest.fixture

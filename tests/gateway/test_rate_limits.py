@@ -1,5 +1,6 @@
 """Rate limits per API key: over the limit, 429 with Retry-After and a
 problem body; other keys and the health checks are not held back."""
+import logging
 import threading
 import time
 
@@ -7,6 +8,7 @@ from limits.storage import storage_from_string
 
 from gateway.limits import ProcessCounts
 from tests.gateway.conftest import ADMIN_KEY, bearer
+from tests.support.sinks import free_port
 
 
 def test_a_key_over_its_limit_gets_a_429_problem_with_retry_after(make_app, services, new_agency):
@@ -55,3 +57,30 @@ def test_counting_hits_does_not_start_a_thread_for_each(monkeypatch):
         time.sleep(0.02)
     assert counts.get("key:digest") == 20
     assert len(started) <= 2
+
+
+def test_every_gateway_process_counts_against_one_budget_in_redis(make_app, services, new_agency):
+    """Two gateways (two gunicorn workers, or two replicas) share the count."""
+    first, second = (make_app(RATE_LIMIT="3/minute").test_client() for _ in range(2))
+    _, key = new_agency(http=make_app().test_client())
+    mine = bearer(key["key"])
+    answers = [http.get("/v1/agencies", headers=mine).status_code for http in (first, second, first, second)]
+    assert answers == [200, 200, 200, 429]
+
+
+def test_with_redis_away_the_gateway_answers_and_says_so_once(make_app, services, new_agency, caplog):
+    _, key = new_agency(http=make_app().test_client())
+    away = make_app(RATE_LIMIT="2/minute", RATE_LIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}").test_client()
+    with caplog.at_level(logging.WARNING, logger="gateway.limits"):
+        answers = [away.get("/v1/agencies", headers=bearer(key["key"])).status_code for _ in range(4)]
+    assert answers == [200] * 4  # fail open: not counted, never refused
+    assert sum("Redis is away" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_memory_counts_where_the_setting_says_so(make_app, services, new_agency):
+    first, second = (make_app(RATE_LIMIT="2/minute", RATE_LIMIT_STORAGE_URI="memory://").test_client()
+                     for _ in range(2))
+    _, key = new_agency(http=make_app().test_client())
+    mine = bearer(key["key"])
+    assert [http.get("/v1/agencies", headers=mine).status_code for http in (first, first, second, first)] == [
+        200, 200, 200, 429]  # each process its own count
