@@ -42,6 +42,10 @@ DEFAULTS = {
     # mostly on an SMTP server or SMS provider, so more than the CPU-bound
     # services' nameko default of 10
     "NOTIFICATIONS_MAX_WORKERS": "40",
+    # the services' queues: quorum (replicated in a RabbitMQ cluster) or classic;
+    # a message delivered this many times and still failing goes to dead-letters.<service>
+    "QUEUE_TYPE": "quorum",
+    "DELIVERY_LIMIT": "5",
     # gateway: calls each API key may make (flask-limiter notation), counted where
     # RATE_LIMIT_STORAGE_URI says: Redis, shared by every gateway process, or
     # memory://, each process its own count; keys in Redis start with the prefix

@@ -18,6 +18,8 @@ from kombu.exceptions import KombuError
 from nameko import events, messaging
 from nameko import rpc as nameko_rpc
 
+from shared import queues
+
 log = logging.getLogger(__name__)
 
 # What a broker that went away raises on the way out of a message.
@@ -25,6 +27,15 @@ BROKER_AWAY = (OSError, AMQPError, KombuError)
 
 
 class QueueConsumer(messaging.QueueConsumer):
+    def get_consumers(self, consumer_cls, channel):
+        """On every (re)connection: the service's dead-letter queue first, so
+        that a message the broker sets aside always has a place to go."""
+        names = [provider.queue.name for provider in self._providers
+                 if provider.queue is not None and provider.queue.queue_arguments]
+        if names:
+            queues.dead_letter_queue(self.container.config, self.container.service_name, names)(channel).declare()
+        return super().get_consumers(consumer_cls, channel)
+
     def ack_message(self, message):
         self._settle(super().ack_message, message, "acked")
 
@@ -41,7 +52,25 @@ class QueueConsumer(messaging.QueueConsumer):
 
 
 class EventHandler(events.EventHandler):
+    """nameko's event handler on a quorum queue with a delivery limit
+    (shared.queues): a message it keeps failing on is set aside, and the
+    last failure says so, once, with the event's id."""
+
     queue_consumer = QueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue.queue_arguments = queues.arguments(self.container.config, self.queue.name)
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        limit = self.queue.queue_arguments.get("x-delivery-limit")
+        tries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
+        if exc_info is not None and limit is not None and tries > limit:
+            payload = message.payload if isinstance(message.payload, dict) else {}
+            log.error("event %s (%s) failed %d times: set aside in %s (python -m shared.dead_letters list)",
+                      payload.get("event_id"), self.event_type, tries,
+                      queues.dead_letter_queue_name(self.container.service_name))
+        return super().handle_result(message, worker_ctx, result, exc_info)
 
 
 event_handler = EventHandler.decorator

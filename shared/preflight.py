@@ -12,7 +12,8 @@ import redis
 from kombu import Connection
 from sqlalchemy.engine import make_url
 
-from shared import config, migrate
+from shared import config, migrate, queues
+from shared.services import SERVICES, service_class
 
 HOW_TO_START = {
     "RabbitMQ": "start it with `rabbitmq-server -detached`",
@@ -62,6 +63,9 @@ def main():
                   f" the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them in"
                   f" each process).\n", file=sys.stderr)
     migrate.upgrade_all(settings)
+    with Connection(settings["AMQP_URI"]) as connection:
+        for name in SERVICES:
+            queues.ensure(connection, settings, service_class(name))
     print(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
           f" (API docs at /docs, OpenAPI at /openapi.json).")
     return 0

@@ -16,6 +16,7 @@ import logging
 from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 
+from shared import queues
 from shared.messaging import BROKER_AWAY, QueueConsumer
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
     service were slow, instead of the service's process exiting."""
 
     queue_consumer = QueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue.queue_arguments = queues.arguments(self.container.config, self.queue.name)
 
     def handle_result(self, message, result, exc_info):
         config = self.container.config

@@ -9,25 +9,13 @@ from shared.green import patch
 patch()
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
 import logging  # noqa: E402
 import warnings  # noqa: E402
 
 from shared import config, request_id  # noqa: E402
 from shared.errors import DATABASE_AWAY  # noqa: E402
 from shared.messaging import BROKER_AWAY  # noqa: E402
-
-SERVICES = {
-    "agencies": "services.agencies.service:AgenciesService",
-    "referrals": "services.referrals.service:ReferralsService",
-    "notifications": "services.notifications.service:NotificationsService",
-}
-
-
-def service_class(name):
-    module, _, cls = SERVICES[name].partition(":")
-    return getattr(importlib.import_module(module), cls)
-
+from shared.services import SERVICES, service_class  # noqa: E402
 
 class WithoutTraceback(logging.Filter):
     def filter(self, record):
