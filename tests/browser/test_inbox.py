@@ -14,6 +14,8 @@ import requests
 from babel.messages.pofile import read_po
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import text
 
 from gateway.inbox.i18n import CATALOGUES
@@ -76,10 +78,15 @@ def sign_in(driver, world, role, count=1):
 
 
 def press(driver, move, text=None):
+    """Press the move's button (after writing its text); returns once the
+    answer's page has replaced this one (or at once, if the browser itself
+    refused the form)."""
     form = driver.find_element(By.CSS_SELECTOR, f"form.move-{move}")
     if text is not None:
         form.find_element(By.TAG_NAME, "textarea").send_keys(text)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    if text != "":
+        WebDriverWait(driver, 15).until(staleness_of(form), message=f"no page after pressing {move}")
     return wait_for(driver, "h1")
 
 

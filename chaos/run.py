@@ -1,0 +1,296 @@
+"""`make chaos`: the network under steady referral creation while its parts
+are killed and its servers restarted, one fault after another.
+
+Each process of the Procfile runs on its own, as compose runs them (after
+make run's preflight), on a RabbitMQ vhost and databases of this run's own,
+with an SMTP and an SMS sink on loopback. Partner clients create referrals
+without pause, each retried with its Idempotency-Key until it is made (as
+API.md invites). A process the harness did not stop but that exits is
+counted and started again (compose's restart policy). Then it checks:
+no referral lost, no key with two referrals, every referral's e-mail and
+SMS delivered, no answer 500, no process exiting on its own, every service
+ready again within 30 s of each fault; and it counts 503 and 504 answers and
+doubled messages. Prints a Markdown report (and the figures as JSON on the
+last line).
+
+Settings (environment): CHAOS_FAULTS (comma-separated, from kill:<process>,
+term:<process>, rabbitmq, postgresql; default all), CHAOS_CLIENTS (4),
+CHAOS_PAUSE_SECONDS between faults (6), CHAOS_DOWN_SECONDS a server stays
+down (10). `rabbitmq` and `postgresql` restart the machine's own servers
+(rabbitmqctl, pg_ctlcluster): every other user of them sees it too.
+"""
+import collections
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit
+
+import psycopg
+import requests
+
+from shared import config, migrate
+from tests.support import data
+from tests.support.sinks import HttpSink, SmtpSink, free_port
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PROCESSES = [line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
+ALL_FAULTS = ([f"kill:{name}" for name, _ in PROCESSES] + [f"term:{name}" for name, _ in PROCESSES]
+              + ["rabbitmq", "postgresql"])
+READY_WITHIN = 30.0
+ADMIN_KEY = "chaos-admin-" + uuid.uuid4().hex
+
+
+class Network:
+    """The Procfile's processes, each started on its own and watched."""
+
+    def __init__(self, env, work):
+        self.env, self.work = env, work
+        self.processes, self.stopping = {}, set()
+        self.exits = collections.Counter()  # exits nobody asked for, by process
+        self.lock = threading.Lock()
+        self.watching = True
+        self.watcher = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self, name):
+        command = dict(PROCESSES)[name]
+        log = open(self.work / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(command, shell=True, cwd=ROOT, env=self.env, stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def start_all(self):
+        subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, env=self.env, check=True,
+                       capture_output=True)
+        for name, _ in PROCESSES:
+            self.start(name)
+        self.watcher.start()
+
+    def _watch(self):
+        while self.watching:
+            with self.lock:
+                for name, process in list(self.processes.items()):
+                    if process.poll() is not None and name not in self.stopping:
+                        self.exits[name] += 1
+                        self.start(name)  # as compose's restart policy would
+            time.sleep(0.2)
+
+    def signal(self, name, sig):
+        """Stop `name` with `sig`, wait until it is gone, start it again."""
+        with self.lock:
+            self.stopping.add(name)
+        process = self.processes[name]
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        with self.lock:
+            self.start(name)
+            self.stopping.discard(name)
+
+    def stop(self):
+        self.watching = False
+        self.watcher.join(5)
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+class Partners:
+    """Clients creating referrals without pause, each retried with its key."""
+
+    def __init__(self, url, key, receiver_id, clients):
+        self.url, self.key, self.receiver_id = url, key, receiver_id
+        self.answers = collections.Counter()
+        self.made = {}  # idempotency key -> referral id (from its 201)
+        self.running = True
+        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self):
+        while self.running:
+            key = uuid.uuid4().hex
+            while self.running:
+                try:
+                    answer = requests.post(self.url + "/v1/referrals", json=data.referral(self.receiver_id),
+                                           headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": key},
+                                           timeout=30)
+                    self.answers[answer.status_code] += 1
+                except requests.RequestException as error:
+                    self.answers[type(error).__name__] += 1
+                    time.sleep(0.2)
+                    continue
+                if answer.status_code == 201:
+                    self.made[key] = answer.json()["id"]
+                    break
+                time.sleep(0.2)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        for thread in self.threads:
+            thread.join(60)
+
+
+def ready(url):
+    try:
+        return requests.get(url + "/readyz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def wait(predicate, timeout, interval=0.2):
+    """Seconds until `predicate()` held, or None after `timeout`."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    return None
+
+
+def server_fault(fault, down_seconds):
+    if fault == "rabbitmq":
+        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
+        time.sleep(down_seconds)
+        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
+    else:
+        cluster = sorted(os.listdir("/etc/postgresql"))[0]
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
+                       check=True, capture_output=True)
+        time.sleep(down_seconds)
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
+                       check=True, capture_output=True)
+
+
+def query(url, sql, *params):
+    with psycopg.connect(config.sqlalchemy_url(url).replace("+psycopg", "")) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def main():
+    faults = [f for f in os.environ.get("CHAOS_FAULTS", ",".join(ALL_FAULTS)).split(",") if f]
+    clients = int(os.environ.get("CHAOS_CLIENTS", "4"))
+    pause = float(os.environ.get("CHAOS_PAUSE_SECONDS", "6"))
+    down = float(os.environ.get("CHAOS_DOWN_SECONDS", "10"))
+    run = "chaos_" + uuid.uuid4().hex[:8]
+    base = config.load()
+    amqp = urlsplit(base["AMQP_URI"])._replace(path="/" + run).geturl()
+    subprocess.run(["rabbitmqctl", "add_vhost", run], check=True, capture_output=True)
+    subprocess.run(["rabbitmqctl", "set_permissions", "-p", run, "guest", ".*", ".*", ".*"], check=True,
+                   capture_output=True)
+    databases = {key: base[key].rsplit("/", 1)[0] + f"/{service}_{run}" for service, key in
+                 config.DATABASE_KEYS.items()}
+    work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-"))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    report = {"faults": [], "work": str(work)}
+    with SmtpSink() as smtp, HttpSink() as sms:
+        env = dict(os.environ, AMQP_URI=amqp, GATEWAY_PORT=str(port), BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+                   SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMS_BACKEND="http", SMS_HTTP_URL=sms.url,
+                   RATE_LIMIT="100000/minute", RATE_LIMIT_KEY_PREFIX=run, SESSION_SECRET=run,
+                   NOTIFICATION_BACKOFF_SECONDS="1", PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
+                   **databases)
+        network = Network(env, work)
+        try:
+            network.start_all()
+            if wait(lambda: ready(url), 90) is None:
+                raise RuntimeError(f"the network did not become ready; logs in {work}")
+            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            sender = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(name="Sender")).json()
+            receiver = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(
+                name="Receiver", contacts=[data.contact(email="receiver@example.org", channels=["email", "sms"])])
+            ).json()
+            key = requests.post(f"{url}/v1/agencies/{sender['id']}/api-keys", headers=admin,
+                                json={"role": "agency"}).json()["key"]
+            with Partners(url, key, receiver["id"], clients) as partners:
+                time.sleep(pause)
+                for fault in faults:
+                    started = time.monotonic()
+                    if fault.startswith(("kill:", "term:")):
+                        kind, name = fault.split(":")
+                        network.signal(name, signal.SIGKILL if kind == "kill" else signal.SIGTERM)
+                    else:
+                        server_fault(fault, down)
+                    took = wait(lambda: ready(url), READY_WITHIN)
+                    report["faults"].append({"fault": fault, "ready_after_s": None if took is None else round(
+                        time.monotonic() - started, 1), "made_so_far": len(partners.made)})
+                    time.sleep(pause)
+            report["answers"] = {str(code): count for code, count in sorted(partners.answers.items(), key=str)}
+            made_ids = set(partners.made.values())
+            referrals_db = databases["REFERRALS_DATABASE_URL"]
+            wait(lambda: not query(referrals_db, "SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1"), 120)
+            stored = query(referrals_db, "SELECT r.id::text, r.reference, k.key FROM referrals r "
+                                         "LEFT JOIN idempotency_keys k ON k.referral_id = r.id")
+            by_key = collections.Counter(key for _, _, key in stored)
+            references = {row[0]: row[1] for row in stored}
+
+            def delivered():
+                """(e-mails, SMS) by the reference they name."""
+                mails = collections.Counter(word.strip(".,:;()") for _, message in list(smtp.messages)
+                                            for word in message["Subject"].split() if "REF-" in word)
+                texts = collections.Counter(word.strip(".,:;()") for message in list(sms.received)
+                                            for word in message["text"].split() if "REF-" in word)
+                return mails, texts
+
+            def all_delivered():
+                mails, texts = delivered()
+                return all(mails[ref] and texts[ref] for ref in references.values())
+
+            wait(all_delivered, 180, 1)
+            mails, texts = delivered()
+            report.update({
+                "referrals_made": len(made_ids),
+                "referrals_lost": len(made_ids - set(references)),
+                "keys_with_two_referrals": sum(1 for key, count in by_key.items() if key and count > 1),
+                "referrals_without_their_email": sum(1 for ref in references.values() if not mails[ref]),
+                "referrals_without_their_sms": sum(1 for ref in references.values() if not texts[ref]),
+                "doubled_emails": sum(count - 1 for count in mails.values() if count > 1),
+                "doubled_sms": sum(count - 1 for count in texts.values() if count > 1),
+                "answers_500": partners.answers.get(500, 0),
+                "processes_exited_on_their_own": dict(network.exits),
+                "faults_not_ready_within_30_s": [f["fault"] for f in report["faults"] if f["ready_after_s"] is None],
+            })
+        finally:
+            network.stop()
+            for database in databases.values():
+                migrate.drop_database(database)
+            subprocess.run(["rabbitmqctl", "delete_vhost", run], capture_output=True)
+    print(markdown(report, clients))
+    print(json.dumps(report))
+    passed = (report["referrals_lost"] == report["keys_with_two_referrals"] == report["answers_500"] == 0
+              and not report["processes_exited_on_their_own"] and not report["faults_not_ready_within_30_s"]
+              and report["referrals_without_their_email"] == report["referrals_without_their_sms"] == 0)
+    return 0 if passed else 1
+
+
+def markdown(report, clients):
+    lines = [f"Clients: {clients}. Referrals made: {report['referrals_made']}.", "",
+             "| fault | ready again after (s) |", "|---|---|"]
+    lines += [f"| {f['fault']} | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
+              for f in report["faults"]]
+    lines += ["", "| figure | value |", "|---|---|"]
+    for name in ("referrals_lost", "keys_with_two_referrals", "referrals_without_their_email",
+                 "referrals_without_their_sms", "answers_500", "processes_exited_on_their_own", "doubled_emails",
+                 "doubled_sms", "answers"):
+        lines.append(f"| {name.replace('_', ' ')} | {report[name]} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
