@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: install run test seed up down logs clean bench translations
+.PHONY: install run test seed up down logs clean bench translations chaos
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 
 bench: $(VENV)/.installed-bench  ## the network and two baselines under load: docs/benchmarks.md
 	$(PY) -m bench.run
+
+chaos: install  ## the network under load while each part is killed and each server restarted: docs/reliability.md
+	$(PY) -m chaos.run
 
 up:  ## the same network under docker compose, in the background
 	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/session-secret)}" $(COMPOSE) up --build --detach

@@ -11,8 +11,11 @@ on: its consumers reconnect with kombu's backoff.
 Every entrypoint and RPC proxy of the services comes from here or from
 shared.rpc, so that they all share this consumer.
 """
+import functools
 import logging
+import time
 
+import eventlet
 from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 from nameko import events, messaging
@@ -22,8 +25,36 @@ from shared import queues
 
 log = logging.getLogger(__name__)
 
+from shared.errors import DATABASE_AWAY
+
 # What a broker that went away raises on the way out of a message.
 BROKER_AWAY = (OSError, AMQPError, KombuError)
+# How long work waits for a server that went away before it fails after all.
+PATIENCE_SECONDS = 600
+
+
+def server_away(error):
+    """Whether `error` says a server (the database, the broker) is away,
+    rather than that the work itself is wrong."""
+    return isinstance(error, BROKER_AWAY) or type(error).__name__ in DATABASE_AWAY
+
+
+def patiently(work, what, patience=PATIENCE_SECONDS):
+    """`work()`, tried again with backoff (0.5 s doubling to 5 s) while it
+    fails because a server is away, for `patience` seconds at most; one log
+    line when it starts waiting. Any other failure is raised at once."""
+    pause, started, said = 0.5, time.monotonic(), False
+    while True:
+        try:
+            return work()
+        except Exception as error:
+            if not server_away(error) or time.monotonic() - started > patience:
+                raise
+            if not said:
+                log.warning("%s waits for a server that is away (%s)", what, type(error).__name__)
+                said = True
+        eventlet.sleep(pause)
+        pause = min(pause * 2, 5.0)
 
 
 class QueueConsumer(messaging.QueueConsumer):
@@ -73,7 +104,21 @@ class EventHandler(events.EventHandler):
         return super().handle_result(message, worker_ctx, result, exc_info)
 
 
-event_handler = EventHandler.decorator
+def event_handler(*args, **kwargs):
+    """nameko's `@event_handler`, on shared.messaging's EventHandler, whose
+    method waits (patiently) while a server is away instead of failing: a
+    database restart is not a reason to count an event towards the
+    dead-letter queue's delivery limit."""
+    register = EventHandler.decorator(*args, **kwargs)
+
+    def decorate(method):
+        @functools.wraps(method)
+        def handler(self, *call_args, **call_kwargs):
+            return patiently(lambda: method(self, *call_args, **call_kwargs), f"handler {method.__name__}")
+
+        return register(handler)
+
+    return decorate
 
 
 class ReplyListener(nameko_rpc.ReplyListener):

@@ -1,10 +1,13 @@
 """A worker that failed because a server is away is logged as one line, not
-a traceback on every timer round; any other failure keeps its traceback."""
+a traceback on every timer round, and work waits for such a server; any
+other failure keeps its traceback and is raised at once."""
 import logging
 import sys
 
+import pytest
 from sqlalchemy.exc import OperationalError
 
+from shared.messaging import patiently
 from shared.serve import ServerAwayWithoutTraceback
 
 
@@ -30,3 +33,23 @@ def test_a_fault_of_ours_keeps_its_traceback():
     record = record_of(KeyError("reference"))
     assert ServerAwayWithoutTraceback().filter(record)
     assert record.exc_info is not None and record.levelname == "ERROR"
+
+
+def test_work_waits_patiently_for_a_server_and_not_for_a_fault_of_its_own(caplog):
+    tries = []
+
+    def work():
+        tries.append(1)
+        if len(tries) < 3:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
+        return "done"
+
+    with caplog.at_level(logging.WARNING, logger="shared.messaging"):
+        assert patiently(work, "a test's work") == "done"
+    assert len(tries) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        "a test's work waits for a server that is away (OperationalError)"]  # said once
+    with pytest.raises(KeyError):
+        patiently(lambda: {}["missing"], "a buggy work")
+    with pytest.raises(OperationalError):
+        patiently(lambda: (_ for _ in ()).throw(OperationalError("x", {}, OSError())), "hopeless", patience=0)

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from services.notifications.models import Notification
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
 from shared import events
+from shared.messaging import patiently
 from shared.models import utcnow
 from shared.notification_schemas import Notification as NotificationSchema
 from shared.notification_schemas import NotificationQuery
@@ -178,11 +179,17 @@ def send_claimed(sessions, claims, mailer, sms, policy):
     a time with no transaction open, then record their outcomes."""
     if not claims:
         return
-    outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(lambda claim: send_message(claim, mailer, sms, policy.send_timeout),
-                                                   claims))
-    with sessions.single() as session:  # each outcome is one statement of its own
-        for claim, error in zip(claims, outcomes):
-            _settle(session, claim, error, policy)
+    outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(
+        lambda claim: send_message(claim, mailer, sms, policy.send_timeout), claims))
+
+    def settle_all():
+        with sessions.single() as session:  # each outcome is one statement of its own
+            for claim, error in zip(claims, outcomes):
+                _settle(session, claim, error, policy)
+
+    # Sent, and so recorded whatever it takes: a message left `pending` would
+    # be sent again when its lease ends. (A settled outcome is not settled twice.)
+    patiently(settle_all, "recording what was sent", patience=policy.lease.total_seconds())
 
 
 def _claim(session, policy, limit):
