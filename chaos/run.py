@@ -23,6 +23,7 @@ import collections
 import json
 import os
 import pathlib
+import shlex
 import signal
 import subprocess
 import sys
@@ -61,7 +62,7 @@ class Network:
     def start(self, name):
         command = dict(PROCESSES)[name]
         log = open(self.work / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(command, shell=True, cwd=ROOT, env=self.env, stdout=log,
+        self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=self.env, stdout=log,
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
@@ -81,19 +82,23 @@ class Network:
             time.sleep(0.2)
 
     def signal(self, name, sig):
-        """Stop `name` with `sig`, wait until it is gone, start it again."""
+        """Stop `name` with `sig`, wait until it is gone, start it again;
+        returns the seconds it took to go (None: not within 30 s, killed)."""
         with self.lock:
             self.stopping.add(name)
-        process = self.processes[name]
+        process, started = self.processes[name], time.monotonic()
         os.killpg(process.pid, sig)
         try:
             process.wait(timeout=30)
+            took = time.monotonic() - started
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            took = None
         with self.lock:
             self.start(name)
             self.stopping.discard(name)
+        return took
 
     def stop(self):
         self.watching = False
@@ -106,6 +111,7 @@ class Network:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 class Partners:
@@ -145,6 +151,18 @@ class Partners:
         self.running = False
         for thread in self.threads:
             thread.join(60)
+
+
+class Stamped(list):
+    """A sink's list of what it took, with the time each item came."""
+
+    def __init__(self):
+        super().__init__()
+        self.times = []
+
+    def append(self, item):
+        self.times.append(time.time())
+        super().append(item)
 
 
 def ready(url):
@@ -205,8 +223,10 @@ def main():
                    SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMS_BACKEND="http", SMS_HTTP_URL=sms.url,
                    RATE_LIMIT="100000/minute", RATE_LIMIT_KEY_PREFIX=run, SESSION_SECRET=run,
                    NOTIFICATION_BACKOFF_SECONDS="1", PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
+                   PYTHONUNBUFFERED="1",
                    **databases)
         network = Network(env, work)
+        smtp.messages, sms.received = Stamped(), Stamped()
         try:
             network.start_all()
             if wait(lambda: ready(url), 90) is None:
@@ -221,15 +241,18 @@ def main():
             with Partners(url, key, receiver["id"], clients) as partners:
                 time.sleep(pause)
                 for fault in faults:
-                    started = time.monotonic()
+                    started, report_started = time.monotonic(), time.time()
+                    stopped = None
                     if fault.startswith(("kill:", "term:")):
                         kind, name = fault.split(":")
-                        network.signal(name, signal.SIGKILL if kind == "kill" else signal.SIGTERM)
+                        stopped = network.signal(name, signal.SIGKILL if kind == "kill" else signal.SIGTERM)
                     else:
                         server_fault(fault, down)
                     took = wait(lambda: ready(url), READY_WITHIN)
                     report["faults"].append({"fault": fault, "ready_after_s": None if took is None else round(
-                        time.monotonic() - started, 1), "made_so_far": len(partners.made)})
+                        time.monotonic() - started, 1), "made_so_far": len(partners.made),
+                        "started_at": report_started,
+                        "gone_after_s": None if stopped is None else round(stopped, 1)})
                     time.sleep(pause)
             report["answers"] = {str(code): count for code, count in sorted(partners.answers.items(), key=str)}
             made_ids = set(partners.made.values())
@@ -240,13 +263,13 @@ def main():
             by_key = collections.Counter(key for _, _, key in stored)
             references = {row[0]: row[1] for row in stored}
 
+            def named(text):
+                return next((word.strip(".,:;()") for word in text.split() if "REF-" in word), None)
+
             def delivered():
                 """(e-mails, SMS) by the reference they name."""
-                mails = collections.Counter(word.strip(".,:;()") for _, message in list(smtp.messages)
-                                            for word in message["Subject"].split() if "REF-" in word)
-                texts = collections.Counter(word.strip(".,:;()") for message in list(sms.received)
-                                            for word in message["text"].split() if "REF-" in word)
-                return mails, texts
+                return (collections.Counter(named(message["Subject"]) for _, message in list(smtp.messages)),
+                        collections.Counter(named(message["text"]) for message in list(sms.received)))
 
             def all_delivered():
                 mails, texts = delivered()
@@ -254,6 +277,27 @@ def main():
 
             wait(all_delivered, 180, 1)
             mails, texts = delivered()
+
+            def doubled_by_fault(texts_of, times):
+                """Each message that repeats an earlier one (same reference), by
+                the fault that came just after the first was sent (within 10 s):
+                a send whose outcome a fault kept from being recorded is made
+                again, at once or when its lease ends (3 x the send timeout)."""
+                first, by_fault = {}, collections.Counter()
+                for text, arrived in zip(texts_of, times):
+                    reference = named(text)
+                    if reference not in first:
+                        first[reference] = arrived
+                        continue
+                    after = [f["fault"] for f in report["faults"] if 0 <= f["started_at"] - first[reference] <= 10]
+                    by_fault[after[0] if after else "(no fault just after the first send)"] += 1
+                return dict(by_fault)
+
+            report["doubled_by_fault"] = {
+                "email": doubled_by_fault([m["Subject"] for _, m in smtp.messages], smtp.messages.times),
+                "sms": doubled_by_fault([m["text"] for m in sms.received], sms.received.times)}
+            report["tracebacks_in_logs"] = {log.stem: log.read_text(errors="replace").count("Traceback")
+                                            for log in sorted(work.glob("*.log"))}
             report.update({
                 "referrals_made": len(made_ids),
                 "referrals_lost": len(made_ids - set(references)),
@@ -265,6 +309,8 @@ def main():
                 "answers_500": partners.answers.get(500, 0),
                 "processes_exited_on_their_own": dict(network.exits),
                 "faults_not_ready_within_30_s": [f["fault"] for f in report["faults"] if f["ready_after_s"] is None],
+                "stops_not_done_within_30_s": [f["fault"] for f in report["faults"]
+                                               if f["fault"].startswith("term:") and f["gone_after_s"] is None],
             })
         finally:
             network.stop()
@@ -275,19 +321,21 @@ def main():
     print(json.dumps(report))
     passed = (report["referrals_lost"] == report["keys_with_two_referrals"] == report["answers_500"] == 0
               and not report["processes_exited_on_their_own"] and not report["faults_not_ready_within_30_s"]
+              and not report["stops_not_done_within_30_s"]
               and report["referrals_without_their_email"] == report["referrals_without_their_sms"] == 0)
     return 0 if passed else 1
 
 
 def markdown(report, clients):
     lines = [f"Clients: {clients}. Referrals made: {report['referrals_made']}.", "",
-             "| fault | ready again after (s) |", "|---|---|"]
-    lines += [f"| {f['fault']} | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
+             "| fault | process gone after (s) | ready again after (s) |", "|---|---|---|"]
+    lines += [f"| {f['fault']} | {'' if not f['fault'].startswith(('kill:', 'term:')) else f['gone_after_s'] if f['gone_after_s'] is not None else 'NOT within 30'}"
+              f" | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
               for f in report["faults"]]
     lines += ["", "| figure | value |", "|---|---|"]
-    for name in ("referrals_lost", "keys_with_two_referrals", "referrals_without_their_email",
+    for name in ("stops_not_done_within_30_s", "referrals_lost", "keys_with_two_referrals", "referrals_without_their_email",
                  "referrals_without_their_sms", "answers_500", "processes_exited_on_their_own", "doubled_emails",
-                 "doubled_sms", "answers"):
+                 "doubled_sms", "doubled_by_fault", "tracebacks_in_logs", "answers"):
         lines.append(f"| {name.replace('_', ' ')} | {report[name]} |")
     return "\n".join(lines)
 
