@@ -280,17 +280,19 @@ def main():
 
             def doubled_by_fault(texts_of, times):
                 """Each message that repeats an earlier one (same reference), by
-                the fault that came just after the first was sent (within 10 s):
-                a send whose outcome a fault kept from being recorded is made
-                again, at once or when its lease ends (3 x the send timeout)."""
+                the fault nearest its first sending (within 10 s): a send whose
+                outcome a fault kept from being recorded is made again, at once
+                or when its lease ends (3 x the send timeout); the first copy
+                reaches the sink just before the fault, or just after it when
+                the sender died with the last bytes on their way."""
                 first, by_fault = {}, collections.Counter()
                 for text, arrived in zip(texts_of, times):
                     reference = named(text)
                     if reference not in first:
                         first[reference] = arrived
                         continue
-                    after = [f["fault"] for f in report["faults"] if 0 <= f["started_at"] - first[reference] <= 10]
-                    by_fault[after[0] if after else "(no fault just after the first send)"] += 1
+                    near = sorted((abs(f["started_at"] - first[reference]), f["fault"]) for f in report["faults"])
+                    by_fault[near[0][1] if near and near[0][0] <= 10 else "(no fault near the first send)"] += 1
                 return dict(by_fault)
 
             report["doubled_by_fault"] = {
