@@ -69,7 +69,7 @@ def network(rabbit_manager):
 def running_network(rabbit_manager, broker=None):
     """bin/run on a vhost and databases of its own; `broker(vhost_uri)`, if
     given, returns the AMQP URI the network's processes are to use instead
-    (one through a TcpProxy, say)."""
+    (one through tests.support.proxy_process, say)."""
     vhost = "e2e_" + uuid.uuid4().hex[:10]
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")

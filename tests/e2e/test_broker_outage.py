@@ -4,9 +4,6 @@ dropped, new ones refused) while a partner keeps creating referrals, then
 restores. No process exits, no call is answered 500, /readyz says what is
 down meanwhile, and every referral made is announced and its e-mail sent."""
 import contextlib
-import signal
-import subprocess
-import sys
 import threading
 import time
 from urllib.parse import urlparse
@@ -16,32 +13,12 @@ import pytest
 import requests
 
 from shared import config
-from tests.e2e.conftest import ADMIN_KEY, ROOT, running_network
+from tests.e2e.conftest import ADMIN_KEY, running_network
 from tests.support import data
-from tests.support.sinks import free_port, wait_for
+from tests.support.proxy_process import Proxy
+from tests.support.sinks import wait_for
 
 OUTAGE_SECONDS = 8
-
-
-class Proxy:
-    """tests.support.proxy_process, run apart: the test process is green,
-    and its hub and the proxy's sockets do not mix."""
-
-    def __init__(self, host, port):
-        self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.support.proxy_process", host, str(port),
-                                         str(self.port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout.readline().strip() == "ready"
-
-    def cut(self):
-        self.process.send_signal(signal.SIGUSR1)
-
-    def restore(self):
-        self.process.send_signal(signal.SIGUSR2)
-
-    def close(self):
-        self.process.kill()
-        self.process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from shared.outbox import Relay
 from shared.referral_schemas import NewReferral
 from tests.support import data
 from tests.support.sinks import wait_for
-from tests.support.tcp_proxy import TcpProxy
+from tests.support.proxy_process import Proxy
 
 
 class Listener:
@@ -59,7 +59,7 @@ def unpublished(sessions):
 @pytest.fixture
 def broker_proxy(service_config):
     uri = urlparse(service_config["AMQP_URI"])
-    proxy = TcpProxy(uri.hostname, uri.port or 5672)
+    proxy = Proxy(uri.hostname, uri.port or 5672)
     yield proxy, uri._replace(netloc=f"{uri.username}:{uri.password}@127.0.0.1:{proxy.port}").geturl()
     proxy.close()
 

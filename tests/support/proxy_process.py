@@ -1,12 +1,48 @@
-"""A TCP forwarder in a process of its own (plain threads, no eventlet), cut
-and restored by signals: SIGUSR1 drops every connection and refuses new
-ones, SIGUSR2 lets them through again. For tests whose own process is green:
+"""A TCP forwarder that can be cut and restored: from the point of view of
+whoever connects through it, the server behind it goes down and comes back.
+
+It runs in a process of its own (plain threads, no eventlet: the tests'
+process is green, and its hub and a forwarder's sockets do not mix), told
+on its standard input: "cut" drops every connection and refuses new ones,
+"restore" lets them through again; it answers each once done. `Proxy(host,
+port)` starts one and drives it:
     python -m tests.support.proxy_process TARGET_HOST TARGET_PORT LISTEN_PORT
-It prints "ready" once it listens."""
-import signal
+prints "ready" once it listens."""
+import pathlib
 import socket
+import subprocess
 import sys
 import threading
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+class Proxy:
+    """A forwarder process to host:port, listening on `self.port`."""
+
+    def __init__(self, host, port):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen([sys.executable, "-m", "tests.support.proxy_process", host, str(port),
+                                         str(self.port)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def _tell(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == command  # done
+
+    def cut(self):
+        self._tell("cut")
+
+    def restore(self):
+        self._tell("restore")
+
+    def close(self):
+        self.process.kill()
+        self.process.wait()
 
 
 class Forwarder:
@@ -56,23 +92,25 @@ class Forwarder:
                 pass
             sock.close()
 
-    def cut(self, *_):
+    def cut(self):
         self.up = False
         with self.lock:
             every = list(self.sockets)
         self.drop(*every)
 
-    def restore(self, *_):
+    def restore(self):
         self.up = True
 
 
 def main():
     host, port, listen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     forwarder = Forwarder((host, port), listen)
-    signal.signal(signal.SIGUSR1, forwarder.cut)
-    signal.signal(signal.SIGUSR2, forwarder.restore)
+    threading.Thread(target=forwarder.serve, daemon=True).start()
     print("ready", flush=True)
-    forwarder.serve()
+    for line in sys.stdin:  # until the test closes it, or kills this process
+        command = line.strip()
+        {"cut": forwarder.cut, "restore": forwarder.restore}[command]()
+        print(command, flush=True)
 
 
 if __name__ == "__main__":
