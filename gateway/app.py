@@ -9,7 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import apidocs, auth, bodies, docs, limits, request_ids, security
 from gateway import inbox
 from gateway.api import agencies, health, notifications, referrals
-from gateway.problems import from_http_exception, problem
+from gateway.problems import from_http_exception, problem, with_retry_after
 from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
 from shared import config
 from shared.errors import ServiceError
@@ -32,14 +32,6 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error):
         return from_http_exception(error)
-
-
-RETRY_AFTER_SECONDS = 5  # a service, the broker or a database away: most are back within seconds
-
-
-def with_retry_after(response):
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    return response
 
 
 def create_app(settings=None):
@@ -74,7 +66,7 @@ def create_app(settings=None):
     # then the body checks, then the key (the /v1 blueprints' own hooks).
     request_ids.init_app(app)
     security.init_app(app)
-    limits.init_app(app, settings)
+    app.extensions["rate_limiter"] = limits.init_app(app, settings)
     bodies.init_app(app, int(settings["MAX_BODY_BYTES"]))
 
     api = Api(app, spec_kwargs={"extra_plugins": [docs.ContractPlugin()]})

@@ -10,6 +10,13 @@ PROBLEM_TYPE = "about:blank"
 MEDIA_TYPE = "application/problem+json"
 # Headers of werkzeug's own errors that a partner needs (405's Allow, say).
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+RETRY_AFTER_SECONDS = 5  # a service, the broker or a database away: most are back within seconds
+
+
+def with_retry_after(response):
+    """`response` (a 503 or 504, API problem or page) saying when to try again."""
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def problem(status, title, detail=None, errors=None, **extra):

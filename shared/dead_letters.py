@@ -68,14 +68,13 @@ def replay(connection, services, event_id=None):
     replayed = []
     for service in services:
         channel = connection.channel()
-        channel.confirm_select()
         for message in _each(channel, service):
             described = describe(service, message)
             if event_id and described["event_id"] != event_id or not described["queue"]:
                 continue
             headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-")}
             message.properties["application_headers"] = headers
-            channel.basic_publish(message, exchange="", routing_key=described["queue"])  # waits for the confirm
+            channel.basic_publish_confirm(message, exchange="", routing_key=described["queue"])
             channel.basic_ack(message.delivery_tag)
             replayed.append(described)
         channel.close()  # those passed over go back to the dead-letter queue

@@ -13,6 +13,7 @@ shared.rpc, so that they all share this consumer.
 """
 import functools
 import logging
+import socket
 import time
 
 import eventlet
@@ -20,23 +21,30 @@ from amqp.exceptions import AMQPError
 from kombu.exceptions import KombuError
 from nameko import events, messaging
 from nameko import rpc as nameko_rpc
+from nameko.exceptions import RemoteError
 
 from shared import queues
+from shared.errors import DATABASE_AWAY
 
 log = logging.getLogger(__name__)
 
-from shared.errors import DATABASE_AWAY
-
-# What a broker that went away raises on the way out of a message.
+# What a broker that went away raises on the way out of a message (any
+# socket error: only AMQP I/O is guarded with it).
 BROKER_AWAY = (OSError, AMQPError, KombuError)
+# What says that a server is away, wherever it is raised: a connection
+# refused, reset or timed out, a name not resolved, the broker's own errors.
+CONNECTION_LOST = (ConnectionError, TimeoutError, socket.gaierror, AMQPError, KombuError)
 # How long work waits for a server that went away before it fails after all.
 PATIENCE_SECONDS = 600
 
 
 def server_away(error):
     """Whether `error` says a server (the database, the broker) is away,
-    rather than that the work itself is wrong."""
-    return isinstance(error, BROKER_AWAY) or type(error).__name__ in DATABASE_AWAY
+    rather than that the work itself is wrong; also when another service
+    said so over RPC (its database away, as nameko names the error)."""
+    if isinstance(error, RemoteError):
+        return error.exc_type in DATABASE_AWAY
+    return isinstance(error, CONNECTION_LOST) or type(error).__name__ in DATABASE_AWAY
 
 
 def patiently(work, what, patience=PATIENCE_SECONDS):
@@ -62,9 +70,9 @@ class QueueConsumer(messaging.QueueConsumer):
         """On every (re)connection: the service's dead-letter queue first, so
         that a message the broker sets aside always has a place to go."""
         names = [provider.queue.name for provider in self._providers
-                 if provider.queue is not None and provider.queue.queue_arguments]
+                 if provider.queue is not None and queues.DEAD_LETTER_KEY in (provider.queue.queue_arguments or {})]
         if names:
-            queues.dead_letter_queue(self.container.config, self.container.service_name, names)(channel).declare()
+            queues.dead_letter_queue(self.container.service_name, names)(channel).declare()
         return super().get_consumers(consumer_cls, channel)
 
     def ack_message(self, message):
@@ -84,19 +92,28 @@ class QueueConsumer(messaging.QueueConsumer):
 
 class EventHandler(events.EventHandler):
     """nameko's event handler on a quorum queue with a delivery limit
-    (shared.queues): a message it keeps failing on is set aside, and the
-    last failure says so, once, with the event's id."""
+    (shared.queues): a message it keeps failing on is requeued, then set
+    aside, and the last failure says so, once, with the event's id.
+    `transient=True` keeps the queue classic and not durable instead (for
+    a message that must never reach the broker's disk: a sign-in link)."""
 
     queue_consumer = QueueConsumer()
 
+    def __init__(self, *args, transient=False, requeue_on_error=True, **kwargs):
+        self.transient = transient
+        super().__init__(*args, requeue_on_error=requeue_on_error, **kwargs)
+
     def setup(self):
         super().setup()
-        self.queue.queue_arguments = queues.arguments(self.container.config, self.queue.name)
+        if self.transient:
+            self.queue.durable = False
+        else:
+            self.queue.queue_arguments = queues.arguments(self.container.config, self.queue.name)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
-        limit = self.queue.queue_arguments.get("x-delivery-limit")
+        limit = (self.queue.queue_arguments or {}).get("x-delivery-limit")
         tries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
-        if exc_info is not None and limit is not None and tries > limit:
+        if exc_info is not None and self.requeue_on_error and limit is not None and tries > limit:
             payload = message.payload if isinstance(message.payload, dict) else {}
             log.error("event %s (%s) failed %d times: set aside in %s (python -m shared.dead_letters list)",
                       payload.get("event_id"), self.event_type, tries,
@@ -105,10 +122,11 @@ class EventHandler(events.EventHandler):
 
 
 def event_handler(*args, **kwargs):
-    """nameko's `@event_handler`, on shared.messaging's EventHandler, whose
-    method waits (patiently) while a server is away instead of failing: a
-    database restart is not a reason to count an event towards the
-    dead-letter queue's delivery limit."""
+    """nameko's `@event_handler`, on shared.messaging's EventHandler
+    (requeued on error unless told otherwise), whose method waits
+    (patiently) while a server is away instead of failing: a database
+    restart is not a reason to count an event towards the dead-letter
+    queue's delivery limit."""
     register = EventHandler.decorator(*args, **kwargs)
 
     def decorate(method):

@@ -21,90 +21,118 @@ from kombu import Exchange, Queue, binding
 log = logging.getLogger(__name__)
 
 DEAD_LETTERS = Exchange("dead-letters", type="direct", durable=True)
+DEAD_LETTER_KEY = "x-dead-letter-routing-key"  # what marks a queue whose failures are set aside
+QUORUM = {"x-queue-type": "quorum"}
 
 
 def dead_letter_queue_name(service):
     return f"dead-letters.{service}"
 
 
-def arguments(config, queue_name):
-    """The arguments a service queue is declared with."""
-    if config.get("QUEUE_TYPE", "quorum") != "quorum":
+def arguments(config, queue_name, dead_letters=True):
+    """The arguments a service queue is declared with: a quorum queue (with
+    QUEUE_TYPE=quorum) whose messages, if `dead_letters`, are set aside after
+    DELIVERY_LIMIT failed deliveries. RPC queues have no delivery limit: a
+    call is never requeued (its failure is its answer)."""
+    if config["QUEUE_TYPE"] != "quorum":
         return {}
-    return {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": int(config.get("DELIVERY_LIMIT", 5)),
-        "x-dead-letter-exchange": DEAD_LETTERS.name,
-        "x-dead-letter-routing-key": queue_name,
-    }
+    if not dead_letters:
+        return dict(QUORUM)
+    return dict(QUORUM, **{"x-delivery-limit": int(config["DELIVERY_LIMIT"]),
+                           "x-dead-letter-exchange": DEAD_LETTERS.name, DEAD_LETTER_KEY: queue_name})
 
 
-def dead_letter_queue(config, service, queue_names):
-    """The service's dead-letter queue, bound for each of its queues."""
-    kind = {"x-queue-type": "quorum"} if config.get("QUEUE_TYPE", "quorum") == "quorum" else {}
-    return Queue(dead_letter_queue_name(service), durable=True, queue_arguments=kind,
+def dead_letter_queue(service, queue_names):
+    """The service's dead-letter queue (quorum), bound for each of its queues."""
+    return Queue(dead_letter_queue_name(service), durable=True, queue_arguments=dict(QUORUM),
                  bindings=[binding(DEAD_LETTERS, routing_key=name) for name in sorted(queue_names)])
 
 
-def service_queues(service_cls):
-    """(queue name, exchange name, routing key) of each queue nameko declares
-    for the service: its RPC queue and one per event handler."""
-    from nameko.events import EventHandler
+def service_queues(config, service_cls):
+    """Each queue nameko declares for the service, as the service declares it
+    (its RPC queue, and one per event handler of the pooled kind, the only
+    kind the services use), with what it is bound to."""
+    from nameko.events import SERVICE_POOL, EventHandler
     from nameko.rpc import Rpc
 
-    found = set()
+    found = {}
     for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
             if isinstance(entrypoint, Rpc):
-                found.add((f"rpc-{service_cls.name}", "nameko-rpc", f"{service_cls.name}.*"))
-            elif isinstance(entrypoint, EventHandler):
-                found.add((f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}."
-                           f"{method_name}", f"{entrypoint.source_service}.events", entrypoint.event_type))
-    return sorted(found)
+                name = f"rpc-{service_cls.name}"
+                found[name] = Queue(name, Exchange("nameko-rpc", type="topic", durable=True),
+                                    routing_key=f"{service_cls.name}.*", durable=True,
+                                    queue_arguments=arguments(config, name, dead_letters=False))
+            elif isinstance(entrypoint, EventHandler) and entrypoint.handler_type == SERVICE_POOL:
+                name = f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{method_name}"
+                transient = getattr(entrypoint, "transient", False)
+                found[name] = Queue(name, Exchange(f"{entrypoint.source_service}.events", type="topic",
+                                                   durable=True), routing_key=entrypoint.event_type,
+                                    durable=not transient,
+                                    queue_arguments={} if transient else arguments(config, name))
+    return [found[name] for name in sorted(found)]
 
 
 def ensure(connection, config, service_cls):
-    """Declare every queue of the service as `arguments` says, with its
-    dead-letter queue. A queue already there with other arguments (a classic
-    queue from before, another delivery limit) cannot be changed in place: its
-    messages are moved to a queue of the new kind under the same name, none
-    lost. Run before the service starts (make run's and compose's preflight):
-    a publisher meanwhile finds no queue bound, and the outbox keeps its events."""
-    wanted = service_queues(service_cls)
-    for name, exchange, routing_key in wanted:
-        queue = Queue(name, Exchange(exchange, type="topic", durable=True), routing_key=routing_key,
-                      durable=True, queue_arguments=arguments(config, name))
+    """Declare every queue of the service as the service declares it, with
+    its dead-letter queue. A queue already there with other arguments (a
+    classic queue from before, another delivery limit) cannot be changed in
+    place: it is made again under the same name, its messages moved through
+    a holding queue bound as it is (so nothing published meanwhile is lost,
+    at worst delivered twice, which consumers recognise by event id). A
+    holding queue left by an interrupted run is emptied into its queue first.
+    Run before the services start (make run's and compose's preflight)."""
+    wanted = service_queues(config, service_cls)
+    for queue in wanted:
         try:
             queue(connection.channel()).declare()
         except PreconditionFailed:
             moved = _recreate(connection, queue)
-            log.warning("queue %s made again with %s (%d message(s) kept)", name,
+            log.warning("queue %s made again with %s (%d message(s) kept)", queue.name,
                         queue.queue_arguments or "classic arguments", moved)
-    if arguments(config, "-"):
-        dead_letter_queue(config, service_cls.name, [name for name, _, _ in wanted])(connection.channel()).declare()
+        _drain_holding(connection, queue)
+    dead_lettered = [queue.name for queue in wanted if DEAD_LETTER_KEY in (queue.queue_arguments or {})]
+    if dead_lettered:
+        dead_letter_queue(service_cls.name, dead_lettered)(connection.channel()).declare()
+
+
+def _holding(queue):
+    return Queue(f"{queue.name}.moving", queue.exchange, routing_key=queue.routing_key, durable=True,
+                 queue_arguments=dict(QUORUM))
 
 
 def _recreate(connection, queue):
-    holding = Queue(f"{queue.name}.moving", durable=True, queue_arguments={"x-queue-type": "quorum"})
-    holding(connection.channel()).declare()
+    holding = _holding(queue)
+    holding(connection.channel()).declare()  # bound: takes what is published meanwhile
     moved = _move(connection, queue.name, holding.name)
     connection.channel().queue_delete(queue.name)
     queue(connection.channel()).declare()
+    _drain_holding(connection, queue)
+    return moved
+
+
+def _drain_holding(connection, queue):
+    holding = _holding(queue)
+    channel = connection.channel()
+    try:
+        channel.queue_declare(holding.name, passive=True)
+    except Exception:
+        return  # none: the usual case
+    channel = connection.channel()
+    channel.queue_unbind(holding.name, queue.exchange.name, queue.routing_key)
     _move(connection, holding.name, queue.name)
     connection.channel().queue_delete(holding.name)
-    return moved
 
 
 def _move(connection, source, target):
     """Every message of `source` into `target`, each acked only once the
     broker confirmed its copy."""
     channel = connection.channel()
-    channel.confirm_select()
     moved = 0
     while True:
         message = channel.basic_get(source, no_ack=False)
         if message is None:
             return moved
-        channel.basic_publish(message, exchange="", routing_key=target)  # waits for the confirm
+        channel.basic_publish_confirm(message, exchange="", routing_key=target)
         channel.basic_ack(message.delivery_tag)
         moved += 1

@@ -41,7 +41,7 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
 
     def setup(self):
         super().setup()
-        self.queue.queue_arguments = queues.arguments(self.container.config, self.queue.name)
+        self.queue.queue_arguments = queues.arguments(self.container.config, self.queue.name, dead_letters=False)
 
     def handle_result(self, message, result, exc_info):
         config = self.container.config

@@ -13,8 +13,7 @@ import logging  # noqa: E402
 import warnings  # noqa: E402
 
 from shared import config, request_id  # noqa: E402
-from shared.errors import DATABASE_AWAY  # noqa: E402
-from shared.messaging import BROKER_AWAY  # noqa: E402
+from shared.messaging import server_away  # noqa: E402
 from shared.services import SERVICES, service_class  # noqa: E402
 
 class WithoutTraceback(logging.Filter):
@@ -29,7 +28,7 @@ class ServerAwayWithoutTraceback(logging.Filter):
 
     def filter(self, record):
         error = record.exc_info[1] if record.exc_info else None
-        if error is not None and (type(error).__name__ in DATABASE_AWAY or isinstance(error, BROKER_AWAY)):
+        if error is not None and server_away(error):
             record.msg = f"{record.getMessage()} ({type(error).__name__}: a server is away)"
             record.args, record.exc_info, record.exc_text = (), None, None
             record.levelno, record.levelname = logging.WARNING, "WARNING"

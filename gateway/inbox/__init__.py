@@ -41,7 +41,7 @@ def init_app(app, settings):
     CSRFProtect(app)
     i18n.init_app(app)
     app.jinja_env.filters["region_label"] = places.region_name
-    app.extensions["sign_in_limits"] = limits.SignInLimits(settings)
+    app.extensions["sign_in_limits"] = limits.SignInLimits(settings, app.extensions["rate_limiter"].storage)
     errors.init_app(app)
     app.register_blueprint(blp)
 

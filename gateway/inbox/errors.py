@@ -2,13 +2,13 @@
 are problem+json): what went wrong, and where to go from there."""
 import logging
 
-from flask import g, render_template, request
+from flask import g, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from gateway.inbox import blp
 from gateway.inbox.i18n import N_, gettext
-from gateway.problems import from_http_exception
+from gateway.problems import from_http_exception, with_retry_after
 from gateway.rpc import ServiceTimeout, ServiceUnavailable
 from shared.errors import ServiceError
 
@@ -53,14 +53,16 @@ def http_error(error):
 
 @blp.errorhandler(ServiceError)
 def service_error(error):
-    return page(error.status)
+    return _retry_later(*page(error.status)) if error.status == 503 else page(error.status)
 
 
 @blp.errorhandler(ServiceUnavailable)
 def unavailable(error):
-    status, retry = (504, 30) if isinstance(error, ServiceTimeout) else (503, 30)
-    body, status = page(status)
-    return body, status, {"Retry-After": str(retry)}
+    return _retry_later(*page(504 if isinstance(error, ServiceTimeout) else 503))
+
+
+def _retry_later(body, status):
+    return with_retry_after(make_response(body, status))
 
 
 @blp.errorhandler(Exception)

@@ -6,16 +6,14 @@ import math
 import time
 
 from limits import parse
-from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-
-from gateway.limits import storage_options, storage_uri
 
 
 class SignInLimits:
-    def __init__(self, settings):
-        self.limiter = MovingWindowRateLimiter(
-            storage_from_string(storage_uri(settings), **storage_options(settings)))
+    def __init__(self, settings, storage):
+        """`storage`: the API limits' own (gateway.limits), so that one store
+        and one "Redis is away" line serve both."""
+        self.limiter = MovingWindowRateLimiter(storage)
         self.per_address = parse(settings["SIGN_IN_LIMIT_PER_ADDRESS"])
         self.per_client = parse(settings["SIGN_IN_LIMIT_PER_CLIENT"])
 

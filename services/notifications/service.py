@@ -37,8 +37,8 @@ class Transports(DependencyProvider):
 
 
 def _on(event_type):
-    # Requeued on error (the directory down, say): the event is not lost.
-    return event_handler(events.REFERRALS, event_type, requeue_on_error=True)
+    # Requeued on error (shared.messaging's default): the event is not lost.
+    return event_handler(events.REFERRALS, event_type)
 
 
 class NotificationsService:
@@ -78,7 +78,10 @@ class NotificationsService:
     def on_agency_updated(self, payload):
         self.remember_agency(payload)
 
-    @event_handler(events.AGENCIES, events.SIGN_IN_LINK)
+    # The link is a secret: its queue is classic and not durable (a quorum
+    # queue writes every message to disk), and a failure is not requeued
+    # (send_link tries a few times; then the coordinator asks again).
+    @event_handler(events.AGENCIES, events.SIGN_IN_LINK, transient=True, requeue_on_error=False)
     def on_sign_in_link(self, payload):
         transports = self.transports
         sign_in.send_link(payload, transports.messages, transports.mailer, transports.policy.send_timeout)

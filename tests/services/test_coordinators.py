@@ -162,3 +162,13 @@ def notifications(container_factory, service_config):
     container = container_factory(NotificationsService, service_config)
     container.start()
     return container
+
+
+def test_sign_in_links_wait_in_a_queue_that_keeps_nothing_on_disk(notifications, rabbit_manager, rabbit_config):
+    """A quorum queue writes every message to its log on disk: the links'
+    queue is a classic one that is not durable (its messages transient)."""
+    vhost = rabbit_config["vhost"]
+    links = rabbit_manager.get_queue(vhost, "evt-agencies-sign_in_link--notifications.on_sign_in_link")
+    assert links["durable"] is False and links.get("type", "classic") == "classic"
+    sent = rabbit_manager.get_queue(vhost, "evt-referrals-referral_sent--notifications.on_sent")
+    assert sent["durable"] is True and sent["type"] == "quorum"  # every other queue of the service

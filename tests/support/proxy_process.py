@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 
+from tests.support.sinks import free_port
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
@@ -21,9 +23,7 @@ class Proxy:
     """A forwarder process to host:port, listening on `self.port`."""
 
     def __init__(self, host, port):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.process = subprocess.Popen([sys.executable, "-m", "tests.support.proxy_process", host, str(port),
                                          str(self.port)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         text=True)
@@ -56,16 +56,16 @@ class Forwarder:
     def serve(self):
         while True:
             client, _ = self.listener.accept()
-            if not self.up:
-                client.close()
-                continue
             try:
                 server = socket.create_connection(self.target, timeout=5)
                 server.settimeout(None)
             except OSError:
                 client.close()
                 continue
-            with self.lock:
+            with self.lock:  # a cut meanwhile: this connection is refused too
+                if not self.up:
+                    self.drop_locked(client, server)
+                    continue
                 self.sockets.update((client, server))
             for source, sink in ((client, server), (server, client)):
                 threading.Thread(target=self.pipe, args=(source, sink), daemon=True).start()
@@ -83,9 +83,12 @@ class Forwarder:
             self.drop(source, sink)
 
     def drop(self, *sockets):
+        with self.lock:
+            self.drop_locked(*sockets)
+
+    def drop_locked(self, *sockets):
         for sock in sockets:
-            with self.lock:
-                self.sockets.discard(sock)
+            self.sockets.discard(sock)
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -93,10 +96,9 @@ class Forwarder:
             sock.close()
 
     def cut(self):
-        self.up = False
         with self.lock:
-            every = list(self.sockets)
-        self.drop(*every)
+            self.up = False
+            self.drop_locked(*list(self.sockets))
 
     def restore(self):
         self.up = True
