@@ -23,7 +23,7 @@ from nameko import events, messaging
 from nameko import rpc as nameko_rpc
 from nameko.exceptions import RemoteError
 
-from shared import queues
+from shared import backoff, queues
 from shared.errors import DATABASE_AWAY
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def patiently(work, what, patience=PATIENCE_SECONDS):
     """`work()`, tried again with backoff (0.5 s doubling to 5 s) while it
     fails because a server is away, for `patience` seconds at most; one log
     line when it starts waiting. Any other failure is raised at once."""
-    pause, started, said = 0.5, time.monotonic(), False
+    tries, started, said = 0, time.monotonic(), False
     while True:
         try:
             return work()
@@ -61,8 +61,8 @@ def patiently(work, what, patience=PATIENCE_SECONDS):
             if not said:
                 log.warning("%s waits for a server that is away (%s)", what, type(error).__name__)
                 said = True
-        eventlet.sleep(pause)
-        pause = min(pause * 2, 5.0)
+        tries += 1
+        eventlet.sleep(backoff.pause(tries, 0.5, 5.0))
 
 
 class QueueConsumer(messaging.QueueConsumer):

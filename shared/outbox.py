@@ -17,6 +17,7 @@ from sqlalchemy import Index, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared import backoff
 from shared.confirms import ConfirmingChannel
 from shared.db import Database
 from shared.errors import Unavailable
@@ -87,11 +88,11 @@ class Relay:
         self.failures, self.paused_until = 0, 0.0
 
     def _failed(self, count, error):
-        pause = min(self.MOST_PAUSE_SECONDS, self.FIRST_PAUSE_SECONDS * 2 ** self.failures)
         self.failures += 1
-        self.paused_until = time.monotonic() + pause
+        wait = backoff.pause(self.failures, self.FIRST_PAUSE_SECONDS, self.MOST_PAUSE_SECONDS)
+        self.paused_until = time.monotonic() + wait
         log.warning("publishing %d event(s) failed (%s: %s); kept, next try in %.1f s",
-                    count, type(error).__name__, error, pause)
+                    count, type(error).__name__, error, wait)
 
     def _succeeded(self):
         if self.failures:

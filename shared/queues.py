@@ -53,22 +53,21 @@ def service_queues(config, service_cls):
     (its RPC queue, and one per event handler of the pooled kind, the only
     kind the services use), with what it is bound to."""
     from nameko.events import SERVICE_POOL, EventHandler
-    from nameko.rpc import Rpc
+    from nameko.rpc import Rpc, get_rpc_exchange
+    from nameko.standalone.events import get_event_exchange
 
     found = {}
     for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
             if isinstance(entrypoint, Rpc):
                 name = f"rpc-{service_cls.name}"
-                found[name] = Queue(name, Exchange("nameko-rpc", type="topic", durable=True),
-                                    routing_key=f"{service_cls.name}.*", durable=True,
+                found[name] = Queue(name, get_rpc_exchange(config), routing_key=f"{service_cls.name}.*", durable=True,
                                     queue_arguments=arguments(config, name, dead_letters=False))
             elif isinstance(entrypoint, EventHandler) and entrypoint.handler_type == SERVICE_POOL:
                 name = f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{method_name}"
                 transient = getattr(entrypoint, "transient", False)
-                found[name] = Queue(name, Exchange(f"{entrypoint.source_service}.events", type="topic",
-                                                   durable=True), routing_key=entrypoint.event_type,
-                                    durable=not transient,
+                found[name] = Queue(name, get_event_exchange(entrypoint.source_service, config),
+                                    routing_key=entrypoint.event_type, durable=not transient,
                                     queue_arguments={} if transient else arguments(config, name))
     return [found[name] for name in sorted(found)]
 

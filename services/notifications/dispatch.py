@@ -3,7 +3,6 @@ delivery with retries whose schedule lives in the database."""
 import dataclasses
 import datetime
 import logging
-import random
 import uuid
 
 import eventlet
@@ -14,6 +13,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from services.notifications.models import Notification
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
 from shared import events
+from shared.backoff import pause
 from shared.messaging import patiently
 from shared.models import utcnow
 from shared.notification_schemas import Notification as NotificationSchema
@@ -128,7 +128,7 @@ SELECT event_id FROM handled
 
 def backoff(attempts, base_seconds):
     """Exponential backoff with jitter: about base, 2*base, 4*base, ..."""
-    return datetime.timedelta(seconds=base_seconds * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
+    return datetime.timedelta(seconds=pause(attempts, base_seconds, jitter=0.2))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -173,9 +173,9 @@ def test_a_receiver_answers_a_referral_from_first_to_last_move(browser, world):
     received = driver.find_element(By.ID, "received-heading").find_element(By.XPATH, "..").text
     assert made["reference"] in received and "Aysel Mammadova" in received
     driver.get(f"{world['url']}/inbox/referrals/{made['id']}")
-    for move, text, status in (("accept", None, "accepted"), ("start", None, "in_progress"),
-                               ("complete", "Housed in a social flat in Ganja.", "completed")):
-        press(driver, move, text)
+    for move, written, status in (("accept", None, "accepted"), ("start", None, "in_progress"),
+                                  ("complete", "Housed in a social flat in Ganja.", "completed")):
+        press(driver, move, written)
         assert status_of(world, made["id"]) == status
         assert driver.find_element(By.CSS_SELECTOR, ".notice.success").is_displayed()
     history = driver.find_element(By.CSS_SELECTOR, "ol.history").text
