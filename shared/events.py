@@ -24,6 +24,7 @@ REFERRAL_STARTED = "referral_started"
 REFERRAL_COMPLETED = "referral_completed"
 REFERRAL_CANCELLED = "referral_cancelled"
 REFERRAL_OVERDUE = "referral_overdue"
+REFERRAL_ERASED = "referral_erased"
 
 REFERRAL_EVENTS = (
     REFERRAL_SENT,
@@ -51,6 +52,8 @@ class ReferralEvent(Schema):
     sending_agency_id = fields.UUID(required=True)
     receiving_agency_id = fields.UUID(required=True)
     acting_agency_id = fields.UUID(allow_none=True, load_default=None)
+    # the referral's version after the change (None in events older than versions)
+    version = fields.Integer(allow_none=True, load_default=None)
 
 
 referral_event = ReferralEvent()

@@ -179,6 +179,7 @@ def create(session, sender_id, data, response_hours, idempotency=None, actor=Non
         returnee=returnee_schema.dump(data["returnee"]),
         consent=consent_schema.dump(data["consent"]),
         outcome=None,
+        version=1,
         respond_by=now + datetime.timedelta(hours=hours),
         created_at=now,
         updated_at=now,
@@ -207,6 +208,7 @@ def event_payload(referral, from_status, acting_agency_id):
         "sending_agency_id": str(referral.sending_agency_id),
         "receiving_agency_id": str(referral.receiving_agency_id),
         "acting_agency_id": str(acting_agency_id) if acting_agency_id else None,
+        "version": referral.version,
     }
 
 
@@ -313,7 +315,8 @@ WITH found AS (
     UPDATE referrals AS referral
     SET status = :target,
         updated_at = greatest(clock_timestamp(), found.updated_at + interval '1 microsecond'),
-        outcome = CASE WHEN :sets_outcome THEN :detail ELSE referral.outcome END
+        outcome = CASE WHEN :sets_outcome THEN :detail ELSE referral.outcome END,
+        version = referral.version + 1
     FROM found
     WHERE referral.id = found.id AND found.status = ANY(:sources)
         AND CASE WHEN :by_sender THEN found.sending_agency_id ELSE found.receiving_agency_id END = :agency_id
@@ -331,7 +334,7 @@ WITH found AS (
     SELECT :event_id, :event_type, updated_at, :event_payload || jsonb_build_object(
         'occurred_at', updated_at, 'reference', reference, 'service_type', service_type,
         'priority', priority, 'from_status', from_status, 'sending_agency_id', sending_agency_id,
-        'receiving_agency_id', receiving_agency_id)
+        'receiving_agency_id', receiving_agency_id, 'version', version)
     FROM moved
 )
 SELECT found.status AS found_status, found.sending_agency_id AS found_sender,
@@ -466,6 +469,7 @@ def announce_overdue(session):
     ).all()
     for referral in due:
         referral.overdue_announced_at = now
+        referral.version += 1
         session.add(HistoryEntry(referral_id=referral.id, at=now, event="overdue",
                                  from_status=referral.status, to_status=referral.status,
                                  **actor_columns(OVERDUE_TIMER)))

@@ -42,6 +42,8 @@ class Referral(Base):
     outcome: Mapped[Optional[str]] = mapped_column(Text)
     respond_by: Timestamp = mapped_column(DateTime(timezone=True))
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
+    # grows by one with every change, so a late event can be told from a newer one
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Timestamp = timestamp_column()
     updated_at: Timestamp = timestamp_column(onupdate=utcnow)
 
