@@ -59,6 +59,17 @@ DEFAULTS = {
     "TRUSTED_PROXIES": "0",
     # gateway: the largest request body it reads (larger: 413)
     "MAX_BODY_BYTES": "1048576",
+    # notifications: partners' webhooks (API.md, "Webhooks"). ALLOW_PRIVATE
+    # lets a webhook call http and private addresses: development and tests only.
+    "WEBHOOK_ALLOW_PRIVATE": "0",
+    "WEBHOOK_TIMEOUT_SECONDS": "10",
+    "WEBHOOK_BACKOFF_SECONDS": "5",
+    "WEBHOOK_RETRY_HOURS": "24",
+    "WEBHOOK_DEACTIVATE_AFTER_HOURS": "72",
+    "WEBHOOK_CA_FILE": "",
+    "WEBHOOK_CONCURRENCY": "50",  # deliveries under way at once, per replica
+    "WEBHOOK_PER_ENDPOINT": "2",  # ... of them to one webhook
+    "WEBHOOK_SWEEP_SECONDS": "0.25",
 }
 
 DATABASE_KEYS = {
@@ -74,6 +85,11 @@ def load(environ=None, **overrides):
     settings = {key: environ.get(key) or default for key, default in DEFAULTS.items()}
     settings.update(overrides)
     return settings
+
+
+def flag(value):
+    """A yes/no setting: 1, true, yes or on is yes."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def sqlalchemy_url(url):

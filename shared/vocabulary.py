@@ -20,3 +20,17 @@ SEXES = ("female", "male", "other", "unknown")
 REFERRAL_STATUSES = ("sent", "accepted", "declined", "in_progress", "completed", "cancelled")
 NOTIFICATION_STATUSES = ("pending", "sent", "failed")
 ACTOR_TYPES = ("api_key", "coordinator", "system")
+# What a webhook may subscribe to (a referral event "referral_accepted" is
+# heard as "referral.accepted"); "ping" is what the test call sends.
+WEBHOOK_EVENTS = (
+    "referral.sent",
+    "referral.accepted",
+    "referral.declined",
+    "referral.started",
+    "referral.completed",
+    "referral.cancelled",
+    "referral.overdue",
+    "referral.erased",
+)
+WEBHOOK_PING = "ping"
+DELIVERY_STATUSES = ("pending", "delivered", "failed")

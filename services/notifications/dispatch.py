@@ -1,14 +1,15 @@
-"""Which events reach whom, the rows that record each message, and their
-delivery with retries whose schedule lives in the database."""
+"""Which events reach whom, the rows that record each message (and the
+webhook deliveries an event owes), and the messages' delivery with retries
+whose schedule lives in the database."""
 import dataclasses
 import datetime
 import logging
 import uuid
 
 import eventlet
-from sqlalchemy import DateTime, Uuid, bindparam, select, text, update
+from sqlalchemy import DateTime, Text, Uuid, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from services.notifications.models import Notification
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
@@ -52,32 +53,44 @@ def plan(event, agencies, messages):
             "agency": agency["name"],
             "role": role,
         }
-        for contact in agency["contacts"]:
-            language = contact["language"]
-            for channel in contact["channels"]:
-                row = Notification(
-                    event_id=event["event_id"],
-                    event=event["event_type"],
-                    referral_id=event["referral_id"],
-                    agency_id=agency["id"],
-                    channel=channel,
-                    language=language,
-                )
-                if channel == "email":
-                    row.recipient = contact["email"]
-                    row.subject, row.text_body, row.html_body = messages.email(
-                        event["event_type"], language, context
-                    )
-                else:
-                    row.recipient = contact["phone"]
-                    row.text_body = messages.sms(event["event_type"], language, context)
-                rows.append(row)
+        rows += messages_to(agency, event, context, messages)
     return rows
 
 
-def record(session, event, rows, policy):
+def messages_to(agency, event, context, messages, channels=None):
+    """The messages of `event` to each contact of `agency`, on each channel
+    the contact chose (of `channels`, when given)."""
+    rows = []
+    for contact in agency["contacts"]:
+        language = contact["language"]
+        for channel in contact["channels"]:
+            if channels is not None and channel not in channels:
+                continue
+            row = Notification(
+                event_id=event["event_id"],
+                event=event["event_type"],
+                referral_id=event.get("referral_id"),
+                agency_id=agency["id"],
+                channel=channel,
+                language=language,
+            )
+            if channel == "email":
+                row.recipient = contact["email"]
+                row.subject, row.text_body, row.html_body = messages.email(
+                    event["event_type"], language, context
+                )
+            else:
+                row.recipient = contact["phone"]
+                row.text_body = messages.sms(event["event_type"], language, context)
+            rows.append(row)
+    return rows
+
+
+def record(session, event, rows, policy, hook=None):
     """Record `rows` for `event` unless the event was handled before; True
-    when it is new. A redelivered event thus sends nothing twice.
+    when it is new. A redelivered event thus sends nothing twice. `hook`,
+    (name, body, agency ids), owes a delivery of `body` to each active
+    webhook of those agencies that listens to `name`.
 
     The rows are recorded as claimed by the caller, who sends them at once
     (`send_claimed`): their first attempt is counted and their lease taken,
@@ -89,8 +102,11 @@ def record(session, event, rows, policy):
         row.id, row.status, row.created_at = uuid.uuid4(), "pending", now
         _take_lease(row, policy)
     messages = [{column: _json_ready(getattr(row, column)) for column in RECORDED} for row in rows]
+    hook_event, hook_body, parties = hook or (None, None, ())
     handled = session.execute(RECORD, {"event_id": event["event_id"], "event_type": event["event_type"],
-                                       "now": now, "messages": messages}).first()
+                                       "now": now, "messages": messages, "hook_event": hook_event,
+                                       "hook_body": hook_body, "parties": [uuid.UUID(str(p)) for p in parties]}
+                              ).first()
     return handled is not None
 
 
@@ -120,10 +136,17 @@ WITH handled AS (
 ), recorded AS (
     INSERT INTO notifications ({", ".join(RECORDED)})
     SELECT message.* FROM handled, jsonb_to_recordset(:messages) AS message({_RECORDSET})
+), hooked AS (
+    INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, status, attempts, next_attempt_at,
+                                    created_at)
+    SELECT gen_random_uuid(), webhook.id, handled.event_id, :hook_event, :hook_body, 'pending', 0, :now, :now
+    FROM handled JOIN webhooks AS webhook
+        ON webhook.active AND webhook.agency_id = ANY(:parties) AND :hook_event = ANY(webhook.events)
 )
 SELECT event_id FROM handled
 """).bindparams(bindparam("event_id", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)),
-                bindparam("messages", type_=JSONB()))
+                bindparam("messages", type_=JSONB()), bindparam("hook_event", type_=Text()),
+                bindparam("hook_body", type_=Text()), bindparam("parties", type_=ARRAY(Uuid())))
 
 
 def backoff(attempts, base_seconds):

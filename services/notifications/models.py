@@ -1,9 +1,11 @@
 """The notifications service's own tables: every message it owes, and the
-events it has already handled (so a redelivered event sends nothing twice)."""
+events it has already handled (so a redelivered event sends nothing twice);
+partners' webhooks and each delivery owed to one."""
+import uuid
 from typing import Optional
 
-from sqlalchemy import DateTime, Index, Text, UniqueConstraint
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import DateTime, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models import (
@@ -36,7 +38,7 @@ class Notification(Base):
     id: Id = id_column()
     event_id: Id
     event: Mapped[str] = mapped_column(Text)
-    referral_id: Id
+    referral_id: Mapped[Optional[uuid.UUID]]  # None for a message about no referral (a webhook turned off)
     agency_id: Id
     channel: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str] = mapped_column(Text)
@@ -68,3 +70,54 @@ class KnownAgency(Base):
     name: Mapped[str] = mapped_column(Text)
     contacts: Mapped[list[dict]] = mapped_column(JSONB)
     updated_at: Timestamp = mapped_column(DateTime(timezone=True))  # the directory's
+
+
+class Webhook(Base):
+    """A partner system's endpoint, told of its agency's referrals' changes.
+    The secret signs deliveries; after a rotation the previous one signs
+    too, until `previous_secret_expires_at`."""
+
+    __tablename__ = "webhooks"
+
+    id: Id = id_column()
+    agency_id: Id
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    description: Mapped[str] = mapped_column(Text, default="")
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[Optional[str]] = mapped_column(Text)
+    previous_secret_expires_at: OptionalTimestamp = optional_timestamp_column()
+    active: Mapped[bool] = mapped_column(default=True)
+    deactivated_reason: Mapped[Optional[str]] = mapped_column(Text)
+    failing_since: OptionalTimestamp = optional_timestamp_column()  # None once a delivery succeeds
+    created_at: Timestamp = timestamp_column()
+    updated_at: Timestamp = timestamp_column()
+
+    __table_args__ = (Index("ix_webhooks_agency_created", "agency_id", "created_at", "id"),)
+
+
+class WebhookDelivery(Base):
+    """One event owed to one webhook. Its body is fixed when the event
+    arrives, so every retry sends the same bytes under the same
+    `webhook-id` (the event's id)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Id = id_column()
+    webhook_id: Id = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_id: Id
+    event: Mapped[str] = mapped_column(Text)  # referral.accepted, ping, ...
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_response_status: Mapped[Optional[int]]
+    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    next_attempt_at: Timestamp = timestamp_column()
+    created_at: Timestamp = timestamp_column()
+    delivered_at: OptionalTimestamp = optional_timestamp_column()
+
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_webhook_deliveries_due", "next_attempt_at", postgresql_where="status = 'pending'"),
+        Index("ix_webhook_deliveries_webhook_created", "webhook_id", "created_at", "id"),
+    )

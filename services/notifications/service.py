@@ -1,14 +1,17 @@
-"""The notifications service: tells coordinators by e-mail and SMS."""
+"""The notifications service: tells coordinators by e-mail and SMS, and
+partners' systems by webhooks."""
 import logging
+import time
+import uuid
 
 import eventlet
 from nameko.extensions import DependencyProvider
 
-from services.notifications import dispatch, known_agencies, sign_in
+from services.notifications import dispatch, known_agencies, sign_in, webhook_delivery, webhooks
 from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
-from shared.db import Database
+from shared.db import Database, Sessions, make_engine
 from shared.errors import EXPECTED
 from shared.messaging import RpcProxy, event_handler
 from shared.request_id import RequestId
@@ -36,6 +39,37 @@ class Transports(DependencyProvider):
         return self
 
 
+class WebhookDeliveries(DependencyProvider):
+    """This replica's `webhook_delivery.Deliverer`, on connections of its own
+    (its tries run outside nameko's workers, so they take none of theirs)."""
+
+    DEACTIVATION_CHECK_SECONDS = 60.0
+
+    def setup(self):
+        config = self.container.config
+        self.settings = webhook_delivery.Settings.from_settings(config)
+        self.engine = make_engine(config["NOTIFICATIONS_DATABASE_URL"], pool_size=4, max_overflow=8)
+        self.deliverer = webhook_delivery.Deliverer(Sessions(self.engine), self.settings)
+        self.checked_at = 0.0
+
+    def deactivation_due(self):
+        """True once a minute: time to look for webhooks failing too long."""
+        if time.monotonic() - self.checked_at < self.DEACTIVATION_CHECK_SECONDS:
+            return False
+        self.checked_at = time.monotonic()
+        return True
+
+    def stop(self):
+        self.deliverer.stop(grace=self.settings.timeout)
+        self.engine.dispose()
+
+    def kill(self):
+        self.engine.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+
 def _on(event_type):
     # Requeued on error (shared.messaging's default): the event is not lost.
     return event_handler(events.REFERRALS, event_type)
@@ -48,6 +82,7 @@ class NotificationsService:
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     agencies = RpcProxy("agencies")
     transports = Transports()
+    webhooks = WebhookDeliveries()
 
     def handle(self, payload):
         event = events.referral_event.load(payload)
@@ -63,8 +98,10 @@ class NotificationsService:
             parties = {"sender": known[sender], "receiver": known[receiver]}
             rows = dispatch.plan(event, parties, self.transports.messages)
         transports = self.transports
+        hook = (webhook_delivery.event_name(event["event_type"]), webhook_delivery.referral_body(event),
+                (event["sending_agency_id"], event["receiving_agency_id"]))
         with self.db.single() as session:
-            if not dispatch.record(session, event, rows, transports.policy):
+            if not dispatch.record(session, event, rows, transports.policy, hook):
                 log.info("event %s was handled before; nothing sent again", event["event_id"])
                 return
         # Sent now rather than at the sweep's next round: the sweep is for retries.
@@ -125,6 +162,26 @@ class NotificationsService:
                                    self.transports.policy, limit=batch) == batch:
             pass  # a full batch: more may be due
 
+    @every("WEBHOOK_SWEEP_SECONDS")
+    def deliver_webhooks(self):
+        self.webhooks.deliverer.sweep()  # returns at once: the tries run in the deliverer's pool
+        if self.webhooks.deactivation_due():
+            for webhook_id, agency_id, url in self.webhooks.deliverer.deactivate_failing():
+                log.warning("webhook %s deactivated: every delivery failed too long", webhook_id)
+                self.tell_deactivated(agency_id, url)
+
+    def tell_deactivated(self, agency_id, url):
+        """E-mail the agency's contacts that its webhook at `url` was turned off."""
+        agency = known_agencies.lookup(self.db, (agency_id,), self.agencies.get_agency)[str(agency_id)]
+        event = {"event_id": str(uuid.uuid4()), "event_type": "webhook_deactivated"}
+        days = self.webhooks.settings.deactivate_after.total_seconds() / 86400
+        rows = dispatch.messages_to(agency, event, {"agency": agency["name"], "url": url, "days": f"{days:g}"},
+                                    self.transports.messages, channels=("email",))
+        transports = self.transports
+        with self.db.single() as session:
+            dispatch.record(session, event, rows, transports.policy)
+        dispatch.send_claimed(self.db, rows, transports.mailer, transports.sms, transports.policy)
+
     @rpc
     def ping(self):
         return "pong"
@@ -133,3 +190,43 @@ class NotificationsService:
     def list_notifications(self, agency_id, filters):
         with self.db.begin() as session:
             return dispatch.listing(session, agency_id, filters)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def create_webhook(self, agency_id, body):
+        with self.db.begin() as session:
+            return webhooks.create(session, agency_id, body, self.webhooks.settings.allow_private)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_webhooks(self, agency_id, filters):
+        with self.db.begin() as session:
+            return webhooks.listing(session, agency_id, filters)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_webhook(self, agency_id, webhook_id):
+        with self.db.begin() as session:
+            return webhooks.get(session, agency_id, webhook_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def change_webhook(self, agency_id, webhook_id, body):
+        with self.db.begin() as session:
+            return webhooks.change(session, agency_id, webhook_id, body, self.webhooks.settings.allow_private)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def delete_webhook(self, agency_id, webhook_id):
+        with self.db.begin() as session:
+            webhooks.delete(session, agency_id, webhook_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def rotate_webhook_secret(self, agency_id, webhook_id):
+        with self.db.begin() as session:
+            return webhooks.rotate_secret(session, agency_id, webhook_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def test_webhook(self, agency_id, webhook_id):
+        with self.db.begin() as session:
+            return webhooks.ping(session, agency_id, webhook_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_webhook_deliveries(self, agency_id, webhook_id, filters):
+        with self.db.begin() as session:
+            return webhooks.deliveries(session, agency_id, webhook_id, filters)

@@ -18,6 +18,8 @@ from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 import requests
 
+from shared import config
+
 log = logging.getLogger(__name__)
 
 
@@ -27,10 +29,6 @@ class DeliveryError(Exception):
 
 class PermanentDeliveryError(DeliveryError):
     """A message was refused for good: trying it again cannot succeed."""
-
-
-def _flag(value):
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
 def send_timeout(settings):
@@ -62,7 +60,7 @@ class Mailer:
         self.host = settings["SMTP_HOST"]
         self.port = int(settings["SMTP_PORT"])
         self.sender = settings["SMTP_FROM"]
-        self.starttls = _flag(settings["SMTP_STARTTLS"])
+        self.starttls = config.flag(settings["SMTP_STARTTLS"])
         self.ca_file = settings["SMTP_CA_FILE"] or None
         self.username = settings["SMTP_USERNAME"] or None
         self.password = settings["SMTP_PASSWORD"] or None

@@ -24,6 +24,8 @@ TEMPLATE_KEYS = CONTEXT_KEYS | {"service", "link"}
 LAYOUT_KEYS = TEMPLATE_KEYS | {"subject", "message", "link_text"}
 # A sign-in e-mail names the agency and carries the link, nothing else.
 SIGN_IN_KEYS = {"agency", "link", "minutes"}
+# A webhook turned off: the agency, the webhook's URL and how long it failed.
+WEBHOOK_DEACTIVATED_KEYS = {"agency", "url", "days"}
 REFERRAL_ID = "6f1c9b8e-2d4a-4c1e-9a57-0b3c2d1e4f5a"
 LONG_NAMES = (
     "Ministry of Labour and Social Protection of Population of the Republic of Azerbaijan",
@@ -57,10 +59,11 @@ def test_no_template_can_name_anything_but_the_allowed_values():
     template can reach a returnee's data, for none is ever given to it."""
     env = Environment(loader=FileSystemLoader(TEMPLATES))
     paths = sorted(TEMPLATES.rglob("*.j2"))
-    assert len(paths) == 3 * (8 + 6 + 1)  # e-mail: 2 layouts, 6 events, sign-in; SMS: 6 events
+    assert len(paths) == 3 * (8 + 6 + 2)  # e-mail: 2 layouts, 6 events, sign-in, webhook off; SMS: 6 events
     for path in paths:
         names = meta.find_undeclared_variables(env.parse(path.read_text()))
-        allowed = {"_layout": LAYOUT_KEYS, "sign_in": SIGN_IN_KEYS}.get(path.stem.split(".")[0], TEMPLATE_KEYS)
+        allowed = {"_layout": LAYOUT_KEYS, "sign_in": SIGN_IN_KEYS,
+                   "webhook_deactivated": WEBHOOK_DEACTIVATED_KEYS}.get(path.stem.split(".")[0], TEMPLATE_KEYS)
         assert names <= allowed, (path, names - allowed)
 
 
@@ -83,6 +86,17 @@ def test_plan_gives_the_templates_only_the_allowed_values(messages):
     for event_type in dispatch.AUDIENCE:
         dispatch.plan(event(event_type, agencies), agencies, Watched())
     assert seen and all(keys == CONTEXT_KEYS for keys in seen)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_webhook_deactivated_email_names_the_webhook_in_the_contacts_language(language):
+    values = {"agency": "Ganja NGO", "url": "https://cases.example.org/hooks", "days": "3"}
+    subject, text, html = Messages().email("webhook_deactivated", language, values)
+    assert "https://cases.example.org/hooks" in text and "https://cases.example.org/hooks" in html
+    assert "Ganja NGO" in text and "3" in text and "\n" not in subject
+    english = Messages().email("webhook_deactivated", "en", values)
+    assert (subject == english[0]) == (language == "en")
+    assert f'<html lang="{language}">' in html
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

@@ -1,0 +1,260 @@
+"""Deliveries to partners' webhooks: owed when an event arrives, claimed
+from the database, POSTed signed (Standard Webhooks), retried with backoff
+for a day, and recorded.
+
+A slow or dead endpoint holds up no one else: deliveries go out from a
+bounded pool of green threads apart from the e-mail and SMS sweep, at most
+`per_endpoint` at a time to one webhook from one replica, and only as many
+are claimed as the pool has room for (the rest wait in the database, so
+memory stays bounded however many are pending). A replica that dies
+mid-delivery leaves it claimed for a lease, after which any replica tries
+it again.
+"""
+import dataclasses
+import datetime
+import logging
+import uuid
+
+import eventlet
+from sqlalchemy import Interval, Uuid, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from standardwebhooks.webhooks import Webhook as Signer
+
+from services.notifications import endpoints, webhook_http, webhooks
+from shared.backoff import pause
+from shared.config import flag
+from shared.models import utcnow
+
+log = logging.getLogger(__name__)
+
+MOST_BETWEEN_TRIES = datetime.timedelta(hours=2)
+
+
+def event_name(event_type):
+    """What a webhook hears a referral event as: referral_accepted -> referral.accepted."""
+    return event_type.replace("_", ".", 1)
+
+
+def referral_body(event):
+    """The body of the delivery of a referral `event` (normalised): ids,
+    status, service type and version; never anything about the returnee."""
+    data = {key: event[key] for key in ("referral_id", "reference", "status", "service_type",
+                                        "sending_agency_id", "receiving_agency_id", "version")}
+    return webhooks.body_of(event_name(event["event_type"]), _aware(event["occurred_at"]), data)
+
+
+def _aware(value):
+    return value if isinstance(value, datetime.datetime) else datetime.datetime.fromisoformat(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    allow_private: bool
+    timeout: float
+    backoff_seconds: float
+    retry_for: datetime.timedelta
+    deactivate_after: datetime.timedelta
+    ca_file: str | None
+    concurrency: int
+    per_endpoint: int
+
+    @classmethod
+    def from_settings(cls, settings):
+        return cls(
+            allow_private=flag(settings["WEBHOOK_ALLOW_PRIVATE"]),
+            timeout=float(settings["WEBHOOK_TIMEOUT_SECONDS"]),
+            backoff_seconds=float(settings["WEBHOOK_BACKOFF_SECONDS"]),
+            retry_for=datetime.timedelta(hours=float(settings["WEBHOOK_RETRY_HOURS"])),
+            deactivate_after=datetime.timedelta(hours=float(settings["WEBHOOK_DEACTIVATE_AFTER_HOURS"])),
+            ca_file=settings["WEBHOOK_CA_FILE"] or None,
+            concurrency=int(settings["WEBHOOK_CONCURRENCY"]),
+            per_endpoint=int(settings["WEBHOOK_PER_ENDPOINT"]),
+        )
+
+    @property
+    def lease(self):
+        """How long a claimed delivery is held: well past its longest try."""
+        return datetime.timedelta(seconds=3 * self.timeout)
+
+
+def signature(secrets, event_id, timestamp, body):
+    """The `webhook-signature` header: one `v1,...` per secret, space apart."""
+    return " ".join(Signer(secret).sign(str(event_id), timestamp, body) for secret in secrets)
+
+
+def headers(claim, now):
+    secrets = [claim.secret] + ([claim.previous_secret] if claim.previous_secret else [])
+    return {"webhook-id": str(claim.event_id), "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature(secrets, claim.event_id, now, claim.body)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How one try went: `status` is delivered, retry or failed."""
+
+    status: str
+    response_status: int | None = None
+    error: str | None = None
+    wait: float | None = None  # seconds, when the endpoint asked (429 Retry-After)
+    gone: bool = False  # 410: the endpoint is no more
+
+
+def attempt(claim, settings, resolver=None):
+    """Try `claim` once; its `Outcome`."""
+    try:
+        endpoint = endpoints.check(claim.url, settings.allow_private, resolver)
+    except endpoints.Refused as refused:
+        return Outcome("failed", error=f"refused: {refused}")
+    now = utcnow()
+    try:
+        answer = webhook_http.post(endpoint, claim.body, headers(claim, now), settings.timeout,
+                                   settings.ca_file)
+    except webhook_http.Unreachable as error:
+        return Outcome("retry", error=str(error)[:500])
+    code, said = answer.status, answer.excerpt[:200]
+    if 200 <= code < 300:
+        return Outcome("delivered", code)
+    if code >= 500 or code == 429:
+        wait = webhook_http.retry_after_seconds(answer.retry_after, now) if code == 429 else None
+        return Outcome("retry", code, f"HTTP {code}: {said}".strip(), wait=wait)
+    if 300 <= code < 400:
+        return Outcome("failed", code, f"HTTP {code}: redirects are not followed")
+    return Outcome("failed", code, f"HTTP {code}: {said}".strip(), gone=code == 410)
+
+
+# Claims due deliveries of active webhooks, at most `per_endpoint` of each
+# webhook not `busy` in this replica, up to `room` in all; each claimed
+# delivery's try is counted and it is held a lease ahead. A row another
+# replica claimed meanwhile is skipped (SKIP LOCKED) or no longer matches.
+CLAIM = text("""
+WITH ranked AS (
+    SELECT delivery.id, row_number() OVER (
+        PARTITION BY delivery.webhook_id ORDER BY delivery.next_attempt_at, delivery.id) AS place
+    FROM webhook_deliveries AS delivery JOIN webhooks AS webhook ON webhook.id = delivery.webhook_id
+    WHERE delivery.status = 'pending' AND delivery.next_attempt_at <= now() AND webhook.active
+        AND delivery.webhook_id <> ALL(:busy)
+), picked AS (
+    SELECT delivery.id FROM webhook_deliveries AS delivery JOIN ranked ON ranked.id = delivery.id
+    WHERE ranked.place <= :per_endpoint AND delivery.status = 'pending' AND delivery.next_attempt_at <= now()
+    ORDER BY delivery.next_attempt_at
+    LIMIT :room
+    FOR UPDATE OF delivery SKIP LOCKED
+)
+UPDATE webhook_deliveries AS delivery
+SET attempts = delivery.attempts + 1, next_attempt_at = now() + :lease
+FROM picked, webhooks AS webhook
+WHERE delivery.id = picked.id AND webhook.id = delivery.webhook_id
+RETURNING delivery.id, delivery.webhook_id, delivery.event_id, delivery.body, delivery.attempts,
+    delivery.created_at, webhook.url, webhook.secret,
+    CASE WHEN webhook.previous_secret_expires_at > now() THEN webhook.previous_secret END AS previous_secret
+""").bindparams(bindparam("busy", type_=ARRAY(Uuid())), bindparam("lease", type_=Interval()))
+
+# The outcome of a try, if the claim still holds (the same attempt, still
+# pending); and the webhook's run of failures started or ended with it.
+SETTLE = text("""
+WITH settled AS (
+    UPDATE webhook_deliveries
+    SET status = :status, last_response_status = :response_status, last_error = :error,
+        next_attempt_at = coalesce(:next_attempt_at, next_attempt_at),
+        delivered_at = CASE WHEN :status = 'delivered' THEN now() END
+    WHERE id = :id AND attempts = :attempts AND status = 'pending'
+    RETURNING webhook_id
+)
+UPDATE webhooks SET failing_since = CASE WHEN :status = 'delivered' THEN NULL
+                                         ELSE coalesce(failing_since, now()) END
+FROM settled WHERE webhooks.id = settled.webhook_id
+RETURNING webhooks.id
+""").bindparams(bindparam("id", type_=Uuid()))
+
+# Webhooks whose every try has failed for `deactivate_after`: turned off,
+# their pending deliveries failed; one replica turns each off.
+DEACTIVATE_FAILING = text("""
+WITH turned_off AS (
+    UPDATE webhooks SET active = false, deactivated_reason = :reason, updated_at = now()
+    WHERE active AND failing_since <= now() - :after
+    RETURNING id, agency_id, url
+), failed AS (
+    UPDATE webhook_deliveries SET status = 'failed', last_error = 'the webhook was deactivated: ' || :reason
+    FROM turned_off WHERE webhook_deliveries.webhook_id = turned_off.id
+        AND webhook_deliveries.status = 'pending'
+)
+SELECT id, agency_id, url FROM turned_off
+""").bindparams(bindparam("after", type_=Interval()))
+
+
+class Deliverer:
+    """The webhook deliveries of one replica (see the module's docstring)."""
+
+    def __init__(self, sessions, settings, resolver=None):
+        self.sessions, self.settings, self.resolver = sessions, settings, resolver
+        self.pool = eventlet.GreenPool(settings.concurrency)
+        self.in_flight = {}  # webhook id -> deliveries being tried
+
+    def sweep(self):
+        """Claim what is due and there is room for, and start trying it; returns at once."""
+        room = self.pool.free()
+        if not room:
+            return 0
+        with self.sessions.begin() as session:
+            claims = session.execute(CLAIM, {
+                "busy": list(self.in_flight), "per_endpoint": self.settings.per_endpoint,
+                "room": room, "lease": self.settings.lease}).all()
+        for claim in claims:
+            self.in_flight[claim.webhook_id] = self.in_flight.get(claim.webhook_id, 0) + 1
+            self.pool.spawn_n(self._deliver, claim)
+        return len(claims)
+
+    def _deliver(self, claim):
+        try:
+            outcome = attempt(claim, self.settings, self.resolver)
+        except Exception as error:  # a fault of ours must not leave the delivery claimed for good
+            log.exception("webhook delivery %s: unexpected error", claim.id)
+            outcome = Outcome("retry", error=f"{type(error).__name__}: {error}")
+        finally:
+            left = self.in_flight.get(claim.webhook_id, 1) - 1
+            if left:
+                self.in_flight[claim.webhook_id] = left
+            else:
+                self.in_flight.pop(claim.webhook_id, None)
+        try:
+            self.settle(claim, outcome)
+        except Exception:
+            # Not recorded: the lease ends and the delivery is tried again
+            # (a receiver dedupes by webhook-id).
+            log.exception("webhook delivery %s: its outcome could not be recorded", claim.id)
+
+    def settle(self, claim, outcome):
+        status, next_at = outcome.status, None
+        if status == "retry":
+            now = utcnow()
+            wait = max(outcome.wait or 0.0,
+                       pause(claim.attempts, self.settings.backoff_seconds,
+                             MOST_BETWEEN_TRIES.total_seconds(), jitter=0.2))
+            next_at = now + datetime.timedelta(seconds=wait)
+            status = "pending" if next_at < claim.created_at + self.settings.retry_for else "failed"
+        with self.sessions.begin() as session:
+            held = session.execute(SETTLE, {
+                "id": claim.id, "attempts": claim.attempts, "status": status,
+                "response_status": outcome.response_status, "error": outcome.error,
+                "next_attempt_at": next_at}).first()
+            if held and outcome.gone:
+                webhook = session.get(webhooks.Webhook, claim.webhook_id, with_for_update=True)
+                if webhook is not None and webhook.active:
+                    webhooks.deactivate(session, webhook, "its endpoint answered 410 Gone")
+        log.info("webhook delivery %s (attempt %d): %s%s", claim.id, claim.attempts, status,
+                 f" ({outcome.error})" if outcome.error else "")
+
+    def deactivate_failing(self):
+        """Turn off the webhooks that have failed every try for long enough;
+        [(id, agency_id, url)] of those this call turned off."""
+        with self.sessions.begin() as session:
+            return session.execute(DEACTIVATE_FAILING, {
+                "after": self.settings.deactivate_after,
+                "reason": "every delivery failed for "
+                          f"{self.settings.deactivate_after.total_seconds() / 3600:g} hours"}).all()
+
+    def stop(self, grace):
+        """Let tries under way end, for up to `grace` seconds; any cut short
+        is tried again once its lease ends."""
+        with eventlet.Timeout(grace, False):
+            self.pool.waitall()
