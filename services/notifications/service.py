@@ -1,7 +1,6 @@
 """The notifications service: tells coordinators by e-mail and SMS, and
 partners' systems by webhooks."""
 import logging
-import time
 import uuid
 
 import eventlet
@@ -43,21 +42,11 @@ class WebhookDeliveries(DependencyProvider):
     """This replica's `webhook_delivery.Deliverer`, on connections of its own
     (its tries run outside nameko's workers, so they take none of theirs)."""
 
-    DEACTIVATION_CHECK_SECONDS = 60.0
-
     def setup(self):
         config = self.container.config
         self.settings = webhook_delivery.Settings.from_settings(config)
         self.engine = make_engine(config["NOTIFICATIONS_DATABASE_URL"], pool_size=4, max_overflow=8)
         self.deliverer = webhook_delivery.Deliverer(Sessions(self.engine), self.settings)
-        self.checked_at = 0.0
-
-    def deactivation_due(self):
-        """True once a minute: time to look for webhooks failing too long."""
-        if time.monotonic() - self.checked_at < self.DEACTIVATION_CHECK_SECONDS:
-            return False
-        self.checked_at = time.monotonic()
-        return True
 
     def stop(self):
         self.deliverer.stop(grace=self.settings.timeout)
@@ -164,11 +153,14 @@ class NotificationsService:
 
     @every("WEBHOOK_SWEEP_SECONDS")
     def deliver_webhooks(self):
-        self.webhooks.deliverer.sweep()  # returns at once: the tries run in the deliverer's pool
-        if self.webhooks.deactivation_due():
-            for webhook_id, agency_id, url in self.webhooks.deliverer.deactivate_failing():
-                log.warning("webhook %s deactivated: every delivery failed too long", webhook_id)
+        deliverer = self.webhooks.deliverer
+        deliverer.sweep()  # returns at once: the tries run in the deliverer's pool
+        for agency_id, url in deliverer.take_turned_off():
+            try:
                 self.tell_deactivated(agency_id, url)
+            except Exception:
+                log.exception("the agency %s could not be told yet that its webhook was turned off", agency_id)
+                deliverer.turned_off.append((agency_id, url))  # told at a later sweep
 
     def tell_deactivated(self, agency_id, url):
         """E-mail the agency's contacts that its webhook at `url` was turned off."""

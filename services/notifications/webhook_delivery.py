@@ -13,7 +13,6 @@ it again.
 import dataclasses
 import datetime
 import logging
-import uuid
 
 import eventlet
 from sqlalchemy import Interval, Uuid, bindparam, text
@@ -163,24 +162,8 @@ WITH settled AS (
 UPDATE webhooks SET failing_since = CASE WHEN :status = 'delivered' THEN NULL
                                          ELSE coalesce(failing_since, now()) END
 FROM settled WHERE webhooks.id = settled.webhook_id
-RETURNING webhooks.id
+RETURNING webhooks.failing_since
 """).bindparams(bindparam("id", type_=Uuid()))
-
-# Webhooks whose every try has failed for `deactivate_after`: turned off,
-# their pending deliveries failed; one replica turns each off.
-DEACTIVATE_FAILING = text("""
-WITH turned_off AS (
-    UPDATE webhooks SET active = false, deactivated_reason = :reason, updated_at = now()
-    WHERE active AND failing_since <= now() - :after
-    RETURNING id, agency_id, url
-), failed AS (
-    UPDATE webhook_deliveries SET status = 'failed', last_error = 'the webhook was deactivated: ' || :reason
-    FROM turned_off WHERE webhook_deliveries.webhook_id = turned_off.id
-        AND webhook_deliveries.status = 'pending'
-)
-SELECT id, agency_id, url FROM turned_off
-""").bindparams(bindparam("after", type_=Interval()))
-
 
 class Deliverer:
     """The webhook deliveries of one replica (see the module's docstring)."""
@@ -189,6 +172,7 @@ class Deliverer:
         self.sessions, self.settings, self.resolver = sessions, settings, resolver
         self.pool = eventlet.GreenPool(settings.concurrency)
         self.in_flight = {}  # webhook id -> deliveries being tried
+        self.turned_off = []
 
     def sweep(self):
         """Claim what is due and there is room for, and start trying it; returns at once."""
@@ -237,21 +221,25 @@ class Deliverer:
                 "id": claim.id, "attempts": claim.attempts, "status": status,
                 "response_status": outcome.response_status, "error": outcome.error,
                 "next_attempt_at": next_at}).first()
-            if held and outcome.gone:
+            failing_too_long = (held and held.failing_since is not None
+                                and held.failing_since <= utcnow() - self.settings.deactivate_after)
+            if outcome.gone or failing_too_long:
                 webhook = session.get(webhooks.Webhook, claim.webhook_id, with_for_update=True)
                 if webhook is not None and webhook.active:
-                    webhooks.deactivate(session, webhook, "its endpoint answered 410 Gone")
+                    reason = ("its endpoint answered 410 Gone" if outcome.gone else
+                              f"every delivery failed for {self.settings.deactivate_after.total_seconds() / 3600:g} h")
+                    webhooks.deactivate(session, webhook, reason)
+                    if not outcome.gone:
+                        self.turned_off.append((webhook.agency_id, webhook.url))
+                    log.warning("webhook %s deactivated: %s", webhook.id, reason)
         log.info("webhook delivery %s (attempt %d): %s%s", claim.id, claim.attempts, status,
                  f" ({outcome.error})" if outcome.error else "")
 
-    def deactivate_failing(self):
-        """Turn off the webhooks that have failed every try for long enough;
-        [(id, agency_id, url)] of those this call turned off."""
-        with self.sessions.begin() as session:
-            return session.execute(DEACTIVATE_FAILING, {
-                "after": self.settings.deactivate_after,
-                "reason": "every delivery failed for "
-                          f"{self.settings.deactivate_after.total_seconds() / 3600:g} hours"}).all()
+    def take_turned_off(self):
+        """[(agency id, url)] of the webhooks turned off for failing too
+        long since the last call: their agencies are to be told."""
+        taken, self.turned_off = self.turned_off, []
+        return taken
 
     def stop(self, grace):
         """Let tries under way end, for up to `grace` seconds; any cut short

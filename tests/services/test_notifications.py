@@ -11,64 +11,17 @@ import uuid
 
 import eventlet
 import pytest
-from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from services.notifications.models import Notification
-from services.notifications.service import NotificationsService
 from services.referrals.service import ReferralsService
 from shared import events
 from shared.models import utcnow
 from tests.services.conftest import caller_of
 from tests.support import data
 from tests.support.sinks import SmtpSink, readable, wait_for
-
-
-@pytest.fixture
-def start_notifications(container_factory, service_config, agencies):
-    """Starts a notifications container (settings changed by keyword) and
-    returns it with a caller of its RPC methods."""
-
-    def start(**overrides):
-        container = container_factory(NotificationsService, dict(service_config, **overrides))
-        container.start()
-        return container, caller_of(container)
-
-    return start
-
-
-@pytest.fixture
-def notifications(start_notifications):
-    return start_notifications()[1]
-
-
-@pytest.fixture
-def publish(service_config):
-    """Announces a referral event as the referrals service does."""
-    dispatcher = event_dispatcher(service_config)
-
-    def send(event_type, sender, receiver, **overrides):
-        payload = {
-            "event_id": str(uuid.uuid4()),
-            "event_type": event_type,
-            "occurred_at": "2026-11-23T10:00:00+00:00",
-            "referral_id": str(uuid.uuid4()),
-            "reference": "REF-2026-000123",
-            "service_type": "housing",
-            "priority": "normal",
-            "status": "sent",
-            "from_status": None,
-            "sending_agency_id": sender["id"],
-            "receiving_agency_id": receiver["id"],
-            "acting_agency_id": sender["id"],
-        }
-        payload.update(overrides)
-        dispatcher(events.REFERRALS, event_type, payload)
-        return payload
-
-    return send
 
 
 @pytest.fixture

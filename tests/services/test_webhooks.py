@@ -1,0 +1,322 @@
+"""Webhooks on a real notifications container, real RabbitMQ and
+PostgreSQL, and real HTTP receivers on loopback that check every signature
+with the standardwebhooks library."""
+import datetime
+import time
+import uuid
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from services.notifications import endpoints
+from services.notifications.models import WebhookDelivery
+from shared import events
+from shared.errors import InvalidInput, NotFound
+from tests.support import data
+from tests.support.receivers import Receiver
+from tests.support.sinks import readable, wait_for
+
+FAST = dict(WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_BACKOFF_SECONDS="0.2", WEBHOOK_TIMEOUT_SECONDS="1",
+            WEBHOOK_SWEEP_SECONDS="0.05")
+
+
+@pytest.fixture
+def hooks(start_notifications):
+    """The notifications service's RPC, with webhooks allowed on loopback
+    and retried within a second."""
+    return start_notifications(**FAST)[1]
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def pair(agencies):
+    sender = agencies("create_agency", data.agency(name="State Migration Service"))
+    receiver = agencies("create_agency", data.agency(name="IOM Azerbaijan"))
+    return sender, receiver
+
+
+@pytest.fixture
+def deliveries(engines):
+    """A webhook's delivery rows, straight from the database."""
+
+    def read(webhook_id):
+        with Session(engines["NOTIFICATIONS_DATABASE_URL"]) as session:
+            return session.scalars(select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+                                   .order_by(WebhookDelivery.created_at)).all()
+
+    return read
+
+
+def register(hooks, agency, url, events_=("referral.sent",), **extra):
+    return hooks("create_webhook", agency["id"], {"url": url, "events": list(events_), **extra})
+
+
+def settled(rows, count=1):
+    """`rows` once `count` of them exist and none is pending."""
+    return rows if len(rows) >= count and all(row.status != "pending" for row in rows) else None
+
+
+# --- registration -------------------------------------------------------------
+
+def test_a_webhook_shows_its_secret_once_and_only_to_its_agency(hooks, pair, receiver):
+    sender, other = pair
+    made = register(hooks, sender, receiver.url, ("referral.accepted", "referral.declined", "referral.accepted"),
+                    description="IOM case system")
+    assert made["secret"].startswith("whsec_") and len(made["secret"]) > 40
+    assert made["events"] == ["referral.accepted", "referral.declined"] and made["active"] is True
+    listed = hooks("list_webhooks", sender["id"], {})
+    assert [item["id"] for item in listed["items"]] == [made["id"]] and listed["total"] == 1
+    assert "secret" not in listed["items"][0] and "secret" not in hooks("get_webhook", sender["id"], made["id"])
+    assert hooks("list_webhooks", other["id"], {})["total"] == 0
+    for call in (("get_webhook", other["id"], made["id"]), ("delete_webhook", other["id"], made["id"]),
+                 ("rotate_webhook_secret", other["id"], made["id"]), ("test_webhook", other["id"], made["id"]),
+                 ("change_webhook", other["id"], made["id"], {"active": False}),
+                 ("list_webhook_deliveries", other["id"], made["id"], {})):
+        with pytest.raises(NotFound):
+            hooks(*call)
+    changed = hooks("change_webhook", sender["id"], made["id"], {"events": ["referral.sent"], "active": False})
+    assert changed["events"] == ["referral.sent"] and changed["active"] is False
+    rotated = hooks("rotate_webhook_secret", sender["id"], made["id"])
+    assert rotated["secret"] != made["secret"] and rotated["secret"].startswith("whsec_")
+    hooks("delete_webhook", sender["id"], made["id"])
+    with pytest.raises(NotFound):
+        hooks("get_webhook", sender["id"], made["id"])
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"events": ["referral.sent"]}, "url"),
+    ({"url": "https://example.org/x"}, "events"),
+    ({"url": "https://example.org/x", "events": []}, "events"),
+    ({"url": "https://example.org/x", "events": ["referral.lost"]}, "events.0"),
+    ({"url": "ftp://example.org/x", "events": ["referral.sent"]}, "url"),
+    ({"url": "https://user:pw@example.org/x", "events": ["referral.sent"]}, "url"),
+])
+def test_a_webhook_that_is_not_valid_is_refused_naming_the_field(hooks, pair, body, field):
+    with pytest.raises(InvalidInput) as refused:
+        hooks("create_webhook", pair[0]["id"], body)
+    assert field in refused.value.errors
+    assert hooks("list_webhooks", pair[0]["id"], {})["total"] == 0
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """The answers DNS gives (the outside world's, so a stand-in): name -> addresses."""
+    answers = {"partner.example.org": ["93.184.215.14"], "inward.example.org": ["10.1.2.3"],
+               "mixed.example.org": ["93.184.215.14", "169.254.169.254"]}
+
+    real = endpoints.resolve
+
+    def resolve(host, port):
+        return answers[host] if host in answers else real(host, port)
+
+    monkeypatch.setattr(endpoints, "resolve", resolve)
+    return answers
+
+
+@pytest.mark.parametrize("url", [
+    "http://127.0.0.1/hooks", "https://127.0.0.1/hooks", "https://localhost/hooks", "https://10.0.0.7/hooks",
+    "https://192.168.1.20:8443/hooks", "https://169.254.169.254/latest/meta-data", "https://[::1]/hooks",
+    "https://[::ffff:10.0.0.1]/hooks", "https://inward.example.org/hooks", "https://mixed.example.org/hooks",
+    "http://partner.example.org/hooks",
+])
+def test_without_allow_private_only_https_to_public_addresses_is_accepted(start_notifications, pair, dns, url):
+    hooks = start_notifications(WEBHOOK_ALLOW_PRIVATE="0")[1]
+    with pytest.raises(InvalidInput) as refused:
+        register(hooks, pair[0], url)
+    assert list(refused.value.errors) == ["url"]
+    assert register(hooks, pair[0], "https://partner.example.org/hooks")["active"] is True
+
+
+def test_a_delivery_whose_name_turns_to_a_private_address_is_refused_and_failed(
+        start_notifications, pair, publish, dns, deliveries):
+    hooks = start_notifications(**dict(FAST, WEBHOOK_ALLOW_PRIVATE="0"))[1]
+    sender, receiving = pair
+    made = register(hooks, receiving, "https://partner.example.org/hooks")
+    dns["partner.example.org"] = ["10.9.8.7"]  # after registration, the name points inward
+    publish(events.REFERRAL_SENT, sender, receiving)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery to be settled")
+    assert row.status == "failed" and row.attempts == 1 and row.last_response_status is None
+    assert "10.9.8.7" in row.last_error and row.last_error.startswith("refused")
+
+
+
+# --- delivery -----------------------------------------------------------------
+
+def test_a_delivery_is_signed_and_says_no_more_than_the_contract(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    event = publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert (row.status, row.attempts, row.last_response_status) == ("delivered", 1, 200)
+    [(webhook_id, payload)] = receiver.verified(made["secret"])
+    assert webhook_id == event["event_id"]
+    assert payload == {"type": "referral.sent", "timestamp": "2026-11-23T10:00:00+00:00", "data": {
+        "referral_id": event["referral_id"], "reference": "REF-2026-000123", "status": "sent",
+        "service_type": "housing", "sending_agency_id": sender["id"], "receiving_agency_id": receiving["id"],
+        "version": 1}}
+    [request] = receiver.requests
+    assert request.headers["Content-Type"] == "application/json"
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 60
+    listed = hooks("list_webhook_deliveries", receiving["id"], made["id"], {"status": "delivered"})
+    assert [(item["event_id"], item["event"], item["attempts"]) for item in listed["items"]] == [
+        (event["event_id"], "referral.sent", 1)]
+    assert hooks("list_webhook_deliveries", receiving["id"], made["id"], {"status": "failed"})["total"] == 0
+
+
+def test_an_agency_hears_only_its_referrals_and_the_events_it_chose(hooks, pair, agencies, publish, deliveries):
+    sender, receiving = pair
+    outsider = agencies("create_agency", data.agency(name="Outsider NGO"))
+    with Receiver() as at_sender, Receiver() as at_receiver, Receiver() as at_outsider:
+        to_sender = register(hooks, sender, at_sender.url, ("referral.accepted",))
+        to_receiver = register(hooks, receiving, at_receiver.url, ("referral.sent", "referral.accepted"))
+        register(hooks, outsider, at_outsider.url, events.__dict__ and (
+            "referral.sent", "referral.accepted", "referral.declined"))
+        referral_id = str(uuid.uuid4())
+        sent = publish(events.REFERRAL_SENT, sender, receiving, referral_id=referral_id, version=1)
+        accepted = publish(events.REFERRAL_ACCEPTED, sender, receiving, referral_id=referral_id,
+                           status="accepted", version=2)
+        wait_for(lambda: settled(deliveries(to_receiver["id"]), 2), what="the receiver's deliveries")
+        wait_for(lambda: settled(deliveries(to_sender["id"]), 1), what="the sender's delivery")
+        time.sleep(0.5)  # time enough for anything owed to anyone else to arrive too
+        assert [wid for wid, _ in at_sender.verified(to_sender["secret"])] == [accepted["event_id"]]
+        assert sorted(wid for wid, _ in at_receiver.verified(to_receiver["secret"])) == sorted(
+            [sent["event_id"], accepted["event_id"]])
+        assert at_outsider.requests == []
+
+
+def test_5xx_is_retried_under_the_same_webhook_id_until_delivered(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    receiver.answer(503, 503)
+    event = publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert (row.status, row.attempts, row.last_response_status) == ("delivered", 3, 200)
+    assert [request.status for request in receiver.requests] == [503, 503, 200]
+    assert {request.headers["webhook-id"] for request in receiver.requests} == {event["event_id"]}
+    assert len({request.body for request in receiver.requests}) == 1  # the same bytes every time
+    [listed] = hooks("list_webhook_deliveries", receiving["id"], made["id"], {})["items"]
+    assert (listed["status"], listed["attempts"], listed["last_response_status"]) == ("delivered", 3, 200)
+
+
+def test_an_endpoint_that_hangs_past_the_timeout_is_tried_again(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    receiver.answer(("hang", 2.5))  # the timeout is 1 s
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert (row.status, row.attempts) == ("delivered", 2)
+    assert len(receiver.requests) == 2  # the hung one was answered, but too late to count
+
+
+def test_429_waits_as_long_as_retry_after_says(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    receiver.answer((429, {"Retry-After": "2"}))
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert (row.status, row.attempts) == ("delivered", 2)
+    first, second = receiver.requests
+    assert second.at - first.at >= 1.9  # not the 0.2 s backoff
+
+
+def test_410_fails_the_delivery_and_turns_the_webhook_off(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    receiver.answer(410)
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert (row.status, row.attempts, row.last_response_status) == ("failed", 1, 410)
+    assert hooks("get_webhook", receiving["id"], made["id"])["active"] is False
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    time.sleep(0.5)
+    assert len(deliveries(made["id"])) == 1 and len(receiver.requests) == 1  # an inactive webhook is owed nothing
+
+
+def test_any_other_4xx_fails_at_once_and_leaves_the_webhook_on(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    receiver.answer(400)
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert (row.status, row.attempts, row.last_response_status) == ("failed", 1, 400)
+    assert hooks("get_webhook", receiving["id"], made["id"])["active"] is True
+
+
+def test_retries_end_in_failed_once_the_retry_window_is_over(start_notifications, pair, publish, receiver,
+                                                             deliveries):
+    hooks = start_notifications(**dict(FAST, WEBHOOK_RETRY_HOURS=str(1.5 / 3600)))[1]  # 1.5 s
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    receiver.status = 503
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery to give up")
+    assert row.status == "failed" and row.attempts >= 2 and row.last_response_status == 503
+    assert row.last_error.startswith("HTTP 503")
+
+
+def test_a_redirect_is_not_followed(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    with Receiver() as elsewhere:
+        made = register(hooks, receiving, receiver.url)
+        receiver.answer((307, {"Location": elsewhere.url}))
+        publish(events.REFERRAL_SENT, sender, receiving, version=1)
+        [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+        assert (row.status, row.last_response_status) == ("failed", 307) and "redirect" in row.last_error
+        assert elsewhere.requests == []
+
+
+def test_during_a_rotation_both_secrets_sign(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    rotated = hooks("rotate_webhook_secret", receiving["id"], made["id"])
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    assert len(receiver.verified(made["secret"])) == len(receiver.verified(rotated["secret"])) == 1
+    assert len(receiver.requests[0].headers["webhook-signature"].split(" ")) == 2
+
+
+def test_the_test_call_delivers_a_ping(hooks, pair, receiver, deliveries):
+    made = register(hooks, pair[0], receiver.url)
+    sent = hooks("test_webhook", pair[0]["id"], made["id"])
+    wait_for(lambda: settled(deliveries(made["id"])), what="the ping")
+    [(webhook_id, payload)] = receiver.verified(made["secret"])
+    assert webhook_id == sent["event_id"]
+    assert payload["type"] == "ping" and payload["data"] == {"webhook_id": made["id"]}
+
+
+def test_three_days_of_failures_turn_a_webhook_off_and_tell_the_agency(
+        hooks, pair, publish, receiver, deliveries, engines, smtp_sink):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    with engines["NOTIFICATIONS_DATABASE_URL"].begin() as conn:  # failing since before the limit
+        conn.execute(text("UPDATE webhooks SET failing_since = now() - interval '73 hours' WHERE id = :id"),
+                     {"id": made["id"]})
+    receiver.status = 503
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery to fail")
+    assert row.status == "failed" and "deactivated" in row.last_error
+    assert hooks("get_webhook", receiving["id"], made["id"])["active"] is False
+    [contact] = receiving["contacts"]
+    [mail] = wait_for(lambda: [mail for mail in smtp_sink.to(contact["email"]) if receiver.url in readable(mail)],
+                      what="the e-mail to the agency")
+    assert "turned off" in mail["Subject"] or "söndürüldü" in mail["Subject"]
+
+
+def test_a_success_ends_a_run_of_failures(hooks, pair, publish, receiver, deliveries, engines):
+    sender, receiving = pair
+    made = register(hooks, receiving, receiver.url)
+    with engines["NOTIFICATIONS_DATABASE_URL"].begin() as conn:
+        conn.execute(text("UPDATE webhooks SET failing_since = now() - interval '71 hours' WHERE id = :id"),
+                     {"id": made["id"]})
+    receiver.answer(503)
+    publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    with engines["NOTIFICATIONS_DATABASE_URL"].begin() as conn:
+        assert conn.execute(text("SELECT failing_since FROM webhooks WHERE id = :id"),
+                            {"id": made["id"]}).scalar() is None
