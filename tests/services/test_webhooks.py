@@ -1,17 +1,22 @@
 """Webhooks on a real notifications container, real RabbitMQ and
 PostgreSQL, and real HTTP receivers on loopback that check every signature
 with the standardwebhooks library."""
-import datetime
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
+from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from services.notifications import endpoints
+from services.notifications import endpoints, webhook_delivery
 from services.notifications.models import WebhookDelivery
 from shared import events
+from shared.db import Sessions
 from shared.errors import InvalidInput, NotFound
 from tests.support import data
 from tests.support.receivers import Receiver
@@ -320,3 +325,107 @@ def test_a_success_ends_a_run_of_failures(hooks, pair, publish, receiver, delive
     with engines["NOTIFICATIONS_DATABASE_URL"].begin() as conn:
         assert conn.execute(text("SELECT failing_since FROM webhooks WHERE id = :id"),
                             {"id": made["id"]}).scalar() is None
+
+
+# --- one endpoint holds up no one else ----------------------------------------
+
+def test_an_endpoint_that_hangs_delays_neither_other_agencies_nor_the_emails(
+        start_notifications, agencies, publish, deliveries, smtp_sink):
+    hooks = start_notifications(**dict(FAST, WEBHOOK_TIMEOUT_SECONDS="8"))[1]
+    sender = agencies("create_agency", data.agency(name="State Migration Service"))
+    slow_agency = agencies("create_agency", data.agency(name="Slow NGO"))
+    quick_agency = agencies("create_agency", data.agency(name="Quick NGO"))
+    with Receiver(status=("hang", 6)) as slow, Receiver() as quick:
+        register(hooks, slow_agency, slow.url)
+        to_quick = register(hooks, quick_agency, quick.url)
+        for _ in range(10):
+            publish(events.REFERRAL_SENT, sender, slow_agency, version=1)
+        wait_for(lambda: len(slow.requests) >= 2, what="the slow endpoint to be hanging")
+        started = time.monotonic()
+        for _ in range(10):
+            publish(events.REFERRAL_SENT, sender, quick_agency, version=1)
+        wait_for(lambda: settled(deliveries(to_quick["id"]), 10), what="the quick endpoint's deliveries")
+        [quick_contact] = quick_agency["contacts"]
+        wait_for(lambda: len(smtp_sink.to(quick_contact["email"])) == 10, what="the quick agency's e-mails")
+        took = time.monotonic() - started
+        assert took < 4, f"{took:.1f} s: held up by the hanging endpoint"
+        assert len(slow.requests) == 2  # still hanging: two at a time to one endpoint, no more
+
+
+def test_no_more_is_claimed_than_the_pool_has_room_for(service_config, databases, engines, receiver):
+    """Thousands pending for hanging endpoints: the deliverer holds at most
+    its pool's size, the rest wait in the database."""
+    settings = webhook_delivery.Settings.from_settings(
+        dict(service_config, **dict(FAST, WEBHOOK_CONCURRENCY="6", WEBHOOK_TIMEOUT_SECONDS="5")))
+    receiver.status = ("hang", 3)
+    engine = engines["NOTIFICATIONS_DATABASE_URL"]
+    with engine.begin() as conn:
+        webhook_ids = conn.execute(text("""
+            INSERT INTO webhooks (id, agency_id, url, events, description, secret, active)
+            SELECT gen_random_uuid(), gen_random_uuid(), :url, ARRAY['referral.sent'], '', :secret, true
+            FROM generate_series(1, 10) RETURNING id"""), {"url": receiver.url, "secret": "whsec_" + "A" * 43}
+        ).scalars().all()
+        conn.execute(text("""
+            INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, status, attempts)
+            SELECT gen_random_uuid(), webhook_id, gen_random_uuid(), 'referral.sent', '{}', 'pending', 0
+            FROM unnest(CAST(:ids AS uuid[])) AS webhook_id, generate_series(1, 300)"""), {"ids": webhook_ids})
+    deliverer = webhook_delivery.Deliverer(Sessions(engine), settings)
+    try:
+        assert deliverer.sweep() == 6
+        assert deliverer.sweep() == 0  # no room
+        assert deliverer.pool.running() == 6 and sum(deliverer.in_flight.values()) == 6
+        assert max(deliverer.in_flight.values()) <= 2
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT count(*) FROM webhook_deliveries WHERE attempts > 0")).scalar() == 6
+    finally:
+        deliverer.stop(grace=5)
+
+
+# --- a restart ----------------------------------------------------------------
+
+def serve_notifications(service_config, log):
+    """The notifications service in a process of its own, as `make run` starts it."""
+    settings = {key: str(value) for key, value in dict(service_config, **FAST).items() if key.isupper()}
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **settings)
+    process = subprocess.Popen([sys.executable, "-m", "shared.serve", "notifications"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for(lambda: answers(service_config), timeout=30, what="the notifications service to answer")
+    return process
+
+
+def answers(service_config):
+    try:
+        with ServiceRpcProxy("notifications", service_config, timeout=1) as notifications:
+            return notifications.ping() == "pong"
+    except Exception:
+        return False
+
+
+def test_deliveries_pending_when_the_service_is_killed_all_arrive_after_its_restart(
+        service_config, engines, pair, publish, receiver, deliveries, tmp_path):
+    sender, receiving = pair
+    with open(tmp_path / "notifications.log", "wb") as log:
+        process = serve_notifications(service_config, log)
+        try:
+            with Session(engines["NOTIFICATIONS_DATABASE_URL"]) as session:
+                made = webhook_delivery.webhooks.create(session, receiving["id"], {
+                    "url": receiver.url, "events": ["referral.sent"]}, allow_private=True)
+                session.commit()
+            receiver.status = 503  # the partner is down: everything stays pending
+            sent = [publish(events.REFERRAL_SENT, sender, receiving, version=1)["event_id"] for _ in range(20)]
+            wait_for(lambda: len(deliveries(made["id"])) == 20 and len({r.headers["webhook-id"]
+                                                                      for r in receiver.requests}) == 20,
+                     timeout=60, what="every delivery to be tried once")
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            assert all(row.status == "pending" for row in deliveries(made["id"]))
+            receiver.status = 200  # the partner is back while the service is away
+            process = serve_notifications(service_config, log)
+            rows = wait_for(lambda: settled(deliveries(made["id"]), 20), timeout=60,
+                            what="every delivery after the restart")
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+    assert {row.status for row in rows} == {"delivered"}
+    assert sorted({webhook_id for webhook_id, _ in receiver.verified(made["secret"])}) == sorted(sent)
+
