@@ -66,10 +66,11 @@ def network(rabbit_manager):
 
 
 @contextlib.contextmanager
-def running_network(rabbit_manager, broker=None):
+def running_network(rabbit_manager, broker=None, **settings):
     """bin/run on a vhost and databases of its own; `broker(vhost_uri)`, if
     given, returns the AMQP URI the network's processes are to use instead
-    (one through tests.support.proxy_process, say)."""
+    (one through tests.support.proxy_process, say); `settings` are more
+    environment for it."""
     vhost = "e2e_" + uuid.uuid4().hex[:10]
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
@@ -93,6 +94,7 @@ def running_network(rabbit_manager, broker=None):
             SESSION_SECRET="e2e-" + uuid.uuid4().hex,
             RATE_LIMIT_KEY_PREFIX=vhost,  # counts of its own in Redis
             **databases,
+            **settings,
         )
         process = subprocess.Popen(
             [str(ROOT / "bin" / "run")], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
