@@ -11,7 +11,8 @@ and preferred language, which move to `returnee_region` and
 an HMAC of the SHA-256 it held (services.referrals.sealing says how). Rows
 written before are sealed here, under the first of DATA_ENCRYPTION_KEYS:
 without it, and with rows to seal, the migration refuses. `returnee` and
-`consent` may now be NULL: erased.
+`consent` may now be NULL: erased. History entries stay append-only but
+for their detail, which a key rotation seals again (and erasure empties).
 
 The downgrade opens them again into clear columns (it needs the keys too);
 request digests cannot be undone, so it deletes the idempotency records
@@ -33,7 +34,24 @@ BATCH = 1000
 CLEAR_RETURNEE_FIELDS = {"region": "returnee_region", "preferred_language": "returnee_language"}
 
 
+# History entries refuse every change but one to their detail alone.
+HISTORY_DETAIL_ONLY = """
+CREATE FUNCTION refuse_history_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'UPDATE' AND to_jsonb(NEW) - 'detail' = to_jsonb(OLD) - 'detail' THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION '% is append-only (only an entry''s detail may be sealed again or erased)', TG_TABLE_NAME;
+END;
+$$
+"""
+
+
 def upgrade() -> None:
+    op.execute(HISTORY_DETAIL_ONLY)
+    op.execute("DROP TRIGGER referral_history_append_only ON referral_history")
+    op.execute("CREATE TRIGGER referral_history_append_only BEFORE UPDATE OR DELETE ON referral_history "
+               "FOR EACH ROW EXECUTE FUNCTION refuse_history_change()")
     op.add_column("referrals", sa.Column("returnee_region", sa.Text(), nullable=True))
     op.add_column("referrals", sa.Column("returnee_language", sa.Text(), nullable=True))
     op.execute("UPDATE referrals SET returnee_region = returnee->>'region', "
@@ -68,6 +86,10 @@ def downgrade() -> None:
     op.drop_column("referrals", "returnee_region")
     for column in ("returnee", "consent"):
         op.alter_column("referrals", column, nullable=False)
+    op.execute("DROP TRIGGER referral_history_append_only ON referral_history")
+    op.execute("CREATE TRIGGER referral_history_append_only BEFORE UPDATE OR DELETE ON referral_history "
+               "FOR EACH ROW EXECUTE FUNCTION refuse_audit_change()")
+    op.execute("DROP FUNCTION refuse_history_change()")
 
 
 def _has_rows():
