@@ -89,5 +89,8 @@ def run_migrations(metadata):
 
 
 if __name__ == "__main__":
-    upgrade_all(config.load())
+    try:
+        upgrade_all(config.load())
+    except MigrationRefused as refused:
+        sys.exit(str(refused))
     sys.exit(0)
