@@ -7,15 +7,19 @@ import os
 import pathlib
 import subprocess
 import sys
+import uuid
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import sessionmaker
 
+from services.referrals import cases
 from services.referrals.rekey import SEALED
 from services.referrals.sealing import CannotOpen, KeysNotValid, Sealer, key_id, new_key, parse_keys
 from services.referrals.service import ReferralsService
 from shared import config
+from shared.referral_schemas import NewReferral
 from tests.conftest import SEALER
 from tests.services.conftest import caller_of
 from tests.support import data
@@ -155,7 +159,8 @@ def test_a_key_is_rotated_and_old_rows_stay_readable(container_factory, service_
     assert rotated.returncode == 0, rotated.stderr
     assert "referrals: 3 row(s) re-encrypted" in rotated.stdout
     assert "referral_history: 6 row(s) re-encrypted" in rotated.stdout
-    assert "request digests under an old key: 1" in rotated.stdout  # they cannot be sealed again: 24 h
+    assert "request digests under an old key (gone within 24 h): 1" in rotated.stdout  # cannot be sealed again
+    assert "still under an old key" not in rotated.stdout
     assert under(key_a) == 0 and under(key_b) == len(sealed_values(engine))
     assert seen_by(call, written) == before
     both.stop()
@@ -208,3 +213,24 @@ def test_sealed_values_open_only_under_their_key_and_unaltered():
     assert not under_b.digest_matches(digest, "3f2a")
     with pytest.raises(KeysNotValid, match="the same key twice"):
         parse_keys(f"{key_a}, {key_a}")
+
+
+def test_rotation_skips_a_row_the_service_holds_and_the_next_run_takes_it(engines, database_urls, databases):
+    """The network runs meanwhile: a referral locked by a move is not
+    waited for; the command says it is left, and a second run seals it."""
+    key_a, key_b = new_key(), new_key()
+    sessions = sessionmaker(engines["REFERRALS_DATABASE_URL"], expire_on_commit=False)
+    under_a, under_b, sender = Sealer.from_setting(key_a), Sealer.from_setting(key_b), uuid.uuid4()
+    with sessions.begin() as session:
+        ids = [cases.create(session, under_a, sender, NewReferral().load(data.referral(uuid.uuid4())), 72)["id"]
+               for _ in range(3)]
+    with sessions.begin() as holder:  # as a move holds its referral
+        holder.execute(text("SELECT 1 FROM referrals WHERE id = :id FOR UPDATE"), {"id": ids[1]})
+        first = rekey(database_urls, f"{key_b},{key_a}", "--batch", "1")
+    assert "referrals: 2 row(s) re-encrypted" in first.stdout
+    assert "referrals still under an old key (run again): 1" in first.stdout
+    second = rekey(database_urls, f"{key_b},{key_a}")
+    assert "referrals: 1 row(s) re-encrypted" in second.stdout and "still under" not in second.stdout
+    with sessions.begin() as session:
+        assert [cases.read(session, under_b, sender, referral_id)["returnee"] for referral_id in ids] == [
+            data.returnee()] * 3
