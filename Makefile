@@ -46,7 +46,9 @@ chaos: install  ## the network under load while each part is killed and each ser
 	$(PY) -m chaos.run
 
 up:  ## the same network under docker compose, in the background
-	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/session-secret)}" $(COMPOSE) up --build --detach
+	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/local-secret session-secret)}" \
+	DATA_ENCRYPTION_KEYS="$${DATA_ENCRYPTION_KEYS:-$$(./bin/local-secret data-encryption-key)}" \
+	$(COMPOSE) up --build --detach
 
 down:
 	$(COMPOSE) down

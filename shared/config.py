@@ -16,6 +16,10 @@ DEFAULTS = {
     "PUBLIC_URL": "http://localhost:8000",
     # signs the coordinator pages' cookies and CSRF tokens (`make run` makes and keeps one)
     "SESSION_SECRET": "",
+    # referrals: comma-separated base64 AES keys of 32 bytes that seal returnees' personal data;
+    # the first seals, all open (rotate with `python -m services.referrals.rekey`); the service
+    # does not start without one (`make run` makes and keeps a local one)
+    "DATA_ENCRYPTION_KEYS": "",
     "BOOTSTRAP_ADMIN_KEY": "",
     "SMTP_HOST": "localhost",
     "SMTP_PORT": "1025",

@@ -20,10 +20,19 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MIGRATION_LOCK = 72_000_001  # pg advisory lock id: one migrating process at a time
 
 
-def alembic_config(service, url):
+class MigrationRefused(Exception):
+    """A migration that cannot run with these settings: its message says
+    why in one line, and the preflight prints it without a trace."""
+
+
+def alembic_config(service, url, settings=None):
+    """Alembic's config for `service`'s history on `url`; a migration finds
+    the process's settings in `attributes["settings"]` (`settings`, or the
+    environment's)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "services" / service / "migrations"))
     cfg.attributes["database_url"] = url
+    cfg.attributes["settings"] = config.load() if settings is None else settings
     return cfg
 
 
@@ -52,14 +61,14 @@ def drop_database(url):
         )
 
 
-def upgrade(service, url):
+def upgrade(service, url, settings=None):
     ensure_database(url)
-    command.upgrade(alembic_config(service, url), "head")
+    command.upgrade(alembic_config(service, url, settings), "head")
 
 
 def upgrade_all(settings):
     for service, key in config.DATABASE_KEYS.items():
-        upgrade(service, settings[key])
+        upgrade(service, settings[key], settings)
 
 
 def run_migrations(metadata):
@@ -80,5 +89,8 @@ def run_migrations(metadata):
 
 
 if __name__ == "__main__":
-    upgrade_all(config.load())
+    try:
+        upgrade_all(config.load())
+    except MigrationRefused as refused:
+        sys.exit(str(refused))
     sys.exit(0)

@@ -62,7 +62,11 @@ def main():
             print(f"\nRedis is not reachable at {_safe(storage)}: {error}\n  {HOW_TO_START['Redis']}; until it is,"
                   f" the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them in"
                   f" each process).\n", file=sys.stderr)
-    migrate.upgrade_all(settings)
+    try:
+        migrate.upgrade_all(settings)
+    except migrate.MigrationRefused as refused:
+        print(f"\n{refused}\n", file=sys.stderr)
+        return 1
     with Connection(settings["AMQP_URI"]) as connection:
         for name in SERVICES:
             queues.ensure(connection, settings, service_class(name))

@@ -10,6 +10,7 @@ patch()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 import warnings  # noqa: E402
 
 from shared import config, request_id  # noqa: E402
@@ -56,6 +57,13 @@ def main():
     from nameko.cli.run import run
 
     settings = config.load()
+    if args.service == "referrals":  # it seals returnees' data: no keys, no service
+        from services.referrals.sealing import KeysNotValid, parse_keys
+
+        try:
+            parse_keys(settings["DATA_ENCRYPTION_KEYS"])
+        except KeysNotValid as error:
+            sys.exit(f"The referrals service does not start: {error}")
     if args.service == "notifications":
         settings["max_workers"] = int(settings["NOTIFICATIONS_MAX_WORKERS"])
     run([service_class(args.service)], settings)

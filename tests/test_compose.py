@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+SECRETS = {"SESSION_SECRET": "compose-test-secret", "DATA_ENCRYPTION_KEYS": "Y29tcG9zZS10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE="}
 
 
 def procfile():
@@ -21,18 +22,28 @@ def compose():
     if not shutil.which("docker-compose"):
         pytest.skip("docker-compose is not installed (apt-get install docker-compose; .ci/run does)")
     checked = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
-                             env=dict(os.environ, SESSION_SECRET="compose-test-secret"))
+                             env=dict(os.environ, **SECRETS))
     assert checked.returncode == 0, checked.stderr
     return yaml.safe_load(checked.stdout)
 
 
-def test_compose_wants_a_session_secret(compose):
-    """The coordinator pages sign cookies with it: none means no network."""
-    environment = {key: value for key, value in os.environ.items() if key != "SESSION_SECRET"}
+@pytest.mark.parametrize("setting", sorted(SECRETS))
+def test_compose_wants_its_secrets(compose, setting):
+    """The coordinator pages sign cookies with SESSION_SECRET, the referrals
+    service seals returnees' data under DATA_ENCRYPTION_KEYS: without
+    either, no network."""
+    environment = {key: value for key, value in dict(os.environ, **SECRETS).items() if key != setting}
     refused = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
                              env=environment)
-    assert refused.returncode != 0 and "SESSION_SECRET" in refused.stderr
-    assert compose["services"]["gateway"]["environment"]["SESSION_SECRET"] == "compose-test-secret"
+    assert refused.returncode != 0 and setting in refused.stderr
+    assert compose["services"]["gateway"]["environment"]["SESSION_SECRET"] == SECRETS["SESSION_SECRET"]
+
+
+def test_only_the_referrals_service_and_its_migrations_hold_the_data_keys(compose):
+    holders = {name for name, service in compose["services"].items()
+               if "DATA_ENCRYPTION_KEYS" in (service.get("environment") or {})}
+    assert holders == {"referrals", "migrate"}
+    assert compose["services"]["referrals"]["environment"]["DATA_ENCRYPTION_KEYS"] == SECRETS["DATA_ENCRYPTION_KEYS"]
 
 
 def as_words(command):

@@ -1,7 +1,10 @@
 """The referrals service's rules on a SQLAlchemy session: what its RPC
 methods do. Every change is written with its history entry and its outbox
-event in the caller's one transaction."""
+event in the caller's one transaction. The returnee's data and the free
+texts are sealed with the caller's `sealer` (services.referrals.sealing)
+before they are bound, and opened when a referral is dumped."""
 import datetime
+import functools
 import hashlib
 import json
 import uuid
@@ -9,6 +12,7 @@ import uuid
 from sqlalchemy import (
     Boolean,
     DateTime,
+    LargeBinary,
     Text,
     Uuid,
     and_,
@@ -41,14 +45,18 @@ from shared.outbox import add_event, event_row
 from shared.paging import page_of
 from shared.referral_schemas import MOVE_BODIES, Actor, Consent, NewReferral, ReferralQuery, Returnee
 from shared.referral_schemas import History as HistorySchema
+from shared.referral_schemas import HistoryItem
 from shared.referral_schemas import Referral as ReferralSchema
 from shared.validation import load
 
-# The returnee and consent are stored as the JSON they were dumped to.
-referral_schema = ReferralSchema(exclude=("returnee", "consent"))
+# What is stored sealed is dumped apart, once opened (see `_dump`).
+referral_schema = ReferralSchema(exclude=("returnee", "consent", "reason", "outcome"))
+# The returnee's fields kept in clear, for reports, and their columns; the rest is sealed in `returnee`.
+CLEAR_RETURNEE_FIELDS = {"region": "returnee_region", "preferred_language": "returnee_language"}
 new_referral_schema, returnee_schema, consent_schema = NewReferral(), Returnee(), Consent()
 referral_query_schema = ReferralQuery()
 history_schema = HistorySchema()
+HISTORY_ITEM_FIELDS = list(HistoryItem().fields)
 actor_schema = Actor()
 IDEMPOTENCY_WINDOW = datetime.timedelta(hours=24)
 
@@ -90,12 +98,14 @@ def check_receiver(sender_id, data, receiver):
 
 
 def request_digest(body):
+    """The body's SHA-256: stored only as an HMAC of it (`sealer.digest`)."""
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def find_idempotent(session, sender_id, key, digest):
+def find_idempotent(session, sealer, sender_id, key, digest):
     """The referral an earlier request with this key made, if any (None
-    when the key is new or its 24 hours are over)."""
+    when the key is new or its 24 hours are over); `digest` is the
+    request's `request_digest`."""
     session.execute(
         delete(IdempotencyKey).where(
             IdempotencyKey.agency_id == sender_id,
@@ -106,9 +116,9 @@ def find_idempotent(session, sender_id, key, digest):
     earlier = session.get(IdempotencyKey, (sender_id, key))
     if earlier is None:
         return None
-    if earlier.request_digest != digest:
+    if not sealer.digest_matches(earlier.request_digest, digest):
         raise Conflict("This Idempotency-Key was used with another request body.")
-    return _dump(session.get(Referral, earlier.referral_id))
+    return _dump(sealer, session.get(Referral, earlier.referral_id))
 
 
 def _creation(with_idempotency_key):
@@ -158,9 +168,9 @@ CREATED_COLUMNS = [column for column in Referral.__table__.columns.keys()
 CREATION = {with_key: _creation(with_key) for with_key in (False, True)}
 
 
-def create(session, sender_id, data, response_hours, idempotency=None, actor=None):
+def create(session, sealer, sender_id, data, response_hours, idempotency=None, actor=None):
     """Insert a new referral from loaded `data`; `idempotency` is
-    (key, digest) or None; `actor` made it.
+    (key, request_digest) or None; `actor` made it.
 
     One statement: the reference number, the referral, its history entry,
     its idempotency key and its outbox event are written together by
@@ -175,9 +185,9 @@ def create(session, sender_id, data, response_hours, idempotency=None, actor=Non
         priority=data["priority"],
         sending_agency_id=uuid.UUID(str(sender_id)),
         receiving_agency_id=data["receiving_agency_id"],
-        reason=data["reason"],
-        returnee=returnee_schema.dump(data["returnee"]),
-        consent=consent_schema.dump(data["consent"]),
+        reason=sealer.seal_text(data["reason"]),
+        **sealed_returnee(sealer, data["returnee"]),
+        consent=sealer.seal_json(consent_schema.dump(data["consent"])),
         outcome=None,
         version=1,
         respond_by=now + datetime.timedelta(hours=hours),
@@ -189,9 +199,26 @@ def create(session, sender_id, data, response_hours, idempotency=None, actor=Non
     values.update(reference_prefix=f"REF-{now.year}-", history_id=uuid.uuid4(),
                   event_id=event["id"], event_payload=event["payload"], **actor_columns(actor))
     if idempotency:
-        values["idempotency_key"], values["request_digest"] = idempotency
+        key, digest = idempotency
+        values.update(idempotency_key=key, request_digest=sealer.digest(digest))
     referral.reference = session.execute(CREATION[bool(idempotency)], values).scalar_one()
-    return _dump(referral, now)
+    return _dump(sealer, referral, now)
+
+
+def sealed_returnee(sealer, returnee):
+    """The referral's returnee columns for a loaded `returnee`."""
+    fields = returnee_schema.dump(returnee)
+    clear = {column: fields.pop(field) for field, column in CLEAR_RETURNEE_FIELDS.items()}
+    return dict(clear, returnee=sealer.seal_json(fields))
+
+
+def opened_returnee(sealer, referral):
+    """The returnee as it was given (None once erased)."""
+    sealed = sealer.open_json(referral.returnee)
+    if sealed is None:
+        return None
+    fields = dict(sealed, **{field: getattr(referral, column) for field, column in CLEAR_RETURNEE_FIELDS.items()})
+    return {name: fields[name] for name in returnee_schema.fields if name in fields}
 
 
 def event_payload(referral, from_status, acting_agency_id):
@@ -217,9 +244,10 @@ def announce(session, referral, event_type, from_status, acting_agency_id):
     return add_event(session, Outbox, event_type, event_payload(referral, from_status, acting_agency_id))
 
 
-def _dump(referral, now=None):
+def _dump(sealer, referral, now=None):
     data = referral_schema.dump(referral)
-    data["returnee"], data["consent"] = referral.returnee, referral.consent
+    data["returnee"], data["consent"] = opened_returnee(sealer, referral), sealer.open_json(referral.consent)
+    data["reason"], data["outcome"] = sealer.open_text(referral.reason), sealer.open_text(referral.outcome)
     data["overdue"] = is_overdue(referral, now or utcnow())
     return data
 
@@ -249,13 +277,13 @@ def _visible(session, agency_id, referral_id, lock=False):
     return referral
 
 
-def read(session, agency_id, referral_id, actor=None):
+def read(session, sealer, agency_id, referral_id, actor=None):
     referral = _visible(session, agency_id, referral_id)
     session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor)))
-    return _dump(referral)
+    return _dump(sealer, referral)
 
 
-def move(session, agency_id, referral_id, name, body, actor=None):
+def move(session, sealer, agency_id, referral_id, name, body, actor=None):
     """Make move `name` on the referral, as `agency_id`; refusals in this
     order: no such referral (for anyone but its two parties), the wrong
     party, a body that is not valid, a status the move cannot leave.
@@ -277,7 +305,7 @@ def move(session, agency_id, referral_id, name, body, actor=None):
     event = event_row(step.event, {})
     row = session.execute(MOVE, {
         "referral_id": referral_id, "agency_id": agency_id, "move": name, "target": step.target,
-        "sources": list(step.sources), "by_sender": step.party == "sender", "detail": detail,
+        "sources": list(step.sources), "by_sender": step.party == "sender", "detail": sealer.seal_text(detail),
         "sets_outcome": name == "complete", "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
         "event_id": event["id"], "event_type": step.event,
         "event_payload": dict(event["payload"], referral_id=str(referral_id), status=step.target,
@@ -291,7 +319,7 @@ def move(session, agency_id, referral_id, name, body, actor=None):
             sending_agency_id=row.found_sender, receiving_agency_id=row.found_receiver))
         raise Conflict(f"A referral that is {row.found_status} cannot become {step.target}.")
     moved = Referral(**{column: getattr(row, column) for column in Referral.__table__.columns.keys()})
-    return _dump(moved, moved.updated_at)
+    return _dump(sealer, moved, moved.updated_at)
 
 
 def _check_party(step, name, agency_id, referral):
@@ -345,7 +373,7 @@ FROM found LEFT JOIN moved ON true
     bindparam("history_id", type_=Uuid()), bindparam("access_id", type_=Uuid()),
     bindparam("event_id", type_=Uuid()), bindparam("sources", type_=ARRAY(Text)),
     bindparam("by_sender", type_=Boolean()), bindparam("sets_outcome", type_=Boolean()),
-    bindparam("detail", type_=Text()),
+    bindparam("detail", type_=LargeBinary()),  # sealed
     bindparam("event_payload", type_=JSONB()),
     bindparam("actor_type", type_=Text()), bindparam("actor_id", type_=Uuid()),
     bindparam("actor_name", type_=Text()),
@@ -374,17 +402,17 @@ def _overdue(now):
 NEWEST_FIRST = (Referral.created_at.desc(), Referral.id.desc())
 
 
-def listing(session, agency_id, filters, actor=None):
+def listing(session, sealer, agency_id, filters, actor=None):
     filters = load(referral_query_schema, filters, "The list query is not valid.")
     now = utcnow()
     query = _selected(agency_id, filters, now, filters.get("box")).order_by(*NEWEST_FIRST)
-    page = page_of(query, session, filters["page"], filters["per_page"], _dump)
+    page = page_of(query, session, filters["page"], filters["per_page"], functools.partial(_dump, sealer))
     if page["items"]:
         log_list_reads(session, agency_id, page["items"], now, actor)
     return page
 
 
-def inbox(session, agency_id, filters, actor):
+def inbox(session, sealer, agency_id, filters, actor):
     """A coordinator's inbox: {"received": page, "sent": page} (a box left
     out by `filters["box"]` is an empty page). Received referrals come in
     the order they need attention: overdue, then new (still `sent`; urgent
@@ -400,7 +428,7 @@ def inbox(session, agency_id, filters, actor):
             boxes[box] = {"items": [], "page": filters["page"], "per_page": filters["per_page"], "total": 0}
             continue
         query = _selected(agency_id, filters, now, box).order_by(*order)
-        boxes[box] = page_of(query, session, filters["page"], filters["per_page"], _dump)
+        boxes[box] = page_of(query, session, filters["page"], filters["per_page"], functools.partial(_dump, sealer))
     listed = boxes["received"]["items"] + boxes["sent"]["items"]
     if listed:
         log_list_reads(session, agency_id, listed, now, actor)
@@ -423,27 +451,31 @@ FROM unnest(:referral_ids) AS referral_id
                 bindparam("actor_id", type_=Uuid()), bindparam("actor_name", type_=Text()))
 
 
-def history(session, agency_id, referral_id, actor=None):
+def history(session, sealer, agency_id, referral_id, actor=None):
     referral = _visible(session, agency_id, referral_id)
     session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="history",
                             **actor_columns(actor)))
-    return history_schema.dump({"items": _entries(session, referral.id)})
+    return history_schema.dump({"items": _entries(session, sealer, referral.id)})
 
 
-def _entries(session, referral_id):
-    return session.scalars(
+def _entries(session, sealer, referral_id):
+    """The referral's history entries, their details opened."""
+    entries = session.scalars(
         select(HistoryEntry)
         .where(HistoryEntry.referral_id == referral_id)
         .order_by(HistoryEntry.at, HistoryEntry.id)
     ).all()
+    return [{**{name: getattr(entry, name) for name in HISTORY_ITEM_FIELDS},
+             "detail": sealer.open_text(entry.detail)} for entry in entries]
 
 
-def read_with_history(session, agency_id, referral_id, actor):
+def read_with_history(session, sealer, agency_id, referral_id, actor):
     """A referral with its history, as a coordinator's page shows it: one
     read in the access log."""
     referral = _visible(session, agency_id, referral_id)
     session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor)))
-    return {"referral": _dump(referral), **history_schema.dump({"items": _entries(session, referral.id)}),
+    return {"referral": _dump(sealer, referral),
+            **history_schema.dump({"items": _entries(session, sealer, referral.id)}),
             "moves": allowed_moves(referral, agency_id)}
 
 

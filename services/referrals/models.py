@@ -1,10 +1,14 @@
 """The referrals service's own tables. Returnees' personal data lives here
-and nowhere else: in `referrals.returnee` and `referrals.consent`."""
+and nowhere else, sealed (services.referrals.sealing): `referrals.returnee`
+(every field but region and preferred language, which stay in clear in
+`returnee_region` and `returnee_language` for reports), `referrals.consent`,
+and the free texts that may name the person: `referrals.reason`,
+`referrals.outcome` and `referral_history.detail`. NULL in any of them is
+"nothing" (never given, or erased)."""
 import uuid
 from typing import Optional
 
-from sqlalchemy import DateTime, ForeignKey, Index, Sequence, Text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, Sequence, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models import (
@@ -36,10 +40,13 @@ class Referral(Base):
     priority: Mapped[str] = mapped_column(Text)
     sending_agency_id: Id
     receiving_agency_id: Id
-    reason: Mapped[Optional[str]] = mapped_column(Text)
-    returnee: Mapped[dict] = mapped_column(JSONB)
-    consent: Mapped[dict] = mapped_column(JSONB)
-    outcome: Mapped[Optional[str]] = mapped_column(Text)
+    # sealed: see services.referrals.sealing
+    reason: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    returnee: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # all but region and language
+    returnee_region: Mapped[str] = mapped_column(Text)
+    returnee_language: Mapped[Optional[str]] = mapped_column(Text)
+    consent: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    outcome: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     respond_by: Timestamp = mapped_column(DateTime(timezone=True))
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
     # grows by one with every change, so a late event can be told from a newer one
@@ -66,7 +73,7 @@ class HistoryEntry(Base):
     from_status: Mapped[Optional[str]] = mapped_column(Text)
     to_status: Mapped[Optional[str]] = mapped_column(Text)
     agency_id: Mapped[Optional[uuid.UUID]]
-    detail: Mapped[Optional[str]] = mapped_column(Text)
+    detail: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # sealed
     actor_type: Mapped[Optional[str]] = mapped_column(Text)  # api_key | coordinator | system
     actor_id: Mapped[Optional[uuid.UUID]]
     actor_name: Mapped[Optional[str]] = mapped_column(Text)
@@ -101,6 +108,7 @@ class IdempotencyKey(Base):
 
     agency_id: Id = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
-    request_digest: Mapped[str] = mapped_column(Text)
+    # an HMAC of the body's SHA-256, with its key's id (sealing.Sealer.digest)
+    request_digest: Mapped[bytes] = mapped_column(LargeBinary)
     referral_id: Id = mapped_column(ForeignKey("referrals.id"))
     created_at: Timestamp = timestamp_column()

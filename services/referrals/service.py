@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.referrals import cases
 from services.referrals.models import Outbox
+from services.referrals.sealing import Sealing
 from shared import events
 from shared.announced_cache import AnnouncedCache
 from shared.db import Database
@@ -50,6 +51,7 @@ class ReferralsService:
     relay = OutboxRelay(Outbox, events.REFERRALS)
     agencies = RpcProxy("agencies")
     directory = DirectoryCache()  # the agencies' records, as fresh as an RPC for each
+    sealer = Sealing()  # seals and opens the returnee's data (DATA_ENCRYPTION_KEYS)
 
     @rpc
     def ping(self):
@@ -61,7 +63,7 @@ class ReferralsService:
         idempotency = (idempotency_key, cases.request_digest(body)) if idempotency_key else None
         if idempotency:
             with self.db.begin() as session:
-                earlier = cases.find_idempotent(session, sender_id, *idempotency)
+                earlier = cases.find_idempotent(session, self.sealer, sender_id, *idempotency)
             if earlier:
                 return earlier
         receiver_id = str(data["receiving_agency_id"])
@@ -70,13 +72,13 @@ class ReferralsService:
         hours = float(self.config["REFERRAL_RESPONSE_HOURS"])
         try:
             with self.db.single() as session:  # one statement: see cases.create
-                return cases.create(session, sender_id, data, hours, idempotency, actor)
+                return cases.create(session, self.sealer, sender_id, data, hours, idempotency, actor)
         except IntegrityError:
             if not idempotency:
                 raise
             # The same key raced us and won: answer with what it made.
             with self.db.begin() as session:
-                return cases.find_idempotent(session, sender_id, *idempotency)
+                return cases.find_idempotent(session, self.sealer, sender_id, *idempotency)
 
     def agency_or_none(self, agency_id):
         try:
@@ -87,34 +89,34 @@ class ReferralsService:
     @rpc(expected_exceptions=EXPECTED)
     def get_referral(self, agency_id, referral_id, actor=None):
         with self.db.begin() as session:
-            return cases.read(session, agency_id, referral_id, actor)
+            return cases.read(session, self.sealer, agency_id, referral_id, actor)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_referrals(self, agency_id, filters, actor=None):
         with self.db.single() as session:  # read committed: each statement sees its own snapshot anyway
-            return cases.listing(session, agency_id, filters, actor)
+            return cases.listing(session, self.sealer, agency_id, filters, actor)
 
     @rpc(expected_exceptions=EXPECTED)
     def move_referral(self, agency_id, referral_id, move, body=None, actor=None):
         with self.db.single() as session:  # one statement: see cases.move
-            return cases.move(session, agency_id, referral_id, move, body, actor)
+            return cases.move(session, self.sealer, agency_id, referral_id, move, body, actor)
 
     @rpc(expected_exceptions=EXPECTED)
     def referral_history(self, agency_id, referral_id, actor=None):
         with self.db.begin() as session:
-            return cases.history(session, agency_id, referral_id, actor)
+            return cases.history(session, self.sealer, agency_id, referral_id, actor)
 
     @rpc(expected_exceptions=EXPECTED)
     def coordinator_inbox(self, agency_id, filters, actor):
         """The received and sent boxes as a coordinator's inbox shows them."""
         with self.db.single() as session:
-            return cases.inbox(session, agency_id, filters, actor)
+            return cases.inbox(session, self.sealer, agency_id, filters, actor)
 
     @rpc(expected_exceptions=EXPECTED)
     def referral_with_history(self, agency_id, referral_id, actor):
         """A referral and its history, for a coordinator's page of it."""
         with self.db.begin() as session:
-            return cases.read_with_history(session, agency_id, referral_id, actor)
+            return cases.read_with_history(session, self.sealer, agency_id, referral_id, actor)
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):

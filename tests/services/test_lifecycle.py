@@ -13,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from services.referrals import cases
 from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
 from shared.referral_schemas import NewReferral
+from tests.conftest import SEALER
 from tests.support import data
 
 # ../shared/API.md, written out again here so the test does not trust the code.
@@ -44,12 +45,12 @@ def sessions(engines):
 def new_referral(sessions):
     body = NewReferral().load(data.referral(RECEIVER))
     with sessions.begin() as session:
-        return cases.create(session, SENDER, body, 72)["id"]
+        return cases.create(session, SEALER, SENDER, body, 72)["id"]
 
 
 def move(sessions, who, referral_id, name, body=None):
     with sessions.begin() as session:
-        return cases.move(session, who, referral_id, name, BODIES.get(name, {}) if body is None else body)
+        return cases.move(session, SEALER, who, referral_id, name, BODIES.get(name, {}) if body is None else body)
 
 
 @pytest.mark.parametrize("path", [
@@ -65,7 +66,7 @@ def test_every_legal_path(sessions, databases, path):
         who = SENDER if MOVES[name][0] == "sender" else RECEIVER
         assert move(sessions, who, referral_id, name)["status"] == MOVES[name][1]
     with sessions.begin() as session:
-        history = cases.history(session, SENDER, referral_id)["items"]
+        history = cases.history(session, SEALER, SENDER, referral_id)["items"]
     assert [entry["event"] for entry in history] == ["created", *path]
     assert all(entry["agency_id"] for entry in history)
 
@@ -95,7 +96,7 @@ def test_moves_that_need_words_refuse_without_them(sessions, databases, name, fi
 def test_history_and_access_log_cannot_be_edited(sessions, databases):
     referral_id = new_referral(sessions)
     with sessions.begin() as session:
-        cases.read(session, RECEIVER, referral_id)
+        cases.read(session, SEALER, RECEIVER, referral_id)
     for table in ("referral_history", "referral_access_log"):
         for statement in (f"UPDATE {table} SET agency_id = NULL", f"DELETE FROM {table}"):
             with pytest.raises(DBAPIError, match="append-only"):
@@ -109,7 +110,7 @@ def test_a_move_waits_for_a_concurrent_one_and_then_sees_its_result(sessions, da
     referral_id = new_referral(sessions)
     first = sessions()
     first.begin()
-    cases.move(first, RECEIVER, referral_id, "accept", {})
+    cases.move(first, SEALER, RECEIVER, referral_id, "accept", {})
     second = eventlet.spawn(move, sessions, RECEIVER, referral_id, "accept")
     eventlet.sleep(0.3)
     assert not second.dead, "the second move did not wait for the first"
@@ -118,7 +119,7 @@ def test_a_move_waits_for_a_concurrent_one_and_then_sees_its_result(sessions, da
     with pytest.raises(Conflict, match="accepted cannot become accepted"):
         second.wait()
     with sessions.begin() as session:
-        history = cases.history(session, SENDER, referral_id)["items"]
+        history = cases.history(session, SEALER, SENDER, referral_id)["items"]
     assert [entry["event"] for entry in history] == ["created", "accept"]
 
 
@@ -132,12 +133,12 @@ def test_history_reads_in_the_order_moves_took_the_lock(sessions, databases):
     holder.execute(text("SELECT 1 FROM referrals WHERE id = :id FOR UPDATE"), {"id": referral_id})
     cancel = eventlet.spawn(move, sessions, SENDER, referral_id, "cancel")
     eventlet.sleep(0.3)  # the cancel is waiting for the lock
-    cases.move(holder, RECEIVER, referral_id, "accept", {})
+    cases.move(holder, SEALER, RECEIVER, referral_id, "accept", {})
     holder.commit()
     holder.close()
     assert cancel.wait()["status"] == "cancelled"
     with sessions.begin() as session:
-        history = cases.history(session, SENDER, referral_id)["items"]
+        history = cases.history(session, SEALER, SENDER, referral_id)["items"]
     assert [entry["event"] for entry in history] == ["created", "accept", "cancel"]
     assert history[1]["at"] < history[2]["at"]
 
@@ -162,8 +163,8 @@ def test_random_moves_never_leave_a_state_the_contract_forbids(sessions, databas
             assert party == MOVES[name][0] and status_after in LEGAL[status]
         status = status_after
     with sessions.begin() as session:
-        assert cases.read(session, SENDER, referral_id)["status"] == status
-        history = cases.history(session, SENDER, referral_id)["items"]
+        assert cases.read(session, SEALER, SENDER, referral_id)["status"] == status
+        history = cases.history(session, SEALER, SENDER, referral_id)["items"]
     for entry in history[1:]:
         assert entry["to_status"] in LEGAL[entry["from_status"]]
 
@@ -172,12 +173,12 @@ def test_an_idempotency_key_lasts_24_hours(sessions, databases):
     body = data.referral(RECEIVER)
     digest = cases.request_digest(body)
     with sessions.begin() as session:
-        first = cases.create(session, SENDER, NewReferral().load(body), 72, ("day-key", digest))
+        first = cases.create(session, SEALER, SENDER, NewReferral().load(body), 72, ("day-key", digest))
     with sessions.begin() as session:
-        assert cases.find_idempotent(session, SENDER, "day-key", digest)["id"] == first["id"]
-        assert cases.find_idempotent(session, OUTSIDER, "day-key", digest) is None  # keys are per sender
+        assert cases.find_idempotent(session, SEALER, SENDER, "day-key", digest)["id"] == first["id"]
+        assert cases.find_idempotent(session, SEALER, OUTSIDER, "day-key", digest) is None  # keys are per sender
         with pytest.raises(Conflict):
-            cases.find_idempotent(session, SENDER, "day-key", cases.request_digest(dict(body, reason="x")))
+            cases.find_idempotent(session, SEALER, SENDER, "day-key", cases.request_digest(dict(body, reason="x")))
         session.execute(text("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'"))
     with sessions.begin() as session:
-        assert cases.find_idempotent(session, SENDER, "day-key", digest) is None
+        assert cases.find_idempotent(session, SEALER, SENDER, "day-key", digest) is None

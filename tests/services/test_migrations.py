@@ -1,14 +1,20 @@
 """Migrations on a database with data already in it: the agencies' 0003
-gives every existing contact a stable id of its own and keeps the rest."""
+gives every existing contact a stable id of its own and keeps the rest; the
+referrals' 0005 seals the returnee's data written in clear."""
 import json
 import uuid
 
+import pytest
 from alembic import command
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
-from shared import migrate
+from services.referrals import cases
+from shared import config, migrate
 from shared.db import make_engine
-from tests.conftest import own_databases
+from tests.conftest import DATA_ENCRYPTION_KEYS, SEALER, own_databases
+from tests.support import data
 
 
 def test_existing_contacts_get_ids_of_their_own():
@@ -34,5 +40,73 @@ def test_existing_contacts_get_ids_of_their_own():
         ids = [contact.pop("id") for contact in stored["Two contacts"]]
         assert stored["Two contacts"] == contacts  # the same contacts, in the same order
         assert len({uuid.UUID(contact_id) for contact_id in ids}) == 2
+    finally:
+        migrate.drop_database(url)
+
+
+def test_referrals_in_clear_are_sealed_by_0005():
+    """Referrals written before 0005 keep what they said, now sealed; their
+    idempotency keys still answer; without a key the migration refuses."""
+    url = own_databases("migration" + uuid.uuid4().hex[:6])["REFERRALS_DATABASE_URL"]
+    migrate.ensure_database(url)
+    engine = make_engine(url, pool_size=1)
+    try:
+        command.upgrade(migrate.alembic_config("referrals", url), "0004")
+        returnee = data.returnee(given_name="Günel", family_name="Məmmədova", region="AZ-BA")
+        referral_id, sender = uuid.uuid4(), uuid.uuid4()
+        body = data.referral(uuid.uuid4(), returnee=returnee, reason="Günel needs a flat.")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO referrals (id, reference, status, service_type, priority, sending_agency_id, "
+                "receiving_agency_id, reason, returnee, consent, outcome, respond_by, created_at, updated_at) "
+                "VALUES (:id, 'REF-2026-000001', 'completed', 'housing', 'normal', :sender, :receiver, :reason, "
+                "CAST(:returnee AS jsonb), CAST(:consent AS jsonb), 'Günel has a flat.', now(), now(), now())"),
+                {"id": referral_id, "sender": sender, "receiver": body["receiving_agency_id"],
+                 "reason": body["reason"], "returnee": json.dumps(returnee), "consent": json.dumps(body["consent"])})
+            for event, detail in (("created", body["reason"]), ("accept", None), ("complete", "Günel has a flat.")):
+                conn.execute(text(
+                    "INSERT INTO referral_history (id, referral_id, at, event, detail) "
+                    "VALUES (gen_random_uuid(), :id, clock_timestamp(), :event, :detail)"),
+                    {"id": referral_id, "event": event, "detail": detail})
+            conn.execute(text("INSERT INTO idempotency_keys (agency_id, key, request_digest, referral_id, created_at) "
+                              "VALUES (:sender, 'key-1', :digest, :id, now())"),
+                         {"sender": sender, "digest": cases.request_digest(body), "id": referral_id})
+        without_key = config.load(DATA_ENCRYPTION_KEYS="")
+        with pytest.raises(migrate.MigrationRefused, match="DATA_ENCRYPTION_KEYS is not set"):
+            command.upgrade(migrate.alembic_config("referrals", url, without_key), "head")
+        command.upgrade(migrate.alembic_config("referrals", url, config.load(DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS)),
+                        "head")
+        with Session(engine) as session:
+            referral = cases.read(session, SEALER, sender, referral_id)
+            history = cases.history(session, SEALER, sender, referral_id)["items"]
+            again = cases.find_idempotent(session, SEALER, sender, "key-1", cases.request_digest(body))
+        assert referral["returnee"] == returnee and referral["consent"] == body["consent"]
+        assert (referral["reason"], referral["outcome"]) == ("Günel needs a flat.", "Günel has a flat.")
+        assert [entry["detail"] for entry in history] == ["Günel needs a flat.", None, "Günel has a flat."]
+        assert again["id"] == str(referral_id)
+        with engine.connect() as conn:
+            stored = " ".join(conn.scalars(text("SELECT t::text FROM referrals AS t UNION ALL "
+                                                "SELECT t::text FROM referral_history AS t")))
+            region = conn.scalar(text("SELECT returnee_region FROM referrals"))
+        assert "Günel" not in stored and "Günel".encode().hex() not in stored and region == "AZ-BA"
+        with engine.begin() as conn:  # history stays append-only but for its details
+            with pytest.raises(DBAPIError, match="append-only"):
+                conn.execute(text("UPDATE referral_history SET event = 'forged'"))
+        with_key = config.load(DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS)
+        command.downgrade(migrate.alembic_config("referrals", url, with_key), "0004")  # back in clear
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT returnee, consent, reason, outcome FROM referrals")).one() == (
+                returnee, body["consent"], "Günel needs a flat.", "Günel has a flat.")
+            assert conn.scalar(text("SELECT count(*) FROM referral_history WHERE detail LIKE 'Günel%'")) == 2
+    finally:
+        engine.dispose()
+        migrate.drop_database(url)
+
+
+def test_0005_needs_no_key_on_an_empty_database():
+    url = own_databases("migration" + uuid.uuid4().hex[:6])["REFERRALS_DATABASE_URL"]
+    migrate.ensure_database(url)
+    try:
+        command.upgrade(migrate.alembic_config("referrals", url, config.load(DATA_ENCRYPTION_KEYS="")), "head")
     finally:
         migrate.drop_database(url)

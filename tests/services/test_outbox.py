@@ -16,6 +16,7 @@ from services.referrals.models import Outbox
 from shared import events
 from shared.outbox import Relay
 from shared.referral_schemas import NewReferral
+from tests.conftest import SEALER
 from tests.support import data
 from tests.support.sinks import wait_for
 from tests.support.proxy_process import Proxy
@@ -48,7 +49,7 @@ def save_referrals(sessions, count):
     body = NewReferral().load(data.referral("6f1c1b8e-0000-4000-8000-000000000001"))
     for _ in range(count):
         with sessions.begin() as session:
-            cases.create(session, "6f1c1b8e-0000-4000-8000-000000000002", body, 72)
+            cases.create(session, SEALER, "6f1c1b8e-0000-4000-8000-000000000002", body, 72)
 
 
 def unpublished(sessions):
