@@ -1,5 +1,8 @@
 """The referrals service's own tables. Returnees' personal data lives here
-and nowhere else: in `referrals.returnee` and `referrals.consent`."""
+and nowhere else: in `referrals.returnee` and `referrals.consent`, with the
+free texts that may name them (`reason`, `outcome`, history `detail`) and
+the digest of the request that made a referral (`idempotency_keys`). An
+erased referral has all of these null (see cases.erase)."""
 import uuid
 from typing import Optional
 
@@ -37,13 +40,18 @@ class Referral(Base):
     sending_agency_id: Id
     receiving_agency_id: Id
     reason: Mapped[Optional[str]] = mapped_column(Text)
-    returnee: Mapped[dict] = mapped_column(JSONB)
-    consent: Mapped[dict] = mapped_column(JSONB)
+    returnee: Mapped[Optional[dict]] = mapped_column(JSONB)
+    consent: Mapped[Optional[dict]] = mapped_column(JSONB)
+    # the returnee's region, kept apart for reports: it outlives erasure
+    region: Mapped[Optional[str]] = mapped_column(Text)
     outcome: Mapped[Optional[str]] = mapped_column(Text)
     respond_by: Timestamp = mapped_column(DateTime(timezone=True))
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
     # grows by one with every change, so a late event can be told from a newer one
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # when the referral reached its final status: its retention counts from here
+    closed_at: OptionalTimestamp = optional_timestamp_column()
+    erased_at: OptionalTimestamp = optional_timestamp_column()
     created_at: Timestamp = timestamp_column()
     updated_at: Timestamp = timestamp_column(onupdate=utcnow)
 
@@ -51,6 +59,8 @@ class Referral(Base):
         Index("ix_referrals_sender_created", "sending_agency_id", "created_at", "id"),
         Index("ix_referrals_receiver_created", "receiving_agency_id", "created_at", "id"),
         Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
+        Index("ix_referrals_closed_unerased", "closed_at",
+              postgresql_where="erased_at IS NULL AND closed_at IS NOT NULL"),
     )
 
 
@@ -86,7 +96,7 @@ class AccessEntry(Base):
 
     id: Id = id_column()
     referral_id: Id = mapped_column(ForeignKey("referrals.id"), index=True)
-    agency_id: Id
+    agency_id: Mapped[Optional[uuid.UUID]]  # None: the network itself (the retention timer)
     at: Timestamp = timestamp_column()
     action: Mapped[str] = mapped_column(Text)
     actor_type: Mapped[Optional[str]] = mapped_column(Text)
@@ -95,12 +105,14 @@ class AccessEntry(Base):
 
 
 class IdempotencyKey(Base):
-    """A sender's `Idempotency-Key` and the referral its first request made."""
+    """A sender's `Idempotency-Key` and the referral its first request made.
+    The digest of that request (a returnee's name and birth date can be
+    found again from it by trying) is null once the referral is erased."""
 
     __tablename__ = "idempotency_keys"
 
     agency_id: Id = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
-    request_digest: Mapped[str] = mapped_column(Text)
+    request_digest: Mapped[Optional[str]] = mapped_column(Text)
     referral_id: Id = mapped_column(ForeignKey("referrals.id"))
-    created_at: Timestamp = timestamp_column()
+    created_at: Timestamp = timestamp_column(index=True)
