@@ -2,9 +2,10 @@
 import logging
 
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 
-from services.notifications import dispatch, known_agencies, sign_in
+from services.notifications import dispatch, known_agencies, retention, sign_in
 from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
@@ -48,6 +49,7 @@ class NotificationsService:
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
     agencies = RpcProxy("agencies")
     transports = Transports()
+    config = Config()
 
     def handle(self, payload):
         event = events.referral_event.load(payload)
@@ -118,12 +120,28 @@ class NotificationsService:
     def on_overdue(self, payload):
         self.handle(payload)
 
+    @_on(events.REFERRAL_ERASED)
+    def on_erased(self, payload):
+        self.handle(payload)
+
     @every("DELIVERY_SWEEP_SECONDS")
     def deliver(self):
         batch = 20
         while dispatch.deliver_due(self.db, self.transports.mailer, self.transports.sms,
                                    self.transports.policy, limit=batch) == batch:
             pass  # a full batch: more may be due
+
+    @every("RETENTION_SWEEP_SECONDS")
+    def mask_old_recipients(self):
+        days, masked = float(self.config["NOTIFICATION_RETENTION_DAYS"]), 0
+        while True:
+            with self.db.begin() as session:
+                count = retention.mask_expired(session, days)
+            masked += count
+            if count < retention.BATCH:
+                break
+        if masked:
+            log.info("retention: %d notification recipient(s) masked", masked)
 
     @rpc
     def ping(self):
