@@ -280,7 +280,8 @@ def move(session, agency_id, referral_id, name, body, actor=None):
     row = session.execute(MOVE, {
         "referral_id": referral_id, "agency_id": agency_id, "move": name, "target": step.target,
         "sources": list(step.sources), "by_sender": step.party == "sender", "detail": detail,
-        "sets_outcome": name == "complete", "closes": step.target in lifecycle.FINAL, "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
+        "sets_outcome": name == "complete", "closes": step.target in lifecycle.FINAL,
+        "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
         "event_id": event["id"], "event_type": step.event,
         "event_payload": dict(event["payload"], referral_id=str(referral_id), status=step.target,
                               acting_agency_id=str(agency_id)),
