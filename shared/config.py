@@ -32,6 +32,12 @@ DEFAULTS = {
     "OUTBOX_RELAY_SECONDS": "0.1",
     "OVERDUE_SWEEP_SECONDS": "30",
     "DELIVERY_SWEEP_SECONDS": "0.25",
+    # personal data's lifetimes (../README.md, "Personal data"): a referral is erased this
+    # many days after its final status; a notification's recipient is masked after these
+    "RETENTION_DAYS": "365",
+    "NOTIFICATION_RETENTION_DAYS": "90",
+    # how often each replica erases, masks and deletes what has outlived its time
+    "RETENTION_SWEEP_SECONDS": "3600",
     # notifications: tries per message, and the first pause between tries
     "NOTIFICATION_MAX_ATTEMPTS": "6",
     "NOTIFICATION_BACKOFF_SECONDS": "30",

@@ -54,6 +54,9 @@ class NewReferral(Schema):
 
 
 class Referral(NewReferral):
+    # null once the referral is erased (erased_at says when)
+    returnee = fields.Nested(Returnee, required=True, allow_none=True)
+    consent = fields.Nested(Consent, required=True, allow_none=True)
     id = fields.UUID(dump_only=True)
     reference = standards.Text(dump_only=True)
     status = standards.Text(dump_only=True, validate=standards.one_of(REFERRAL_STATUSES))
@@ -63,6 +66,7 @@ class Referral(NewReferral):
     overdue = fields.Boolean(dump_only=True)
     created_at = fields.AwareDateTime(dump_only=True)
     updated_at = fields.AwareDateTime(dump_only=True)
+    erased_at = fields.AwareDateTime(dump_only=True, allow_none=True)
 
 
 class Decline(Schema):
@@ -79,6 +83,13 @@ class Complete(Schema):
 
 class NoBody(Schema):
     """accept and start take no fields."""
+
+
+class Erase(Schema):
+    """Why the sender erases the referral: required, checked, and not kept
+    (a free text that may name the returnee; see cases.erase)."""
+
+    reason = standards.Text(required=True, validate=validate.Length(min=1, max=4000))
 
 
 MOVE_BODIES = {"accept": NoBody, "start": NoBody, "decline": Decline, "cancel": Cancel,
@@ -114,3 +125,13 @@ class HistoryItem(Schema):
 
 class History(Schema):
     items = fields.List(fields.Nested(HistoryItem))
+
+
+class AccessItem(Schema):
+    """One read or change of a referral: when, by which agency, who there
+    (or the network itself: agency_id null, actor system), and what."""
+
+    at = fields.AwareDateTime()
+    agency_id = fields.UUID(allow_none=True)
+    actor = fields.Nested(Actor, allow_none=True)
+    action = standards.Text()

@@ -6,10 +6,13 @@ from marshmallow import RAISE
 from gateway.auth import authenticate, caller, require_agency
 from gateway.calls import call
 from gateway.docs import page_of, problems
+from shared.paging import PageQuery
 from shared.referral_schemas import (
+    AccessItem,
     Cancel,
     Complete,
     Decline,
+    Erase,
     History,
     NewReferral,
     NoBody,
@@ -84,3 +87,24 @@ for _move, _schema, _party in (
     ("cancel", Cancel, "sender"),
 ):
     _move_view(_move, _schema, _party)
+
+
+@blp.route("/<uuid:referral_id>/erase", methods=["POST"])
+@blp.arguments(Erase)
+@blp.alt_response(200, schema=Referral, success=True)
+@problems(blp, 403)
+def erase_referral(_, referral_id):
+    """Erase the returnee's data and every free text of the referral, in
+    any status (its sender); erasing it again answers the same."""
+    return call("referrals", "erase_referral", caller().agency_id, str(referral_id),
+                request.get_json(silent=True) or {}, caller().actor)
+
+
+@blp.route("/<uuid:referral_id>/access-log", methods=["GET"])
+@blp.arguments(PageQuery, location="query", as_kwargs=True, unknown=RAISE)
+@blp.alt_response(200, schema=page_of(AccessItem), success=True)
+@problems(blp, 403)
+def referral_access_log(referral_id, **query):
+    """Every read and change of the referral, oldest first (its sender)."""
+    return call("referrals", "referral_access_log", caller().agency_id, str(referral_id),
+                PageQuery().dump(query))

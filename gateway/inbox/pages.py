@@ -116,20 +116,26 @@ def _referral_page(referral_id, status=200, failed_move=None, errors=None, typed
     names = agency_names(shown["sending_agency_id"], shown["receiving_agency_id"],
                          *(entry["agency_id"] for entry in case["items"]))
     side = "receiver" if shown["receiving_agency_id"] == me["agency_id"] else "sender"
-    page = render_template("inbox/referral.html", referral=shown, history=case["items"], moves=case["moves"],
+    # the sender may erase the returnee's data in any status, once
+    moves = case["moves"] + (["erase"] if side == "sender" and not shown.get("erased_at") else [])
+    page = render_template("inbox/referral.html", referral=shown, history=case["items"], moves=moves,
                            names=names, side=side, failed_move=failed_move, errors=errors or {},
                            typed=typed or {})
     return page, status
 
 
-@blp.post("/referrals/<uuid:referral_id>/<any(accept, decline, start, complete, cancel):move>")
+@blp.post("/referrals/<uuid:referral_id>/<any(accept, decline, start, complete, cancel, erase):move>")
 def make_move(referral_id, move):
     field = words.MOVE_TEXTS.get(move, (None,))[0]
     body = {field: request.form.get(field, "").strip()} if field else {}
     me = coordinator.current()
     try:
-        moved = call("referrals", "move_referral", me["agency_id"], str(referral_id), move, body,
-                     coordinator.actor())
+        if move == "erase":
+            moved = call("referrals", "erase_referral", me["agency_id"], str(referral_id), body,
+                         coordinator.actor())
+        else:
+            moved = call("referrals", "move_referral", me["agency_id"], str(referral_id), move, body,
+                         coordinator.actor())
     except InvalidInput:
         # the only field a move takes is its text: say so next to it, keep what was typed
         problem = (gettext("This text is too long: at most %(most)s characters.", most=MOST_CHARACTERS)

@@ -33,6 +33,7 @@ EVENTS = {
     "complete": N_("Completed"),
     "cancel": N_("Cancelled"),
     "overdue": N_("No answer in time"),
+    "erased": N_("The returnee's data erased"),
 }
 # The moves' buttons, and the text a move asks for (field, label).
 MOVES = {
@@ -41,11 +42,13 @@ MOVES = {
     "start": N_("Start the work"),
     "complete": N_("Mark as completed"),
     "cancel": N_("Cancel the referral"),
+    "erase": N_("Erase the returnee's data"),
 }
 MOVE_TEXTS = {
     "decline": ("reason", N_("Why do you decline it?")),
     "complete": ("outcome", N_("What was the outcome?")),
     "cancel": ("reason", N_("Why do you cancel it?")),
+    "erase": ("reason", N_("Why are the data erased? (This text is not kept either.)")),
 }
 # A move's answer, said once the page is shown again.
 MOVE_DONE = {
@@ -54,4 +57,5 @@ MOVE_DONE = {
     "start": N_("You started the work on referral %(reference)s."),
     "complete": N_("You completed referral %(reference)s."),
     "cancel": N_("You cancelled referral %(reference)s."),
+    "erase": N_("You erased the returnee's data in referral %(reference)s."),
 }

@@ -11,7 +11,7 @@ import datetime
 import secrets
 import uuid
 
-from sqlalchemy import Interval, Text, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Interval, Text, bindparam, delete, func, insert, or_, select, text, update
 
 from services.agencies import keys
 from services.agencies.models import CoordinatorSession, SignInToken
@@ -126,3 +126,14 @@ def end_access(session, contact_ids):
         CoordinatorSession.contact_id.in_(ids), CoordinatorSession.ended_at.is_(None)
     ).values(ended_at=func.now()))
     session.execute(delete(SignInToken).where(SignInToken.contact_id.in_(ids), SignInToken.used_at.is_(None)))
+
+
+def delete_spent(session):
+    """Delete the links and sessions that can never sign anyone in again:
+    links past their 15 minutes (used or not), sessions ended, idle too
+    long or past their end. Returns (links, sessions) deleted."""
+    links = session.execute(delete(SignInToken).where(SignInToken.expires_at < func.now())).rowcount
+    sessions = session.execute(delete(CoordinatorSession).where(or_(
+        CoordinatorSession.ended_at.is_not(None), CoordinatorSession.expires_at < func.now(),
+        CoordinatorSession.last_seen_at < func.now() - SESSION_IDLE))).rowcount
+    return links, sessions

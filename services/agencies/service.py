@@ -58,6 +58,13 @@ class AgenciesService:
     def relay_outbox(self):
         self.relay.drain()
 
+    @every("RETENTION_SWEEP_SECONDS")
+    def delete_spent_sign_ins(self):
+        with self.db.begin() as session:
+            links, sessions = coordinators.delete_spent(session)
+        if links or sessions:
+            log.info("retention: %d sign-in link(s) and %d session(s) deleted", links, sessions)
+
     @rpc
     def ping(self):
         return "pong"

@@ -33,6 +33,7 @@ AUDIENCE = {
     events.REFERRAL_COMPLETED: ("sender",),
     events.REFERRAL_CANCELLED: ("receiver",),
     events.REFERRAL_OVERDUE: ("sender", "receiver"),
+    events.REFERRAL_ERASED: ("receiver",),
 }
 OTHER_PARTY = {"sender": "receiver", "receiver": "sender"}
 

@@ -52,9 +52,14 @@ class Notification(Base):
     next_attempt_at: Timestamp = timestamp_column()
     created_at: Timestamp = timestamp_column()
     sent_at: OptionalTimestamp = optional_timestamp_column()
+    # the recipient is masked this long after (see retention.py)
+    recipient_masked_at: OptionalTimestamp = optional_timestamp_column()
 
     __table_args__ = (
-        UniqueConstraint("event_id", "channel", "recipient"),
+        # one message per event, channel and address (masked ones may look alike)
+        Index("uq_notifications_event_id_channel_recipient", "event_id", "channel", "recipient", unique=True,
+              postgresql_where="recipient_masked_at IS NULL"),
+        Index("ix_notifications_unmasked_created", "created_at", postgresql_where="recipient_masked_at IS NULL"),
         Index("ix_notifications_due", "next_attempt_at", postgresql_where="status = 'pending'"),
         Index("ix_notifications_agency_created", "agency_id", "created_at", "id"),
     )

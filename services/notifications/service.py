@@ -4,9 +4,10 @@ import logging
 import uuid
 
 import eventlet
+from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 
-from services.notifications import dispatch, known_agencies, sign_in, webhook_delivery, webhooks
+from services.notifications import dispatch, known_agencies, retention, sign_in, webhook_delivery, webhooks
 from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
@@ -72,6 +73,7 @@ class NotificationsService:
     agencies = RpcProxy("agencies")
     transports = Transports()
     webhooks = WebhookDeliveries()
+    config = Config()
 
     def handle(self, payload):
         event = events.referral_event.load(payload)
@@ -144,6 +146,10 @@ class NotificationsService:
     def on_overdue(self, payload):
         self.handle(payload)
 
+    @_on(events.REFERRAL_ERASED)
+    def on_erased(self, payload):
+        self.handle(payload)
+
     @every("DELIVERY_SWEEP_SECONDS")
     def deliver(self):
         batch = 20
@@ -173,6 +179,18 @@ class NotificationsService:
         with self.db.single() as session:
             dispatch.record(session, event, rows, transports.policy)
         dispatch.send_claimed(self.db, rows, transports.mailer, transports.sms, transports.policy)
+
+    @every("RETENTION_SWEEP_SECONDS")
+    def mask_old_recipients(self):
+        days, masked = float(self.config["NOTIFICATION_RETENTION_DAYS"]), 0
+        while True:
+            with self.db.begin() as session:
+                count = retention.mask_expired(session, days)
+            masked += count
+            if count < retention.BATCH:
+                break
+        if masked:
+            log.info("retention: %d notification recipient(s) masked", masked)
 
     @rpc
     def ping(self):

@@ -116,7 +116,8 @@ def find_idempotent(session, sealer, sender_id, key, digest):
     earlier = session.get(IdempotencyKey, (sender_id, key))
     if earlier is None:
         return None
-    if not sealer.digest_matches(earlier.request_digest, digest):
+    # An erased referral's digest is gone: the key still answers what it made.
+    if earlier.request_digest is not None and not sealer.digest_matches(earlier.request_digest, digest):
         raise Conflict("This Idempotency-Key was used with another request body.")
     return _dump(sealer, session.get(Referral, earlier.referral_id))
 
@@ -164,7 +165,7 @@ def _creation(with_idempotency_key):
 
 # The referral's columns `create` writes from its values (the reference is drawn in SQL).
 CREATED_COLUMNS = [column for column in Referral.__table__.columns.keys()
-                   if column not in ("reference", "overdue_announced_at")]
+                   if column not in ("reference", "overdue_announced_at", "closed_at", "erased_at")]
 CREATION = {with_key: _creation(with_key) for with_key in (False, True)}
 
 
@@ -306,7 +307,8 @@ def move(session, sealer, agency_id, referral_id, name, body, actor=None):
     row = session.execute(MOVE, {
         "referral_id": referral_id, "agency_id": agency_id, "move": name, "target": step.target,
         "sources": list(step.sources), "by_sender": step.party == "sender", "detail": sealer.seal_text(detail),
-        "sets_outcome": name == "complete", "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
+        "sets_outcome": name == "complete", "closes": step.target in lifecycle.FINAL,
+        "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
         "event_id": event["id"], "event_type": step.event,
         "event_payload": dict(event["payload"], referral_id=str(referral_id), status=step.target,
                               acting_agency_id=str(agency_id)),
@@ -331,6 +333,8 @@ def _check_party(step, name, agency_id, referral):
 # A move, if the referral is the caller's, the caller is the move's party and
 # the referral's status is one the move leaves: the referral's row after it
 # (with `from_status`), else only `found_*` (or no row for someone else's).
+# A move to a final status sets `closed_at`; the text of a move on an erased
+# referral is not kept (an erased referral keeps no free text).
 # The move's time is the database's clock once the row is locked, and never
 # before the referral's last change: concurrent moves are written in the
 # order they took the lock, so their history reads in that order too.
@@ -343,7 +347,9 @@ WITH found AS (
     UPDATE referrals AS referral
     SET status = :target,
         updated_at = greatest(clock_timestamp(), found.updated_at + interval '1 microsecond'),
-        outcome = CASE WHEN :sets_outcome THEN :detail ELSE referral.outcome END,
+        outcome = CASE WHEN :sets_outcome AND referral.erased_at IS NULL THEN :detail ELSE referral.outcome END,
+        closed_at = CASE WHEN :closes THEN greatest(clock_timestamp(), found.updated_at + interval '1 microsecond')
+                    ELSE referral.closed_at END,
         version = referral.version + 1
     FROM found
     WHERE referral.id = found.id AND found.status = ANY(:sources)
@@ -352,8 +358,8 @@ WITH found AS (
 ), history AS (
     INSERT INTO referral_history (id, referral_id, at, event, from_status, to_status, agency_id, detail,
                                   actor_type, actor_id, actor_name)
-    SELECT :history_id, id, updated_at, :move, from_status, status, :agency_id, :detail,
-        :actor_type, :actor_id, :actor_name FROM moved
+    SELECT :history_id, id, updated_at, :move, from_status, status, :agency_id,
+        CASE WHEN erased_at IS NULL THEN :detail END, :actor_type, :actor_id, :actor_name FROM moved
 ), access AS (
     INSERT INTO referral_access_log (id, referral_id, agency_id, at, action, actor_type, actor_id, actor_name)
     SELECT :access_id, id, :agency_id, updated_at, :move, :actor_type, :actor_id, :actor_name FROM moved
@@ -373,6 +379,7 @@ FROM found LEFT JOIN moved ON true
     bindparam("history_id", type_=Uuid()), bindparam("access_id", type_=Uuid()),
     bindparam("event_id", type_=Uuid()), bindparam("sources", type_=ARRAY(Text)),
     bindparam("by_sender", type_=Boolean()), bindparam("sets_outcome", type_=Boolean()),
+    bindparam("closes", type_=Boolean()),
     bindparam("detail", type_=LargeBinary()),  # sealed
     bindparam("event_payload", type_=JSONB()),
     bindparam("actor_type", type_=Text()), bindparam("actor_id", type_=Uuid()),

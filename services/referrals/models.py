@@ -3,8 +3,9 @@ and nowhere else, sealed (services.referrals.sealing): `referrals.returnee`
 (every field but region and preferred language, which stay in clear in
 `returnee_region` and `returnee_language` for reports), `referrals.consent`,
 and the free texts that may name the person: `referrals.reason`,
-`referrals.outcome` and `referral_history.detail`. NULL in any of them is
-"nothing" (never given, or erased)."""
+`referrals.outcome` and `referral_history.detail`; with the digest of the
+request that made a referral (`idempotency_keys`). NULL in any of them is
+"nothing": never given, or erased (see services.referrals.erasure)."""
 import uuid
 from typing import Optional
 
@@ -51,6 +52,9 @@ class Referral(Base):
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
     # grows by one with every change, so a late event can be told from a newer one
     version: Mapped[int] = mapped_column(default=1, server_default="1")
+    # when the referral reached its final status: its retention counts from here
+    closed_at: OptionalTimestamp = optional_timestamp_column()
+    erased_at: OptionalTimestamp = optional_timestamp_column()
     created_at: Timestamp = timestamp_column()
     updated_at: Timestamp = timestamp_column(onupdate=utcnow)
 
@@ -58,6 +62,8 @@ class Referral(Base):
         Index("ix_referrals_sender_created", "sending_agency_id", "created_at", "id"),
         Index("ix_referrals_receiver_created", "receiving_agency_id", "created_at", "id"),
         Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
+        Index("ix_referrals_closed_unerased", "closed_at",
+              postgresql_where="erased_at IS NULL AND closed_at IS NOT NULL"),
     )
 
 
@@ -93,7 +99,7 @@ class AccessEntry(Base):
 
     id: Id = id_column()
     referral_id: Id = mapped_column(ForeignKey("referrals.id"), index=True)
-    agency_id: Id
+    agency_id: Mapped[Optional[uuid.UUID]]  # None: the network itself (the retention timer)
     at: Timestamp = timestamp_column()
     action: Mapped[str] = mapped_column(Text)
     actor_type: Mapped[Optional[str]] = mapped_column(Text)
@@ -102,13 +108,15 @@ class AccessEntry(Base):
 
 
 class IdempotencyKey(Base):
-    """A sender's `Idempotency-Key` and the referral its first request made."""
+    """A sender's `Idempotency-Key` and the referral its first request made.
+    The digest of that request (a returnee's name and birth date can be
+    found again from it by trying) is null once the referral is erased."""
 
     __tablename__ = "idempotency_keys"
 
     agency_id: Id = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
-    # an HMAC of the body's SHA-256, with its key's id (sealing.Sealer.digest)
-    request_digest: Mapped[bytes] = mapped_column(LargeBinary)
+    # an HMAC of the body's SHA-256, with its key's id (sealing.Sealer.digest); null once erased
+    request_digest: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     referral_id: Id = mapped_column(ForeignKey("referrals.id"))
-    created_at: Timestamp = timestamp_column()
+    created_at: Timestamp = timestamp_column(index=True)

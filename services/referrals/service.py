@@ -5,7 +5,7 @@ from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from sqlalchemy.exc import IntegrityError
 
-from services.referrals import cases
+from services.referrals import cases, erasure
 from services.referrals.models import Outbox
 from services.referrals.sealing import Sealing
 from shared import events
@@ -107,6 +107,16 @@ class ReferralsService:
             return cases.history(session, self.sealer, agency_id, referral_id, actor)
 
     @rpc(expected_exceptions=EXPECTED)
+    def erase_referral(self, agency_id, referral_id, body=None, actor=None):
+        with self.db.begin() as session:
+            return erasure.erase(session, self.sealer, agency_id, referral_id, body, actor)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def referral_access_log(self, agency_id, referral_id, query=None):
+        with self.db.begin() as session:
+            return erasure.access_log(session, agency_id, referral_id, query)
+
+    @rpc(expected_exceptions=EXPECTED)
     def coordinator_inbox(self, agency_id, filters, actor):
         """The received and sent boxes as a coordinator's inbox shows them."""
         with self.db.single() as session:
@@ -128,3 +138,19 @@ class ReferralsService:
             count = cases.announce_overdue(session)
         if count:
             log.info("%d referral(s) became overdue", count)
+
+    @every("RETENTION_SWEEP_SECONDS")
+    def sweep_retention(self):
+        """Erase referrals RETENTION_DAYS after their final status, a batch a
+        transaction, and delete Idempotency-Keys past their use."""
+        days, erased = float(self.config["RETENTION_DAYS"]), 0
+        while True:
+            with self.db.begin() as session:
+                count = erasure.erase_expired(session, days)
+            erased += count
+            if count < erasure.BATCH:
+                break
+        with self.db.begin() as session:
+            deleted = erasure.delete_old_idempotency_keys(session)
+        if erased or deleted:
+            log.info("retention: %d referral(s) erased, %d idempotency key(s) deleted", erased, deleted)

@@ -311,3 +311,25 @@ def test_a_coordinator_answers_by_keyboard_alone(browser, world):
     driver.switch_to.active_element.send_keys(Keys.ENTER)
     wait_for(driver, ".notice.success")
     assert status_of(world, made["id"]) == "accepted"
+
+
+def test_a_sender_erases_the_returnee_s_data_and_the_receiver_sees_it_erased(browser, world):
+    made = refer(world)
+    driver = browser(lang="en")
+    sign_in(driver, world, "sender")
+    driver.get(f"{world['url']}/inbox/referrals/{made['id']}")
+    checked(driver, "referral-sender", "en")
+    press(driver, "erase", "")  # no reason: the browser asks for it
+    assert "Aysel" in driver.find_element(By.TAG_NAME, "main").text
+    press(driver, "erase", "She withdrew her consent.")
+    main = driver.find_element(By.TAG_NAME, "main").text
+    assert "Aysel" not in main and "The returnee's data has been erased." in main
+    assert not driver.find_elements(By.CSS_SELECTOR, "form.move-erase")
+    checked(driver, "referral-erased", "en")
+    receiver = browser(lang="az")
+    sign_in(receiver, world, "receiver")
+    assert "Aysel" not in receiver.find_element(By.TAG_NAME, "main").text
+    checked(receiver, "inbox-erased", "az")
+    receiver.get(f"{world['url']}/inbox/referrals/{made['id']}")
+    assert "Aysel" not in receiver.find_element(By.TAG_NAME, "main").text
+    checked(receiver, "referral-erased", "az")

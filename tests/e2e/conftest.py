@@ -103,6 +103,7 @@ def running_network(rabbit_manager, broker=None, **settings):
         )
         running = Network(process, f"http://127.0.0.1:{port}", log_file.name, smtp, sms)
         running.databases = databases
+        running.vhost = vhost
         try:
             wait_for(lambda: _ready(running), timeout=90, interval=0.5, what="the network to be ready")
             yield running

@@ -270,3 +270,42 @@ def test_pages_speak_the_coordinator_s_language_until_they_choose_another(client
     assert '<html lang="ru">' in client.get("/inbox").get_data(as_text=True)
     assert '<html lang="en">' in client.get("/inbox?lang=en").get_data(as_text=True)
     assert '<html lang="en">' in client.get("/inbox/referrals/new").get_data(as_text=True)  # remembered
+
+
+def test_the_sender_s_coordinator_erases_the_returnee_s_data_and_both_sides_see_it_erased(
+        client, parties, smtp_sink):
+    made = send_referral(client, parties)
+    sign_in(client, smtp_sink, parties["receiver"]["email"])
+    receiver_page = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
+    assert f'/inbox/referrals/{made["id"]}/erase"' not in receiver_page  # the sender's alone
+    token = csrf_of(receiver_page)
+    assert client.post(f"/inbox/referrals/{made['id']}/erase",
+                       data={"reason": "x", "csrf_token": token}).status_code == 403
+    client.post("/inbox/sign-out", data={"csrf_token": token})
+
+    sign_in(client, smtp_sink, parties["sender"]["email"])
+    page = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
+    assert f'/inbox/referrals/{made["id"]}/erase"' in page and "for both agencies" in page
+    token = csrf_of(page)
+    assert client.post(f"/inbox/referrals/{made['id']}/erase", data={"reason": "No"}).status_code == 400  # CSRF
+    refused = client.post(f"/inbox/referrals/{made['id']}/erase", data={"reason": " ", "csrf_token": token})
+    assert refused.status_code == 422 and 'aria-invalid="true"' in refused.get_data(as_text=True)
+    assert "Aysel" in client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)  # nothing erased yet
+    erased = client.post(f"/inbox/referrals/{made['id']}/erase",
+                         data={"reason": "She withdrew her consent.", "csrf_token": token})
+    assert erased.status_code == 303
+    shown = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
+    assert "You erased the returnee&#39;s data" in shown or "You erased the returnee's data" in shown
+    assert "Aysel" not in shown and "Needs a place to live" not in shown
+    assert "The returnee&#39;s data has been erased." in shown or "The returnee's data has been erased." in shown
+    assert f'/inbox/referrals/{made["id"]}/erase"' not in shown  # once
+    assert "Aysel" not in client.get("/inbox").get_data(as_text=True)
+    last = history(client, parties, made["id"])[-1]
+    assert last["event"] == "erased" and last["actor"]["type"] == "coordinator"
+    client.post("/inbox/sign-out", data={"csrf_token": csrf_of(shown)})
+
+    sign_in(client, smtp_sink, parties["receiver"]["email"], count=2)  # in Russian
+    inbox = client.get("/inbox").get_data(as_text=True)
+    assert "Данные удалены" in inbox and "Aysel" not in inbox
+    seen = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
+    assert "Данные гражданина удалены" in seen and "Aysel" not in seen

@@ -66,6 +66,8 @@ def world(client, new_agency):
                                                            f"/v1/referrals/{referral['id']}/complete"),
         ("post", "/v1/referrals/{referral_id}/cancel"): ({"reason": "No."}, sender_key["key"],
                                                          f"/v1/referrals/{referral['id']}/cancel"),
+        ("post", "/v1/referrals/{referral_id}/erase"): ({"reason": "Consent withdrawn."}, sender_key["key"],
+                                                        f"/v1/referrals/{referral['id']}/erase"),
         "sender_key": sender_key["key"],
     }
 

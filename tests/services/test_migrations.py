@@ -110,3 +110,45 @@ def test_0005_needs_no_key_on_an_empty_database():
         command.upgrade(migrate.alembic_config("referrals", url, config.load(DATA_ENCRYPTION_KEYS="")), "head")
     finally:
         migrate.drop_database(url)
+
+
+def test_referrals_made_before_erasure_keep_their_region_apart_and_their_closing_time():
+    """The referrals' 0006 (after 0005 sealed them): the region in clear, the
+    time of the final status from the history, and history details erasable."""
+    url = own_databases("migration" + uuid.uuid4().hex[:6])["REFERRALS_DATABASE_URL"]
+    migrate.ensure_database(url)
+    engine = make_engine(url, pool_size=1)
+    try:
+        command.upgrade(migrate.alembic_config("referrals", url), "0004")
+        made = {"open": uuid.uuid4(), "declined": uuid.uuid4()}
+        with engine.begin() as conn:
+            for n, (status, referral_id) in enumerate(made.items()):
+                final = status == "declined"
+                conn.execute(text(
+                    "INSERT INTO referrals (id, reference, status, service_type, priority, sending_agency_id, "
+                    "receiving_agency_id, reason, returnee, consent, respond_by, created_at, updated_at) VALUES "
+                    "(:id, :reference, :status, 'housing', 'normal', gen_random_uuid(), gen_random_uuid(), 'Why', "
+                    "CAST(:returnee AS jsonb), '{\"given\": true}', now(), now() - interval '10 days', now())"),
+                    {"id": referral_id, "reference": f"REF-2026-00000{n}", "status": "declined" if final else "sent",
+                     "returnee": json.dumps({"given_name": "Aysel", "family_name": "M", "region": "AZ-GA"})})
+                conn.execute(text(
+                    "INSERT INTO referral_history (id, referral_id, at, event, to_status, detail) VALUES "
+                    "(gen_random_uuid(), :id, now() - interval '10 days', 'created', 'sent', 'Why')"),
+                    {"id": referral_id})
+                if final:
+                    conn.execute(text(
+                        "INSERT INTO referral_history (id, referral_id, at, event, from_status, to_status, detail) "
+                        "VALUES (gen_random_uuid(), :id, now() - interval '5 days', 'decline', 'sent', 'declined', "
+                        "'Full')"), {"id": referral_id})
+        command.upgrade(migrate.alembic_config(
+            "referrals", url, config.load(DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS)), "head")
+        with engine.begin() as conn:
+            rows = {row.id: row for row in conn.execute(text(
+                "SELECT id, returnee_region AS region, closed_at, now() - closed_at AS age, erased_at FROM referrals"))}
+            assert {row.region for row in rows.values()} == {"AZ-GA"}
+            assert rows[made["open"]].closed_at is None
+            assert 4.9 < rows[made["declined"]].age.total_seconds() / 86400 < 5.1
+            assert conn.execute(text("UPDATE referral_history SET detail = NULL")).rowcount == 3
+    finally:
+        engine.dispose()
+        migrate.drop_database(url)

@@ -31,6 +31,7 @@ SERVICE_TYPE = {  # a different service for each event, so each language's names
     events.REFERRAL_COMPLETED: "legal",
     events.REFERRAL_CANCELLED: "documentation",
     events.REFERRAL_OVERDUE: "financial",
+    events.REFERRAL_ERASED: "education",
 }
 REFERENCES = {event_type: f"REF-2026-0004{n:02d}" for n, event_type in enumerate(events.REFERRAL_EVENTS)}
 NAMES = {
@@ -82,8 +83,9 @@ def network(request, vhost_pipeline, database_urls, engines):
                      what=f"{owed} e-mails and {owed} SMS")
             # Every event was handled (`started` too) and nothing is left to send.
             notifications_db = engines["NOTIFICATIONS_DATABASE_URL"]
-            wait_for(lambda: _scalar(notifications_db, "SELECT count(*) FROM handled_events") == 7,
-                     what="all seven events handled")
+            handled = len(events.REFERRAL_EVENTS)
+            wait_for(lambda: _scalar(notifications_db, "SELECT count(*) FROM handled_events") == handled,
+                     what=f"all {handled} events handled")
             # A batch's outcomes are recorded once the whole batch is out.
             wait_for(lambda: _scalar(notifications_db,
                                      "SELECT count(*) FROM notifications WHERE status <> 'sent'") == 0,
