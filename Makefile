@@ -48,6 +48,7 @@ chaos: install  ## the network under load while each part is killed and each ser
 up:  ## the same network under docker compose, in the background
 	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/local-secret session-secret)}" \
 	DATA_ENCRYPTION_KEYS="$${DATA_ENCRYPTION_KEYS:-$$(./bin/local-secret data-encryption-key)}" \
+	WEBHOOK_SECRET_KEYS="$${WEBHOOK_SECRET_KEYS:-$$(./bin/local-secret webhook-secret-key)}" \
 	$(COMPOSE) up --build --detach
 
 down:

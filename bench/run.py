@@ -45,7 +45,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from bench import processes, profile, report
-from services.referrals.sealing import new_key
+from shared.sealing import new_key
 from shared import config, migrate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -227,6 +227,7 @@ class Bench:
             GATEWAY_THREADS=str(self.s.threads),
             RATE_LIMIT_KEY_PREFIX="bench-" + uuid.uuid4().hex,  # counts of its own in Redis
             DATA_ENCRYPTION_KEYS=new_key(),  # the run's own, as its databases
+            WEBHOOK_SECRET_KEYS=new_key(),
             **{key: self.own_database(key, service) for service, key in config.DATABASE_KEYS.items()},
         )
         self.network = self.start("network", [str(ROOT / "bin" / "run")], env=env)

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import psycopg
 import requests
 
-from services.referrals.sealing import new_key
+from shared.sealing import new_key
 from shared import config, migrate
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, free_port
@@ -224,6 +224,7 @@ def main():
                    SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMS_BACKEND="http", SMS_HTTP_URL=sms.url,
                    RATE_LIMIT="100000/minute", RATE_LIMIT_KEY_PREFIX=run, SESSION_SECRET=run,
                    DATA_ENCRYPTION_KEYS=new_key(),  # the run's own, as its databases
+                   WEBHOOK_SECRET_KEYS=new_key(),
                    NOTIFICATION_BACKOFF_SECONDS="1", PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
                    PYTHONUNBUFFERED="1",
                    **databases)

@@ -20,6 +20,7 @@ DEFAULTS = {
     # the first seals, all open (rotate with `python -m services.referrals.rekey`); the service
     # does not start without one (`make run` makes and keeps a local one)
     "DATA_ENCRYPTION_KEYS": "",
+    "WEBHOOK_SECRET_KEYS": "",  # the notifications service seals webhook secrets under these
     "BOOTSTRAP_ADMIN_KEY": "",
     "SMTP_HOST": "localhost",
     "SMTP_PORT": "1025",

@@ -13,7 +13,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 
-from shared import config, request_id  # noqa: E402
+from shared import config, request_id, sealing  # noqa: E402
 from shared.messaging import server_away  # noqa: E402
 from shared.services import SERVICES, service_class  # noqa: E402
 
@@ -57,13 +57,13 @@ def main():
     from nameko.cli.run import run
 
     settings = config.load()
-    if args.service == "referrals":  # it seals returnees' data: no keys, no service
-        from services.referrals.sealing import KeysNotValid, parse_keys
-
+    # The services that seal what they keep: no keys, no service.
+    sealed_by = {"referrals": sealing.SETTING, "notifications": sealing.WEBHOOK_SETTING}
+    if args.service in sealed_by:
         try:
-            parse_keys(settings["DATA_ENCRYPTION_KEYS"])
-        except KeysNotValid as error:
-            sys.exit(f"The referrals service does not start: {error}")
+            sealing.parse_keys(settings[sealed_by[args.service]], sealed_by[args.service])
+        except sealing.KeysNotValid as error:
+            sys.exit(f"The {args.service} service does not start: {error}")
     if args.service == "notifications":
         settings["max_workers"] = int(settings["NOTIFICATIONS_MAX_WORKERS"])
     run([service_class(args.service)], settings)

@@ -13,13 +13,14 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from shared import config, migrate  # noqa: E402
 from shared.db import make_engine  # noqa: E402
-from services.referrals.sealing import Sealer, new_key  # noqa: E402
+from shared.sealing import Sealer, new_key  # noqa: E402
 from shared.preflight import check_postgresql, check_rabbitmq  # noqa: E402
 from tests.support.sinks import HttpSink, SmtpSink  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:10]
 # The key that seals returnees' data in this run's services: one per run.
 DATA_ENCRYPTION_KEYS = new_key()
+WEBHOOK_SECRET_KEYS = new_key()
 SEALER = Sealer.from_setting(DATA_ENCRYPTION_KEYS)  # for tests that call services.referrals.cases
 
 
@@ -120,5 +121,6 @@ def service_config(rabbit_config, databases, smtp_sink, sms_sink):
         NOTIFICATION_BACKOFF_SECONDS="0.2",
         NOTIFICATION_MAX_ATTEMPTS="3",
         DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS,
+        WEBHOOK_SECRET_KEYS=WEBHOOK_SECRET_KEYS,
         **databases,
     )

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SECRETS = {"SESSION_SECRET": "compose-test-secret", "DATA_ENCRYPTION_KEYS": "Y29tcG9zZS10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE="}
+SECRETS = {"SESSION_SECRET": "compose-test-secret", "DATA_ENCRYPTION_KEYS": "Y29tcG9zZS10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE=",
+           "WEBHOOK_SECRET_KEYS": "d2ViaG9vay10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE="}
 
 
 def procfile():
@@ -44,6 +45,12 @@ def test_only_the_referrals_service_and_its_migrations_hold_the_data_keys(compos
                if "DATA_ENCRYPTION_KEYS" in (service.get("environment") or {})}
     assert holders == {"referrals", "migrate"}
     assert compose["services"]["referrals"]["environment"]["DATA_ENCRYPTION_KEYS"] == SECRETS["DATA_ENCRYPTION_KEYS"]
+
+
+def test_only_the_notifications_service_holds_the_webhook_keys(compose):
+    holders = {name for name, service in compose["services"].items()
+               if "WEBHOOK_SECRET_KEYS" in (service.get("environment") or {})}
+    assert holders == {"notifications"}
 
 
 def as_words(command):

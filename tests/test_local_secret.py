@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from services.referrals.sealing import parse_keys
+from shared.sealing import WEBHOOK_SETTING, parse_keys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -16,7 +16,7 @@ def local_secret(name, state):
                           env={"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": str(state)}, timeout=30)
 
 
-@pytest.mark.parametrize("name, size", [("data-encryption-key", 32), ("session-secret", 48)])
+@pytest.mark.parametrize("name, size", [("data-encryption-key", 32), ("session-secret", 48), ("webhook-secret-key", 32)])
 def test_a_local_secret_is_made_once_kept_private_and_said_where(tmp_path, name, size):
     made = local_secret(name, tmp_path)
     kept = tmp_path / "referral-network" / name
@@ -29,6 +29,10 @@ def test_a_local_secret_is_made_once_kept_private_and_said_where(tmp_path, name,
 
 def test_the_local_data_key_is_one_the_referrals_service_takes(tmp_path):
     assert len(parse_keys(local_secret("data-encryption-key", tmp_path).stdout)) == 1
+
+
+def test_the_local_webhook_key_is_one_the_notifications_service_takes(tmp_path):
+    assert len(parse_keys(local_secret("webhook-secret-key", tmp_path).stdout, WEBHOOK_SETTING)) == 1
 
 
 def test_an_unknown_secret_is_refused(tmp_path):

@@ -4,7 +4,7 @@ partners' webhooks and each delivery owed to one."""
 import uuid
 from typing import Optional
 
-from sqlalchemy import DateTime, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -89,8 +89,9 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[str]] = mapped_column(ARRAY(Text))
     description: Mapped[str] = mapped_column(Text, default="")
-    secret: Mapped[str] = mapped_column(Text)
-    previous_secret: Mapped[Optional[str]] = mapped_column(Text)
+    # sealed under WEBHOOK_SECRET_KEYS (shared.sealing): a dump holds no secret
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     previous_secret_expires_at: OptionalTimestamp = optional_timestamp_column()
     active: Mapped[bool] = mapped_column(default=True)
     deactivated_reason: Mapped[Optional[str]] = mapped_column(Text)

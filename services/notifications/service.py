@@ -12,6 +12,7 @@ from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
 from shared.db import Database, Sessions, make_engine
+from shared.sealing import WEBHOOK_SETTING, Sealer
 from shared.errors import EXPECTED
 from shared.messaging import RpcProxy, event_handler
 from shared.request_id import RequestId
@@ -41,13 +42,16 @@ class Transports(DependencyProvider):
 
 class WebhookDeliveries(DependencyProvider):
     """This replica's `webhook_delivery.Deliverer`, on connections of its own
-    (its tries run outside nameko's workers, so they take none of theirs)."""
+    (its tries run outside nameko's workers, so they take none of theirs),
+    and the sealer of webhook secrets: without WEBHOOK_SECRET_KEYS the
+    container does not start."""
 
     def setup(self):
         config = self.container.config
+        self.sealer = Sealer.from_setting(config.get(WEBHOOK_SETTING), WEBHOOK_SETTING)
         self.settings = webhook_delivery.Settings.from_settings(config)
         self.engine = make_engine(config["NOTIFICATIONS_DATABASE_URL"], pool_size=4, max_overflow=8)
-        self.deliverer = webhook_delivery.Deliverer(Sessions(self.engine), self.settings)
+        self.deliverer = webhook_delivery.Deliverer(Sessions(self.engine), self.settings, self.sealer)
 
     def stop(self):
         self.deliverer.stop(grace=self.settings.timeout)
@@ -204,7 +208,8 @@ class NotificationsService:
     @rpc(expected_exceptions=EXPECTED)
     def create_webhook(self, agency_id, body):
         with self.db.begin() as session:
-            return webhooks.create(session, agency_id, body, self.webhooks.settings.allow_private)
+            return webhooks.create(session, self.webhooks.sealer, agency_id, body,
+                                   self.webhooks.settings.allow_private)
 
     @rpc(expected_exceptions=EXPECTED)
     def list_webhooks(self, agency_id, filters):
@@ -229,7 +234,7 @@ class NotificationsService:
     @rpc(expected_exceptions=EXPECTED)
     def rotate_webhook_secret(self, agency_id, webhook_id):
         with self.db.begin() as session:
-            return webhooks.rotate_secret(session, agency_id, webhook_id)
+            return webhooks.rotate_secret(session, self.webhooks.sealer, agency_id, webhook_id)
 
     @rpc(expected_exceptions=EXPECTED)
     def test_webhook(self, agency_id, webhook_id):

@@ -81,8 +81,10 @@ def signature(secrets, event_id, timestamp, body):
     return " ".join(Signer(secret).sign(str(event_id), timestamp, body) for secret in secrets)
 
 
-def headers(claim, now):
-    secrets = [claim.secret] + ([claim.previous_secret] if claim.previous_secret else [])
+def headers(claim, now, sealer):
+    secrets = [sealer.open_text(claim.secret)]
+    if claim.previous_secret:
+        secrets.append(sealer.open_text(claim.previous_secret))
     return {"webhook-id": str(claim.event_id), "webhook-timestamp": str(int(now.timestamp())),
             "webhook-signature": signature(secrets, claim.event_id, now, claim.body)}
 
@@ -98,7 +100,7 @@ class Outcome:
     gone: bool = False  # 410: the endpoint is no more
 
 
-def attempt(claim, settings, resolver=None):
+def attempt(claim, settings, sealer, resolver=None):
     """Try `claim` once; its `Outcome`."""
     try:
         endpoint = endpoints.check(claim.url, settings.allow_private, resolver)
@@ -106,7 +108,7 @@ def attempt(claim, settings, resolver=None):
         return Outcome("failed", error=f"refused: {refused}")
     now = utcnow()
     try:
-        answer = webhook_http.post(endpoint, claim.body, headers(claim, now), settings.timeout,
+        answer = webhook_http.post(endpoint, claim.body, headers(claim, now, sealer), settings.timeout,
                                    settings.ca_file)
     except webhook_http.Unreachable as error:
         return Outcome("retry", error=str(error)[:500])
@@ -168,8 +170,8 @@ RETURNING webhooks.failing_since
 class Deliverer:
     """The webhook deliveries of one replica (see the module's docstring)."""
 
-    def __init__(self, sessions, settings, resolver=None):
-        self.sessions, self.settings, self.resolver = sessions, settings, resolver
+    def __init__(self, sessions, settings, sealer, resolver=None):
+        self.sessions, self.settings, self.sealer, self.resolver = sessions, settings, sealer, resolver
         self.pool = eventlet.GreenPool(settings.concurrency)
         self.in_flight = {}  # webhook id -> deliveries being tried
         self.turned_off = []
@@ -190,7 +192,7 @@ class Deliverer:
 
     def _deliver(self, claim):
         try:
-            outcome = attempt(claim, self.settings, self.resolver)
+            outcome = attempt(claim, self.settings, self.sealer, self.resolver)
         except Exception as error:  # a fault of ours must not leave the delivery claimed for good
             log.exception("webhook delivery %s: unexpected error", claim.id)
             outcome = Outcome("retry", error=f"{type(error).__name__}: {error}")

@@ -18,13 +18,12 @@ from shared.validation import load
 from shared.vocabulary import WEBHOOK_PING
 from shared.webhook_schemas import Delivery, DeliveryQuery, NewWebhook, WebhookChange, WebhookQuery
 from shared.webhook_schemas import Webhook as WebhookSchema
-from shared.webhook_schemas import WebhookWithSecret
 
 SECRET_PREFIX = "whsec_"  # the Standard Webhooks form: whsec_ + base64 of the key's bytes
 SECRET_BYTES = 32
 ROTATION_OVERLAP = datetime.timedelta(hours=24)  # the old secret signs too, meanwhile
 
-webhook_schema, with_secret_schema, delivery_schema = WebhookSchema(), WebhookWithSecret(), Delivery()
+webhook_schema, delivery_schema = WebhookSchema(), Delivery()
 
 
 def new_secret():
@@ -39,14 +38,15 @@ def _checked_url(url, allow_private):
     return url
 
 
-def create(session, agency_id, body, allow_private):
+def create(session, sealer, agency_id, body, allow_private):
+    """A new webhook; its secret is in the answer, and sealed in the database."""
     data = load(NewWebhook(), body, "The webhook is not valid.")
-    now = utcnow()
+    now, secret = utcnow(), new_secret()
     webhook = Webhook(id=uuid.uuid4(), agency_id=agency_id, url=_checked_url(data["url"], allow_private),
-                      events=_unique(data["events"]), description=data["description"], secret=new_secret(),
-                      active=True, created_at=now, updated_at=now)
+                      events=_unique(data["events"]), description=data["description"],
+                      secret=sealer.seal_text(secret), active=True, created_at=now, updated_at=now)
     session.add(webhook)
-    return with_secret_schema.dump(webhook)
+    return dict(webhook_schema.dump(webhook), secret=secret)
 
 
 def _unique(events):
@@ -105,14 +105,14 @@ def delete(session, agency_id, webhook_id):
     session.delete(_owned(session, agency_id, webhook_id))  # its deliveries go with it (ON DELETE CASCADE)
 
 
-def rotate_secret(session, agency_id, webhook_id):
+def rotate_secret(session, sealer, agency_id, webhook_id):
     """A new secret; the current one keeps signing beside it for 24 h, so a
     partner can change its receiver without losing a delivery."""
     webhook = _owned(session, agency_id, webhook_id, lock=True)
-    now = utcnow()
+    now, secret = utcnow(), new_secret()
     webhook.previous_secret, webhook.previous_secret_expires_at = webhook.secret, now + ROTATION_OVERLAP
-    webhook.secret, webhook.updated_at = new_secret(), now
-    return with_secret_schema.dump(webhook)
+    webhook.secret, webhook.updated_at = sealer.seal_text(secret), now
+    return dict(webhook_schema.dump(webhook), secret=secret)
 
 
 def ping(session, agency_id, webhook_id):

@@ -1,7 +1,7 @@
 """The referrals service's rules on a SQLAlchemy session: what its RPC
 methods do. Every change is written with its history entry and its outbox
 event in the caller's one transaction. The returnee's data and the free
-texts are sealed with the caller's `sealer` (services.referrals.sealing)
+texts are sealed with the caller's `sealer` (shared.sealing)
 before they are bound, and opened when a referral is dumped."""
 import datetime
 import functools

@@ -1,5 +1,5 @@
 """The referrals service's own tables. Returnees' personal data lives here
-and nowhere else, sealed (services.referrals.sealing): `referrals.returnee`
+and nowhere else, sealed (shared.sealing): `referrals.returnee`
 (every field but region and preferred language, which stay in clear in
 `returnee_region` and `returnee_language` for reports), `referrals.consent`,
 and the free texts that may name the person: `referrals.reason`,
@@ -41,7 +41,7 @@ class Referral(Base):
     priority: Mapped[str] = mapped_column(Text)
     sending_agency_id: Id
     receiving_agency_id: Id
-    # sealed: see services.referrals.sealing
+    # sealed: see shared.sealing
     reason: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     returnee: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # all but region and language
     returnee_region: Mapped[str] = mapped_column(Text)

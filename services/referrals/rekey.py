@@ -17,7 +17,7 @@ import uuid
 from sqlalchemy import bindparam, text
 from sqlalchemy.types import LargeBinary
 
-from services.referrals.sealing import ID_BYTES, KeysNotValid, Sealer
+from shared.sealing import ID_BYTES, KeysNotValid, Sealer
 from shared import config
 from shared.db import make_engine
 

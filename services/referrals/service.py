@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.referrals import cases, erasure
 from services.referrals.models import Outbox
-from services.referrals.sealing import Sealing
+from shared.sealing import Sealing
 from shared import events
 from shared.announced_cache import AnnouncedCache
 from shared.db import Database

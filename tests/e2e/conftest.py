@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from shared import migrate
-from tests.conftest import DATA_ENCRYPTION_KEYS, own_databases
+from tests.conftest import DATA_ENCRYPTION_KEYS, WEBHOOK_SECRET_KEYS, own_databases
 from tests.support.sinks import HttpSink, SmtpSink, free_port, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -93,6 +93,7 @@ def running_network(rabbit_manager, broker=None, **settings):
             RATE_LIMIT="100000/minute",  # limits have tests of their own (tests/gateway)
             SESSION_SECRET="e2e-" + uuid.uuid4().hex,
             DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS,
+            WEBHOOK_SECRET_KEYS=WEBHOOK_SECRET_KEYS,
             RATE_LIMIT_KEY_PREFIX=vhost,  # counts of its own in Redis
             **databases,
             **settings,

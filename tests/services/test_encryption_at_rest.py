@@ -16,7 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from services.referrals import cases
 from services.referrals.rekey import SEALED
-from services.referrals.sealing import CannotOpen, KeysNotValid, Sealer, key_id, new_key, parse_keys
+from shared.sealing import CannotOpen, KeysNotValid, Sealer, key_id, new_key, parse_keys
 from services.referrals.service import ReferralsService
 from shared import config
 from shared.referral_schemas import NewReferral

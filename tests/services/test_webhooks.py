@@ -15,13 +15,17 @@ from sqlalchemy.orm import Session
 
 from services.notifications import endpoints, webhook_delivery
 from services.notifications.models import WebhookDelivery
+from services.notifications.service import NotificationsService
 from shared import events
 from shared.db import Sessions
 from shared.errors import InvalidInput, NotFound
+from shared.sealing import WEBHOOK_SETTING, Sealer
+from tests.conftest import WEBHOOK_SECRET_KEYS
 from tests.support import data
 from tests.support.receivers import Receiver
 from tests.support.sinks import readable, wait_for
 
+WEBHOOK_SEALER = Sealer.from_setting(WEBHOOK_SECRET_KEYS, WEBHOOK_SETTING)
 FAST = dict(WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_BACKOFF_SECONDS="0.2", WEBHOOK_TIMEOUT_SECONDS="1",
             WEBHOOK_SWEEP_SECONDS="0.05")
 
@@ -69,7 +73,7 @@ def settled(rows, count=1):
 
 # --- registration -------------------------------------------------------------
 
-def test_a_webhook_shows_its_secret_once_and_only_to_its_agency(hooks, pair, receiver):
+def test_a_webhook_shows_its_secret_once_and_only_to_its_agency(hooks, pair, receiver, engines):
     sender, other = pair
     made = register(hooks, sender, receiver.url, ("referral.accepted", "referral.declined", "referral.accepted"),
                     description="IOM case system")
@@ -79,6 +83,11 @@ def test_a_webhook_shows_its_secret_once_and_only_to_its_agency(hooks, pair, rec
     assert [item["id"] for item in listed["items"]] == [made["id"]] and listed["total"] == 1
     assert "secret" not in listed["items"][0] and "secret" not in hooks("get_webhook", sender["id"], made["id"])
     assert hooks("list_webhooks", other["id"], {})["total"] == 0
+    with engines["NOTIFICATIONS_DATABASE_URL"].connect() as conn:  # sealed at rest: no secret in a dump
+        stored = " ".join(conn.scalars(text("SELECT t::text FROM webhooks AS t")))
+    secret_bytes = made["secret"].encode()
+    assert made["secret"] not in stored and secret_bytes.hex() not in stored
+    assert made["secret"][6:] not in stored and made["secret"][6:].encode().hex() not in stored
     for call in (("get_webhook", other["id"], made["id"]), ("delete_webhook", other["id"], made["id"]),
                  ("rotate_webhook_secret", other["id"], made["id"]), ("test_webhook", other["id"], made["id"]),
                  ("change_webhook", other["id"], made["id"], {"active": False}),
@@ -363,13 +372,14 @@ def test_no_more_is_claimed_than_the_pool_has_room_for(service_config, databases
         webhook_ids = conn.execute(text("""
             INSERT INTO webhooks (id, agency_id, url, events, description, secret, active)
             SELECT gen_random_uuid(), gen_random_uuid(), :url, ARRAY['referral.sent'], '', :secret, true
-            FROM generate_series(1, 10) RETURNING id"""), {"url": receiver.url, "secret": "whsec_" + "A" * 43}
+            FROM generate_series(1, 10) RETURNING id"""),
+            {"url": receiver.url, "secret": WEBHOOK_SEALER.seal_text("whsec_" + "A" * 43)}
         ).scalars().all()
         conn.execute(text("""
             INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, status, attempts)
             SELECT gen_random_uuid(), webhook_id, gen_random_uuid(), 'referral.sent', '{}', 'pending', 0
             FROM unnest(CAST(:ids AS uuid[])) AS webhook_id, generate_series(1, 300)"""), {"ids": webhook_ids})
-    deliverer = webhook_delivery.Deliverer(Sessions(engine), settings)
+    deliverer = webhook_delivery.Deliverer(Sessions(engine), settings, WEBHOOK_SEALER)
     try:
         assert deliverer.sweep() == 6
         assert deliverer.sweep() == 0  # no room
@@ -408,7 +418,7 @@ def test_deliveries_pending_when_the_service_is_killed_all_arrive_after_its_rest
         process = serve_notifications(service_config, log)
         try:
             with Session(engines["NOTIFICATIONS_DATABASE_URL"]) as session:
-                made = webhook_delivery.webhooks.create(session, receiving["id"], {
+                made = webhook_delivery.webhooks.create(session, WEBHOOK_SEALER, receiving["id"], {
                     "url": receiver.url, "events": ["referral.sent"]}, allow_private=True)
                 session.commit()
             receiver.status = 503  # the partner is down: everything stays pending
@@ -429,3 +439,8 @@ def test_deliveries_pending_when_the_service_is_killed_all_arrive_after_its_rest
     assert {row.status for row in rows} == {"delivered"}
     assert sorted({webhook_id for webhook_id, _ in receiver.verified(made["secret"])}) == sorted(sent)
 
+
+
+def test_the_service_does_not_start_without_keys_for_the_secrets(container_factory, service_config):
+    with pytest.raises(Exception, match="WEBHOOK_SECRET_KEYS is not set"):
+        container_factory(NotificationsService, dict(service_config, WEBHOOK_SECRET_KEYS="")).start()

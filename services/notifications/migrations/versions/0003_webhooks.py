@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("url", sa.Text(), nullable=False),
         sa.Column("events", postgresql.ARRAY(sa.Text()), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
-        sa.Column("secret", sa.Text(), nullable=False),
-        sa.Column("previous_secret", sa.Text(), nullable=True),
+        sa.Column("secret", sa.LargeBinary(), nullable=False),  # sealed (WEBHOOK_SECRET_KEYS)
+        sa.Column("previous_secret", sa.LargeBinary(), nullable=True),
         sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("deactivated_reason", sa.Text(), nullable=True),

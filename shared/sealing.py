@@ -1,7 +1,9 @@
-"""The returnee's personal data sealed at rest: AES-GCM under
-DATA_ENCRYPTION_KEYS, the one place that holds the cipher.
+"""Secrets sealed at rest with AES-GCM, the one place that holds the
+cipher: the returnee's personal data in the referrals service under
+DATA_ENCRYPTION_KEYS, partners' webhook secrets in the notifications
+service under WEBHOOK_SECRET_KEYS (each service holds only its own keys).
 
-The setting is comma-separated base64 keys of 32 bytes: the first seals,
+A setting is comma-separated base64 keys of 32 bytes: the first seals,
 every one opens, so that a key can be rotated (`python -m
 services.referrals.rekey` seals old rows again under the first). A sealed
 value is bytes: the key's id (the first 8 bytes of the SHA-256 of the key),
@@ -26,7 +28,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from nameko.extensions import DependencyProvider
 
-SETTING = "DATA_ENCRYPTION_KEYS"
+SETTING = "DATA_ENCRYPTION_KEYS"  # the returnee's personal data (the referrals service)
+WEBHOOK_SETTING = "WEBHOOK_SECRET_KEYS"  # partners' webhook secrets (the notifications service)
+PURPOSES = {SETTING: "the keys that encrypt returnees' personal data",
+            WEBHOOK_SETTING: "the keys that encrypt partners' webhook secrets"}
 KEY_BYTES = 32
 ID_BYTES = 8
 NONCE_BYTES = 12
@@ -45,11 +50,11 @@ def key_id(key):
     return hashlib.sha256(key).digest()[:ID_BYTES]
 
 
-def parse_keys(setting):
-    """The keys `setting` (DATA_ENCRYPTION_KEYS' value) names, first first."""
-    words = [word.strip() for word in (setting or "").split(",") if word.strip()]
+def parse_keys(value, setting=SETTING):
+    """The keys `value` (the value of `setting`) names, first first."""
+    words = [word.strip() for word in (value or "").split(",") if word.strip()]
     if not words:
-        raise KeysNotValid(f"{SETTING} is not set; it holds the keys that encrypt returnees' personal data "
+        raise KeysNotValid(f"{setting} is not set; it holds {PURPOSES[setting]} "
                            f"(comma-separated base64 keys of {KEY_BYTES} bytes, the first encrypts; "
                            f"{HOW_TO_MAKE_ONE}).")
     keys = []
@@ -59,27 +64,28 @@ def parse_keys(setting):
         except binascii.Error:
             key = None
         if key is None or len(key) != KEY_BYTES:
-            raise KeysNotValid(f"{SETTING}: key {place} is not {KEY_BYTES} bytes in base64 ({HOW_TO_MAKE_ONE}).")
+            raise KeysNotValid(f"{setting}: key {place} is not {KEY_BYTES} bytes in base64 ({HOW_TO_MAKE_ONE}).")
         keys.append(key)
     if len({key_id(key) for key in keys}) != len(keys):
-        raise KeysNotValid(f"{SETTING} names the same key twice.")
+        raise KeysNotValid(f"{setting} names the same key twice.")
     return keys
 
 
 def new_key():
-    """A fresh key, as DATA_ENCRYPTION_KEYS writes it."""
+    """A fresh key, as a key setting writes it."""
     return base64.b64encode(os.urandom(KEY_BYTES)).decode()
 
 
 class Sealer:
-    def __init__(self, keys):
+    def __init__(self, keys, setting=SETTING):
+        self.setting = setting
         self.ciphers = {key_id(key): AESGCM(key) for key in keys}
         self.digest_keys = {key_id(key): _derived(key, b"referrals request digest") for key in keys}
         self.current_id = key_id(keys[0])
 
     @classmethod
-    def from_setting(cls, setting):
-        return cls(parse_keys(setting))
+    def from_setting(cls, value, setting=SETTING):
+        return cls(parse_keys(value, setting), setting)
 
     def seal(self, plain):
         """bytes sealed under the first key (None stays None)."""
@@ -94,7 +100,7 @@ class Sealer:
         sealed = bytes(sealed)
         cipher = self.ciphers.get(sealed[:ID_BYTES])
         if cipher is None:
-            raise CannotOpen(f"sealed under key {sealed[:ID_BYTES].hex()}, which {SETTING} does not hold")
+            raise CannotOpen(f"sealed under key {sealed[:ID_BYTES].hex()}, which {self.setting} does not hold")
         nonce, body = sealed[ID_BYTES:ID_BYTES + NONCE_BYTES], sealed[ID_BYTES + NONCE_BYTES:]
         try:
             return cipher.decrypt(nonce, body, None)
@@ -140,11 +146,14 @@ def _derived(key, purpose):
 
 
 class Sealing(DependencyProvider):
-    """Gives each worker the service's `Sealer`; a container without valid
-    keys does not start."""
+    """Gives each worker the service's `Sealer` under the keys of `setting`;
+    a container without valid keys does not start."""
+
+    def __init__(self, setting=SETTING):
+        self.setting = setting
 
     def setup(self):
-        self.sealer = Sealer.from_setting(self.container.config.get(SETTING))
+        self.sealer = Sealer.from_setting(self.container.config.get(self.setting), self.setting)
 
     def get_dependency(self, worker_ctx):
         return self.sealer
