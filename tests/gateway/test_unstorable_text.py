@@ -54,6 +54,9 @@ def world(client, new_agency):
     receiver, receiver_key = new_agency(name="Receiver")
     made = client.post("/v1/referrals", headers=bearer(sender_key["key"]), json=data.referral(receiver["id"]))
     referral = made.get_json()
+    # a public address written as such: no DNS asked
+    hook = {"url": "https://93.184.215.14/referral-hooks", "events": ["referral.sent"], "description": "Cases"}
+    webhook = client.post("/v1/webhooks", headers=bearer(sender_key["key"]), json=hook).get_json()
     # Each call with a body: (a valid body, the key that may send it), by (method, path) in the document.
     return {
         ("post", "/v1/agencies"): (data.agency(contacts=[data.contact(phone="+994501234567")]), ADMIN_KEY),
@@ -68,6 +71,9 @@ def world(client, new_agency):
                                                          f"/v1/referrals/{referral['id']}/cancel"),
         ("post", "/v1/referrals/{referral_id}/erase"): ({"reason": "Consent withdrawn."}, sender_key["key"],
                                                         f"/v1/referrals/{referral['id']}/erase"),
+        ("post", "/v1/webhooks"): (hook, sender_key["key"]),
+        ("patch", "/v1/webhooks/{webhook_id}"): ({"url": hook["url"], "events": hook["events"]}, sender_key["key"],
+                                                 f"/v1/webhooks/{webhook['id']}"),
         "sender_key": sender_key["key"],
     }
 
@@ -91,7 +97,8 @@ def test_every_free_text_of_every_body_refuses_what_postgresql_cannot_store(clie
                 tried.add(f"{method} {path} {field}")
     # the walk reached the texts the fault was seen in
     assert {"post /v1/referrals returnee.given_name", "post /v1/referrals/{referral_id}/cancel reason",
-            "post /v1/agencies name", "post /v1/agencies contacts.0.name"} <= tried
+            "post /v1/agencies name", "post /v1/agencies contacts.0.name", "post /v1/webhooks url",
+            "post /v1/webhooks description", "patch /v1/webhooks/{webhook_id} url"} <= tried
     assert len(tried) >= 20
 
 
