@@ -444,3 +444,13 @@ def test_deliveries_pending_when_the_service_is_killed_all_arrive_after_its_rest
 def test_the_service_does_not_start_without_keys_for_the_secrets(container_factory, service_config):
     with pytest.raises(Exception, match="WEBHOOK_SECRET_KEYS is not set"):
         container_factory(NotificationsService, dict(service_config, WEBHOOK_SECRET_KEYS="")).start()
+
+
+def test_an_erasure_is_heard_as_referral_erased(hooks, pair, publish, receiver, deliveries):
+    sender, receiving = pair
+    made = register(hooks, sender, receiver.url, ("referral.erased",))
+    event = publish(events.REFERRAL_ERASED, sender, receiving, status="accepted", version=3)
+    wait_for(lambda: settled(deliveries(made["id"])), what="the delivery")
+    [(webhook_id, payload)] = receiver.verified(made["secret"])
+    assert webhook_id == event["event_id"] and payload["type"] == "referral.erased"
+    assert payload["data"]["version"] == 3 and payload["data"]["status"] == "accepted"
