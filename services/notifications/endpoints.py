@@ -11,8 +11,11 @@ then connects to (a DNS answer that changes cannot point it inward).
 """
 import dataclasses
 import ipaddress
+import logging
 import socket
 import urllib.parse
+
+log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -53,12 +56,25 @@ def _split(url, allow_private):
     return parts.scheme, parts.hostname, port, target
 
 
+# IPv6 prefixes that carry an IPv4 address a gateway may reach for it:
+# NAT64 (RFC 6052, RFC 8215) and the deprecated IPv4-compatible form.
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
 def is_public(address):
-    """True for an address of the public internet, and only for one."""
+    """True for an address of the public internet, and only for one. An
+    IPv6 address that embeds an IPv4 one (mapped, compatible, NAT64, 6to4,
+    Teredo) is judged by that IPv4 address too."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+    if not ip.is_global or ip.is_multicast:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = [ip.ipv4_mapped, ip.sixtofour, ip.teredo and ip.teredo[1]]
+        if ip in IPV4_COMPATIBLE or any(ip in network for network in NAT64):
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        return all(is_public(str(inner)) for inner in embedded if inner is not None)
+    return True
 
 
 def check(url, allow_private=False, resolver=None):
@@ -66,13 +82,13 @@ def check(url, allow_private=False, resolver=None):
     scheme, host, port, target = _split(url, allow_private)
     try:
         addresses = (resolver or resolve)(host, port)
-    except (OSError, UnicodeError) as error:
-        raise Refused(f"The host {host!r} cannot be resolved ({error}).") from None
+    except (OSError, UnicodeError):
+        addresses = []
+    if not allow_private and not all(is_public(address) for address in addresses):
+        # The address itself is not said: an agency could map the network's own names with it.
+        log.warning("webhook host %r refused: it resolves to %s", host, addresses)
+        raise Refused(f"The host {host!r} does not resolve to a public address: "
+                      "webhooks may only call the public internet.")
     if not addresses:
         raise Refused(f"The host {host!r} cannot be resolved.")
-    if not allow_private:
-        inward = [address for address in addresses if not is_public(address)]
-        if inward:
-            raise Refused(f"The host {host!r} resolves to an address that is not public ({inward[0]}): "
-                          "webhooks may only call the public internet.")
     return Endpoint(scheme, host, port, target, addresses[0])

@@ -96,6 +96,7 @@ class Webhook(Base):
     active: Mapped[bool] = mapped_column(default=True)
     deactivated_reason: Mapped[Optional[str]] = mapped_column(Text)
     failing_since: OptionalTimestamp = optional_timestamp_column()  # None once a delivery succeeds
+    owes_notice: Mapped[bool] = mapped_column(default=False)  # turned off; its agency not yet told
     created_at: Timestamp = timestamp_column()
     updated_at: Timestamp = timestamp_column()
 

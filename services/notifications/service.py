@@ -165,24 +165,34 @@ class NotificationsService:
     def deliver_webhooks(self):
         deliverer = self.webhooks.deliverer
         deliverer.sweep()  # returns at once: the tries run in the deliverer's pool
-        for agency_id, url in deliverer.take_turned_off():
-            try:
-                self.tell_deactivated(agency_id, url)
-            except Exception:
-                log.exception("the agency %s could not be told yet that its webhook was turned off", agency_id)
-                deliverer.turned_off.append((agency_id, url))  # told at a later sweep
+        told = []
+        try:
+            deliverer.tell_turned_off(lambda session, agency_id, url: told.extend(
+                self.tell_deactivated(session, agency_id, url)))
+        except Exception as error:  # still owed (owes_notice): told at a later sweep
+            log.warning("an agency could not be told yet that its webhook was turned off (%s: %s)",
+                        type(error).__name__, error)
+        transports = self.transports
+        dispatch.send_claimed(self.db, told, transports.mailer, transports.sms, transports.policy)
 
-    def tell_deactivated(self, agency_id, url):
-        """E-mail the agency's contacts that its webhook at `url` was turned off."""
-        agency = known_agencies.lookup(self.db, (agency_id,), self.agencies.get_agency)[str(agency_id)]
+    def ask_directory(self, agency_id):
+        """The directory's record of an agency, from a timer's worker: within
+        RPC_TIMEOUT_SECONDS, for a timer may fire before this service's reply
+        queue is listened to, and a reply lost then would be waited for forever."""
+        with eventlet.Timeout(float(self.config["RPC_TIMEOUT_SECONDS"]),
+                              TimeoutError("the directory did not answer in time")):
+            return self.agencies.get_agency(agency_id)
+
+    def tell_deactivated(self, session, agency_id, url):
+        """Record the e-mails to the agency's contacts that its webhook at
+        `url` was turned off; the rows, to send once committed."""
+        agency = known_agencies.lookup(self.db, (agency_id,), self.ask_directory)[str(agency_id)]
         event = {"event_id": str(uuid.uuid4()), "event_type": "webhook_deactivated"}
         days = self.webhooks.settings.deactivate_after.total_seconds() / 86400
         rows = dispatch.messages_to(agency, event, {"agency": agency["name"], "url": url, "days": f"{days:g}"},
                                     self.transports.messages, channels=("email",))
-        transports = self.transports
-        with self.db.single() as session:
-            dispatch.record(session, event, rows, transports.policy)
-        dispatch.send_claimed(self.db, rows, transports.mailer, transports.sms, transports.policy)
+        dispatch.record(session, event, rows, self.transports.policy)
+        return rows
 
     @every("RETENTION_SWEEP_SECONDS")
     def mask_old_recipients(self):

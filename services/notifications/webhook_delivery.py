@@ -15,7 +15,7 @@ import datetime
 import logging
 
 import eventlet
-from sqlalchemy import Interval, Uuid, bindparam, text
+from sqlalchemy import Interval, Uuid, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from standardwebhooks.webhooks import Webhook as Signer
 
@@ -101,11 +101,15 @@ class Outcome:
 
 
 def attempt(claim, settings, sealer, resolver=None):
-    """Try `claim` once; its `Outcome`."""
+    """Try `claim` once; its `Outcome`. Resolving the name and the POST get
+    `settings.timeout` each, so a try ends well inside its lease."""
     try:
-        endpoint = endpoints.check(claim.url, settings.allow_private, resolver)
+        with eventlet.Timeout(settings.timeout, webhook_http.Unreachable("no DNS answer in time")):
+            endpoint = endpoints.check(claim.url, settings.allow_private, resolver)
     except endpoints.Refused as refused:
         return Outcome("failed", error=f"refused: {refused}")
+    except webhook_http.Unreachable as error:
+        return Outcome("retry", error=str(error))
     now = utcnow()
     try:
         answer = webhook_http.post(endpoint, claim.body, headers(claim, now, sealer), settings.timeout,
@@ -116,15 +120,17 @@ def attempt(claim, settings, sealer, resolver=None):
     if 200 <= code < 300:
         return Outcome("delivered", code)
     if code >= 500 or code == 429:
-        wait = webhook_http.retry_after_seconds(answer.retry_after, now) if code == 429 else None
+        wait = (webhook_http.retry_after_seconds(answer.retry_after, now, settings.retry_for.total_seconds())
+                if code == 429 else None)
         return Outcome("retry", code, f"HTTP {code}: {said}".strip(), wait=wait)
     if 300 <= code < 400:
         return Outcome("failed", code, f"HTTP {code}: redirects are not followed")
     return Outcome("failed", code, f"HTTP {code}: {said}".strip(), gone=code == 410)
 
 
-# Claims due deliveries of active webhooks, at most `per_endpoint` of each
-# webhook not `busy` in this replica, up to `room` in all; each claimed
+# Claims due deliveries of active webhooks, healthy ones or failing ones
+# (`healthy`), at most `per_endpoint` of each webhook not `busy` in this
+# replica, up to `room` in all; each claimed
 # delivery's try is counted and it is held a lease ahead. A row another
 # replica claimed meanwhile is skipped (SKIP LOCKED) or no longer matches.
 CLAIM = text("""
@@ -133,7 +139,7 @@ WITH ranked AS (
         PARTITION BY delivery.webhook_id ORDER BY delivery.next_attempt_at, delivery.id) AS place
     FROM webhook_deliveries AS delivery JOIN webhooks AS webhook ON webhook.id = delivery.webhook_id
     WHERE delivery.status = 'pending' AND delivery.next_attempt_at <= now() AND webhook.active
-        AND delivery.webhook_id <> ALL(:busy)
+        AND delivery.webhook_id <> ALL(:busy) AND (webhook.failing_since IS NULL) = :healthy
 ), picked AS (
     SELECT delivery.id FROM webhook_deliveries AS delivery JOIN ranked ON ranked.id = delivery.id
     WHERE ranked.place <= :per_endpoint AND delivery.status = 'pending' AND delivery.next_attempt_at <= now()
@@ -146,7 +152,7 @@ SET attempts = delivery.attempts + 1, next_attempt_at = now() + :lease
 FROM picked, webhooks AS webhook
 WHERE delivery.id = picked.id AND webhook.id = delivery.webhook_id
 RETURNING delivery.id, delivery.webhook_id, delivery.event_id, delivery.body, delivery.attempts,
-    delivery.created_at, webhook.url, webhook.secret,
+    delivery.created_at, webhook.url, webhook.secret, webhook.failing_since IS NOT NULL AS failing,
     CASE WHEN webhook.previous_secret_expires_at > now() THEN webhook.previous_secret END AS previous_secret
 """).bindparams(bindparam("busy", type_=ARRAY(Uuid())), bindparam("lease", type_=Interval()))
 
@@ -174,21 +180,34 @@ class Deliverer:
         self.sessions, self.settings, self.sealer, self.resolver = sessions, settings, sealer, resolver
         self.pool = eventlet.GreenPool(settings.concurrency)
         self.in_flight = {}  # webhook id -> deliveries being tried
-        self.turned_off = []
+        self.failing_in_flight = 0
+        self.notices_due = True  # a webhook turned off may be owed a notice (so at start too)
+
+    @property
+    def failing_share(self):
+        """The most of the pool that failing webhooks may hold, so that
+        healthy ones always have room, however many endpoints hang."""
+        return max(1, self.settings.concurrency // 2)
 
     def sweep(self):
-        """Claim what is due and there is room for, and start trying it; returns at once."""
-        room = self.pool.free()
-        if not room:
-            return 0
-        with self.sessions.begin() as session:
-            claims = session.execute(CLAIM, {
-                "busy": list(self.in_flight), "per_endpoint": self.settings.per_endpoint,
-                "room": room, "lease": self.settings.lease}).all()
+        """Claim what is due and there is room for, healthy webhooks first,
+        and start trying it; returns at once."""
+        claims = self._claim(healthy=True, room=self.pool.free())
+        failing_room = min(self.pool.free() - len(claims), self.failing_share - self.failing_in_flight)
+        claims += self._claim(healthy=False, room=failing_room)
         for claim in claims:
             self.in_flight[claim.webhook_id] = self.in_flight.get(claim.webhook_id, 0) + 1
+            self.failing_in_flight += claim.failing
             self.pool.spawn_n(self._deliver, claim)
         return len(claims)
+
+    def _claim(self, healthy, room):
+        if room <= 0:
+            return []
+        with self.sessions.begin() as session:
+            return session.execute(CLAIM, {
+                "busy": list(self.in_flight), "per_endpoint": self.settings.per_endpoint, "healthy": healthy,
+                "room": room, "lease": self.settings.lease}).all()
 
     def _deliver(self, claim):
         try:
@@ -202,6 +221,7 @@ class Deliverer:
                 self.in_flight[claim.webhook_id] = left
             else:
                 self.in_flight.pop(claim.webhook_id, None)
+            self.failing_in_flight -= claim.failing
         try:
             self.settle(claim, outcome)
         except Exception:
@@ -216,14 +236,19 @@ class Deliverer:
             wait = max(outcome.wait or 0.0,
                        pause(claim.attempts, self.settings.backoff_seconds,
                              MOST_BETWEEN_TRIES.total_seconds(), jitter=0.2))
-            next_at = now + datetime.timedelta(seconds=wait)
-            status = "pending" if next_at < claim.created_at + self.settings.retry_for else "failed"
+            left = (claim.created_at + self.settings.retry_for - now).total_seconds()
+            if wait < left:
+                status, next_at = "pending", now + datetime.timedelta(seconds=wait)
+            else:
+                status = "failed"  # its day of tries is over
         with self.sessions.begin() as session:
             held = session.execute(SETTLE, {
                 "id": claim.id, "attempts": claim.attempts, "status": status,
                 "response_status": outcome.response_status, "error": outcome.error,
                 "next_attempt_at": next_at}).first()
-            failing_too_long = (held and held.failing_since is not None
+            # Turned off for failing too long only by a delivery that has
+            # failed for good: not by one refusal long ago and a 503 now.
+            failing_too_long = (held and status == "failed" and held.failing_since is not None
                                 and held.failing_since <= utcnow() - self.settings.deactivate_after)
             if outcome.gone or failing_too_long:
                 webhook = session.get(webhooks.Webhook, claim.webhook_id, with_for_update=True)
@@ -231,17 +256,25 @@ class Deliverer:
                     reason = ("its endpoint answered 410 Gone" if outcome.gone else
                               f"every delivery failed for {self.settings.deactivate_after.total_seconds() / 3600:g} h")
                     webhooks.deactivate(session, webhook, reason)
-                    if not outcome.gone:
-                        self.turned_off.append((webhook.agency_id, webhook.url))
+                    webhook.owes_notice = not outcome.gone  # its agency is told (TELL_DEACTIVATED)
+                    self.notices_due = self.notices_due or webhook.owes_notice
                     log.warning("webhook %s deactivated: %s", webhook.id, reason)
         log.info("webhook delivery %s (attempt %d): %s%s", claim.id, claim.attempts, status,
                  f" ({outcome.error})" if outcome.error else "")
 
-    def take_turned_off(self):
-        """[(agency id, url)] of the webhooks turned off for failing too
-        long since the last call: their agencies are to be told."""
-        taken, self.turned_off = self.turned_off, []
-        return taken
+    def tell_turned_off(self, tell):
+        """`tell(session, agency_id, url)` for the webhooks turned off for
+        failing too long whose agencies are still to be told, each in the
+        transaction that marks it told (replicas skip one being told)."""
+        if not self.notices_due:
+            return
+        with self.sessions.begin() as session:
+            owed = session.scalars(select(webhooks.Webhook).where(webhooks.Webhook.owes_notice)
+                                   .limit(20).with_for_update(skip_locked=True)).all()
+            for webhook in owed:
+                tell(session, webhook.agency_id, webhook.url)
+                webhook.owes_notice = False
+        self.notices_due = len(owed) == 20
 
     def stop(self, grace):
         """Let tries under way end, for up to `grace` seconds; any cut short

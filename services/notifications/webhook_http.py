@@ -8,6 +8,7 @@ import eventlet
 import urllib3
 
 ANSWER_BYTES = 1024  # of the answer's body: enough to say why, never a whole page
+EXCERPT_SECONDS = 1.0  # the most spent reading it: the status line alone decides
 
 
 class Unreachable(Exception):
@@ -41,7 +42,9 @@ def _pool(endpoint, timeout, ca_file):
 
 def post(endpoint, body, headers, timeout, ca_file=None):
     """The `Answer` of POSTing `body` (str) with `headers`; Unreachable when
-    none came within `timeout` seconds, all in."""
+    no status line came within `timeout` seconds, all in. The status
+    decides: a body that is slow to follow it changes nothing (what of it
+    comes within a second, up to 1 KB, is kept for a refusal's record)."""
     pool = _pool(endpoint, timeout, ca_file)
     try:
         with eventlet.Timeout(timeout, Unreachable(f"no answer within {timeout:g} s")):
@@ -50,12 +53,11 @@ def post(endpoint, body, headers, timeout, ca_file=None):
                 assert_same_host=False,
                 headers={**headers, "Host": _host_header(endpoint), "Content-Type": "application/json",
                          "User-Agent": "referral-network-webhooks/1"})
-            try:
-                excerpt = response.read(ANSWER_BYTES, decode_content=False)
-            finally:
-                response.close()  # the rest is never read
-        return Answer(response.status, response.headers.get("Retry-After"),
-                      excerpt.decode("utf-8", "replace"))
+        try:
+            return Answer(response.status, response.headers.get("Retry-After"),
+                          "" if 200 <= response.status < 300 else _excerpt(response))
+        finally:
+            response.close()  # the rest is never read
     except urllib3.exceptions.HTTPError as error:
         raise Unreachable(_reason(error)) from None
     except OSError as error:
@@ -64,23 +66,33 @@ def post(endpoint, body, headers, timeout, ca_file=None):
         pool.close()
 
 
+def _excerpt(response):
+    excerpt = b""
+    with eventlet.Timeout(EXCERPT_SECONDS, False):
+        try:
+            excerpt = response.read(ANSWER_BYTES, decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError):
+            pass
+    return excerpt.decode("utf-8", "replace")
+
+
 def _reason(error):
     cause = getattr(error, "reason", None) or error
     return f"{type(cause).__name__}: {cause}"
 
 
-def retry_after_seconds(value, now):
+def retry_after_seconds(value, now, most):
     """Seconds a `Retry-After` header asks to wait (seconds or an HTTP date),
-    or None when it says nothing usable."""
+    at most `most`; None when it says nothing usable."""
     if not value:
         return None
     value = value.strip()
     if value.isdigit():
-        return float(value)
+        return min(float(value), most)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=datetime.timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    return min(max(0.0, (when - now).total_seconds()), most)

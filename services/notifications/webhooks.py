@@ -79,8 +79,8 @@ def get(session, agency_id, webhook_id):
 def change(session, agency_id, webhook_id, body, allow_private):
     webhook = _owned(session, agency_id, webhook_id, lock=True)
     data = load(WebhookChange(), body, "The change to the webhook is not valid.")
-    if "url" in data:
-        webhook.url = _checked_url(data["url"], allow_private)
+    if "url" in data and data["url"] != webhook.url:
+        webhook.url, webhook.failing_since = _checked_url(data["url"], allow_private), None
     if "events" in data:
         webhook.events = _unique(data["events"])
     if "active" in data and data["active"] != webhook.active:

@@ -1,7 +1,5 @@
 """Webhooks through the gateway on the real network: partners' receivers
 on loopback hear each change of their referrals, signed, exactly once."""
-import time
-
 import pytest
 
 from tests.e2e.conftest import ADMIN_KEY, running_network
@@ -99,7 +97,9 @@ def test_a_partner_manages_its_webhooks_over_http(network, parties):
         assert receiver.verified(made["secret"])  # the old secret signs too, for 24 h
         assert network.call("DELETE", f"/v1/webhooks/{made['id']}", key).status_code == 204
         assert network.call("GET", f"/v1/webhooks/{made['id']}", key).status_code == 404
-        sent = network.call("POST", "/v1/referrals", parties["receiver"][1], json=data.referral(sender_id))
-        assert sent.status_code == 201
-        time.sleep(1.5)  # time enough for a delivery to arrive, if one were owed
+        with Receiver() as control:  # a webhook still there: once it hears, the deleted one would have
+            subscribe(network, key, control.url, ["referral.sent"])
+            sent = network.call("POST", "/v1/referrals", parties["receiver"][1], json=data.referral(sender_id))
+            assert sent.status_code == 201
+            wait_for(lambda: control.delivered(), timeout=30, what="the control webhook's delivery")
         assert len(receiver.requests) == 1  # nothing more to a deleted webhook

@@ -14,8 +14,9 @@ Request = collections.namedtuple("Request", "at headers body status")
 
 class Receiver:
     """`answers` is consumed one per request, then `status` answers: an item
-    is a status (503), (status, headers) (429, {"Retry-After": "1"}), or
-    ("hang", seconds) to answer 200 only after that long. `requests` holds
+    is a status (503), (status, headers) (429, {"Retry-After": "1"}),
+    ("hang", seconds) to answer 200 only after that long, or ("slow body",
+    seconds) to answer 200 at once and send its body that much later. `requests` holds
     each request as it came."""
 
     def __init__(self, status=200):
@@ -31,9 +32,11 @@ class Receiver:
                 with receiver.lock:
                     answer = receiver.answers.popleft() if receiver.answers else receiver.status
                 status, headers = (answer, {}) if isinstance(answer, int) else answer
-                hang, arrived = 0, time.monotonic()
+                hang, slow_body, arrived = 0, 0, time.monotonic()
                 if status == "hang":
                     hang, status, headers = headers, 200, {}
+                elif status == "slow body":
+                    slow_body, status, headers = headers, 200, {}
                 receiver.requests.append(Request(arrived, dict(self.headers), body, status))  # as it comes
                 time.sleep(hang)
                 self.send_response(status)
@@ -41,6 +44,8 @@ class Receiver:
                     self.send_header(name, value)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
+                self.wfile.flush()
+                time.sleep(slow_body)
                 self.wfile.write(b"ok")
 
             def log_message(self, *args):
