@@ -51,6 +51,9 @@ class Referral(Base):
         Index("ix_referrals_sender_created", "sending_agency_id", "created_at", "id"),
         Index("ix_referrals_receiver_created", "receiving_agency_id", "created_at", "id"),
         Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
+        # reports (migration 0007): the network's referrals of a period, read from the index alone
+        Index("ix_referrals_created_at", "created_at", postgresql_include=[
+            "status", "overdue_announced_at", "service_type", "sending_agency_id", "receiving_agency_id"]),
     )
 
 
@@ -70,6 +73,14 @@ class HistoryEntry(Base):
     actor_type: Mapped[Optional[str]] = mapped_column(Text)  # api_key | coordinator | system
     actor_id: Mapped[Optional[uuid.UUID]]
     actor_name: Mapped[Optional[str]] = mapped_column(Text)
+
+    __table_args__ = (
+        # reports (migration 0007): each referral's answer and completion
+        Index("ix_referral_history_answers", "referral_id", postgresql_include=["event", "at"],
+              postgresql_where="event IN ('accept', 'decline')"),
+        Index("ix_referral_history_completions", "referral_id", postgresql_include=["at"],
+              postgresql_where="event = 'complete'"),
+    )
 
     @property
     def actor(self):

@@ -31,6 +31,7 @@ CONTRACT = [
     ("POST", "/v1/referrals/{id}/cancel", 200, (), ("reason",), ()),
     ("GET", "/v1/referrals/{id}/history", 200, (), (), ()),
     ("GET", "/v1/notifications", 200, ("referral_id", "status", "page", "per_page"), (), ()),
+    ("GET", "/v1/reports/referrals", 200, ("from", "to", "group_by"), (), ()),
     ("GET", "/healthz", 200, (), (), ()),
     ("GET", "/readyz", 200, (), (), ()),
 ]
@@ -46,7 +47,6 @@ PENDING = {
     ("POST", "/v1/webhooks/{id}/rotate-secret", 200, (), (), ()): "webhooks (issue 13)",
     ("POST", "/v1/webhooks/{id}/test", 202, (), (), ()): "webhooks (issue 13)",
     ("GET", "/v1/webhooks/{id}/deliveries", 200, ("status", "page", "per_page"), (), ()): "webhooks (issue 13)",
-    ("GET", "/v1/reports/referrals", 200, ("from", "to", "group_by"), (), ()): "reports (issue 14)",
     ("POST", "/v1/referrals/{id}/erase", 200, (), ("reason",), ()): "erasure (issue 14)",
 }
 
