@@ -42,6 +42,10 @@ class Referral(Base):
     outcome: Mapped[Optional[str]] = mapped_column(Text)
     respond_by: Timestamp = mapped_column(DateTime(timezone=True))
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
+    # for reports: the times of its answer (accept or decline) and completion,
+    # kept from the history by a trigger (migration 0007), never set here
+    answered_at: OptionalTimestamp = optional_timestamp_column()
+    completed_at: OptionalTimestamp = optional_timestamp_column()
     # grows by one with every change, so a late event can be told from a newer one
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Timestamp = timestamp_column()
@@ -53,7 +57,8 @@ class Referral(Base):
         Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
         # reports (migration 0007): the network's referrals of a period, read from the index alone
         Index("ix_referrals_created_at", "created_at", postgresql_include=[
-            "status", "overdue_announced_at", "service_type", "sending_agency_id", "receiving_agency_id"]),
+            "status", "overdue_announced_at", "answered_at", "completed_at", "service_type",
+            "sending_agency_id", "receiving_agency_id"]),
     )
 
 
@@ -73,14 +78,6 @@ class HistoryEntry(Base):
     actor_type: Mapped[Optional[str]] = mapped_column(Text)  # api_key | coordinator | system
     actor_id: Mapped[Optional[uuid.UUID]]
     actor_name: Mapped[Optional[str]] = mapped_column(Text)
-
-    __table_args__ = (
-        # reports (migration 0007): each referral's answer and completion
-        Index("ix_referral_history_answers", "referral_id", postgresql_include=["event", "at"],
-              postgresql_where="event IN ('accept', 'decline')"),
-        Index("ix_referral_history_completions", "referral_id", postgresql_include=["at"],
-              postgresql_where="event = 'complete'"),
-    )
 
     @property
     def actor(self):

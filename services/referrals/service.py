@@ -121,7 +121,7 @@ class ReferralsService:
         """The report `query` asks for ({"from", "to", "group_by"}): of
         `agency_id`'s referrals, sent and received, or, when None, of the
         whole network with small counts withheld (see reports)."""
-        with self.db.single() as session:  # one statement
+        with self.db.begin() as session:  # a transaction: the query's own settings (reports.SETTINGS)
             return reports.report(session, query, agency_id)
 
     @every("OUTBOX_RELAY_SECONDS")

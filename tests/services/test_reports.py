@@ -22,6 +22,16 @@ def baku(day, hour=12, minute=0):
     return datetime.datetime.combine(datetime.date.fromisoformat(day), datetime.time(hour, minute), BAKU)
 
 
+# The times the history's trigger copied onto the referral, copied again
+# once the test has moved the history's times (test_times_are_kept_... shows
+# the trigger copies them as they are written).
+MOVE_TIMES = text("""
+UPDATE referrals SET
+    answered_at = (SELECT at FROM referral_history WHERE referral_id = :id AND event IN ('accept', 'decline')),
+    completed_at = (SELECT at FROM referral_history WHERE referral_id = :id AND event = 'complete')
+WHERE id = :id""")
+
+
 class Made:
     """Referrals made through the service, then put back in time in the database."""
 
@@ -48,6 +58,7 @@ class Made:
             for move, hours in moves:
                 conn.execute(text("UPDATE referral_history SET at = :at WHERE referral_id = :id AND event = :move"),
                              {"at": created + datetime.timedelta(hours=hours), "id": made["id"], "move": move})
+            conn.execute(MOVE_TIMES, {"id": made["id"]})
         return made
 
 
@@ -104,6 +115,22 @@ def test_a_known_set_gives_exactly_its_counts_rates_and_medians(referrals, known
     # the receiver's report holds the same referrals and the outsider's too
     received = referrals("referral_report", dict(PERIOD, group_by="sending_agency"), receiver)
     assert {row["key"]: row["sent"] for row in received["rows"]} == {sender: 9, known[2]: 1}
+
+
+def test_the_answer_s_and_completion_s_times_are_kept_on_the_referral(referrals, pair, engines):
+    sender, receiver, _ = pair
+    done, declined, waiting = (referrals("create_referral", sender, data.referral(receiver)) for _ in range(3))
+    for move, body in (("accept", {}), ("start", {}), ("complete", {"outcome": "Housed."})):
+        referrals("move_referral", receiver, done["id"], move, body)
+    referrals("move_referral", receiver, declined["id"], "decline", {"reason": "Full."})
+    with engines["REFERRALS_DATABASE_URL"].connect() as conn:
+        kept = {str(row.id): (row.answered_at, row.completed_at) for row in conn.execute(text(
+            "SELECT id, answered_at, completed_at FROM referrals"))}
+        moved = {(str(row.referral_id), row.event): row.at for row in conn.execute(text(
+            "SELECT referral_id, event, at FROM referral_history"))}
+    assert kept[done["id"]] == (moved[done["id"], "accept"], moved[done["id"], "complete"])
+    assert kept[declined["id"]] == (moved[declined["id"], "decline"], None)
+    assert kept[waiting["id"]] == (None, None)
 
 
 def test_months_are_baku_s_and_every_month_of_the_period_has_its_row(referrals, known):
@@ -169,7 +196,7 @@ def generated(engines, seed):
                         "late": created + datetime.timedelta(hours=72) if chance.random() < 0.3 else None})
                     moves = {"accept": ["accept"], "decline": ["decline"], "complete": ["accept", "start", "complete"],
                              "cancel": ["cancel"], "wait": []}[outcome]
-                    for step, move in enumerate(moves, 1):
+                    for step, move in enumerate(moves, 1):  # the trigger copies their times onto the referral
                         history.append({"id": uuid.uuid4(), "referral": referral_id, "event": move,
                                         "at": created + datetime.timedelta(hours=step * chance.randint(1, 40))})
     with engines["REFERRALS_DATABASE_URL"].begin() as conn:

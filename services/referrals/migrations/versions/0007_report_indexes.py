@@ -1,16 +1,22 @@
-"""indexes for reports
+"""what reports read: each referral's answer and completion times, and an index
 
 Revision ID: 0007
 Revises: 0004
 
-The reports (services/referrals/reports.py) pick referrals by the day they
-were created and join each to its answer and its completion in the history.
-`ix_referrals_created_at` serves the network-wide period (an agency's is
-served by the sender and receiver indexes); it carries the columns the
-counts read, so that the period is read from the index alone. The two
-partial history indexes hold only the rows the joins look for: answers
-(accept, decline) and completions, with their times.
+Reports (services/referrals/reports.py) count referrals by the day they were
+created, with the time of their answer (accept or decline) and of their
+completion. Those times are in the history; joining a million referrals to
+their history took seconds, so each referral also carries them:
+`answered_at` and `completed_at`, kept by a trigger on the history (so every
+writer of moves, today's and tomorrow's, keeps them without knowing) and
+filled here from the history for existing referrals. Neither is a change of
+the referral: neither `version` nor `updated_at` moves.
+
+`ix_referrals_created_at` serves the network-wide period and carries every
+column the counts read, so that a period is read from the index alone (an
+agency's report is served by the sender and receiver indexes).
 """
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
@@ -20,15 +26,40 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute("CREATE INDEX ix_referrals_created_at ON referrals (created_at) "
-               "INCLUDE (status, overdue_announced_at, service_type, sending_agency_id, receiving_agency_id)")
-    op.execute("CREATE INDEX ix_referral_history_answers ON referral_history (referral_id) INCLUDE (event, at) "
-               "WHERE event IN ('accept', 'decline')")
-    op.execute("CREATE INDEX ix_referral_history_completions ON referral_history (referral_id) INCLUDE (at) "
-               "WHERE event = 'complete'")
+    op.add_column("referrals", sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("referrals", sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True))
+    op.execute("""
+        UPDATE referrals SET answered_at = moves.answered_at, completed_at = moves.completed_at
+        FROM (SELECT referral_id,
+                     min(at) FILTER (WHERE event IN ('accept', 'decline')) AS answered_at,
+                     min(at) FILTER (WHERE event = 'complete') AS completed_at
+              FROM referral_history WHERE event IN ('accept', 'decline', 'complete')
+              GROUP BY referral_id) AS moves
+        WHERE moves.referral_id = referrals.id
+    """)
+    op.execute("""
+        CREATE FUNCTION note_report_times() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.event = 'complete' THEN
+                UPDATE referrals SET completed_at = NEW.at WHERE id = NEW.referral_id AND completed_at IS NULL;
+            ELSE
+                UPDATE referrals SET answered_at = NEW.at WHERE id = NEW.referral_id AND answered_at IS NULL;
+            END IF;
+            RETURN NULL;
+        END;
+        $$
+    """)
+    op.execute("""
+        CREATE TRIGGER referral_history_report_times AFTER INSERT ON referral_history
+        FOR EACH ROW WHEN (NEW.event IN ('accept', 'decline', 'complete')) EXECUTE FUNCTION note_report_times()
+    """)
+    op.execute("CREATE INDEX ix_referrals_created_at ON referrals (created_at) INCLUDE (status, "
+               "overdue_announced_at, answered_at, completed_at, service_type, sending_agency_id, receiving_agency_id)")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_referral_history_completions", table_name="referral_history")
-    op.drop_index("ix_referral_history_answers", table_name="referral_history")
     op.drop_index("ix_referrals_created_at", table_name="referrals")
+    op.execute("DROP TRIGGER referral_history_report_times ON referral_history")
+    op.execute("DROP FUNCTION note_report_times()")
+    op.drop_column("referrals", "completed_at")
+    op.drop_column("referrals", "answered_at")
