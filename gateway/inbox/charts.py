@@ -23,9 +23,11 @@ SMALLEST_WITHHELD = 4  # a withheld count is drawn as if it were this (it is 1 t
 
 
 def month_label(key, form="LLLL y"):
-    """"2026-01" as the page's language names it: "January 2026", "yanvar 2026"."""
+    """"2026-01" as the page's language names it, heading a row: "January 2026",
+    "Yanvar 2026", "Январь 2026"."""
     year, month = map(int, key.split("-"))
-    return format_date(datetime.date(year, month, 1), form, locale=Locale.parse(current_language()))
+    named = format_date(datetime.date(year, month, 1), form, locale=Locale.parse(current_language()))
+    return named[:1].upper() + named[1:]
 
 
 def split(row):
