@@ -67,7 +67,8 @@ SCOPES = {
 # (the empty grouping set). A referral's answer and completion times are
 # kept on it from its history (migration 0007), and an answer that is not
 # a decline is an acceptance (both leave `sent`; `declined` is final). The
-# network-wide period is read from ix_referrals_created_at alone.
+# network-wide period is read from ix_referrals_created_at alone. Durations
+# come from date_part (a double: extract's numeric sorts several times slower).
 REPORT = """
 SELECT {shown}::text AS key, GROUPING({key}) = 1 AS is_total,
     count(*) AS sent,
@@ -77,9 +78,9 @@ SELECT {shown}::text AS key, GROUPING({key}) = 1 AS is_total,
     count(*) FILTER (WHERE referral.status = 'completed') AS completed,
     count(*) FILTER (WHERE referral.overdue_announced_at IS NOT NULL) AS overdue,
     percentile_cont(0.5) WITHIN GROUP (
-        ORDER BY extract(epoch FROM referral.answered_at - referral.created_at) / 3600) AS median_hours_to_answer,
+        ORDER BY date_part('epoch', referral.answered_at - referral.created_at) / 3600) AS median_hours_to_answer,
     percentile_cont(0.5) WITHIN GROUP (
-        ORDER BY extract(epoch FROM referral.completed_at - referral.created_at) / 86400) AS median_days_to_complete
+        ORDER BY date_part('epoch', referral.completed_at - referral.created_at) / 86400) AS median_days_to_complete
 FROM referrals AS referral
 WHERE referral.created_at >= :start AND referral.created_at < :end {scope}
 GROUP BY GROUPING SETS (({key}), ())
