@@ -195,8 +195,12 @@ def suppress(answer):
     such cell (every count of the column from 1 to 4, and the total 5 or
     more), the column's total is withheld too. A row with a withheld count
     is `"suppressed": true` and gives no rate or median (they would let
-    the count be worked out). Totals do not depend on the grouping, so
-    the same period answers the same totals whatever `group_by`."""
+    the count be worked out).
+
+    Limits, said plainly: totals depend on the period alone (but in the
+    rare case above), so a total withheld by one grouping may be shown by
+    another; and two periods a day apart can be differenced. Admin keys are
+    the network's operators; what they publish is theirs to check."""
     rows, totals = answer["rows"], answer["totals"]
     hidden = [set() for _ in rows]  # per row: the counts withheld
     hidden_totals = {name for name in COUNTS if small(totals[name])}
