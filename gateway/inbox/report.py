@@ -30,11 +30,10 @@ def report():
     try:
         answer = _report(asked)
     except InvalidInput as refused:
-        errors = {field: gettext(PERIOD_PROBLEMS[field]) for field in (refused.errors or {}) if field in PERIOD_PROBLEMS}
-        errors = errors or {"from": gettext(PERIOD_PROBLEMS["from"])}
+        fields = [field for field in (refused.errors or {}) if field in PERIOD_PROBLEMS] or ["from"]
+        errors = {field: gettext(PERIOD_PROBLEMS[field]) for field in fields}
         answer, status = _report({}), 422
-    values = {"from": asked.get("from", answer["from"]), "to": asked.get("to", answer["to"])} if errors else {
-        "from": answer["from"], "to": answer["to"]}
+    values = {name: asked.get(name, answer[name]) for name in ("from", "to")}  # a refused one as typed
     return render_template("inbox/report.html", answer=answer, bars=charts.month_bars(answer["rows"]),
                            outcomes=charts.OUTCOMES, errors=errors, values=values,
                            month_label=charts.month_label, percent=percent, decimal=decimal), status

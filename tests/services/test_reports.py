@@ -136,7 +136,8 @@ def test_the_answer_s_and_completion_s_times_are_kept_on_the_referral(referrals,
 def test_months_are_baku_s_and_every_month_of_the_period_has_its_row(referrals, known):
     sender = known[0]
     report = referrals("referral_report", dict(PERIOD, group_by="month"), sender)
-    assert [(row["key"], row["sent"], row["accepted"], row["declined"], row["cancelled"]) for row in report["rows"]] == [
+    shown = ("key", "sent", "accepted", "declined", "cancelled")
+    assert [tuple(row[name] for name in shown) for row in report["rows"]] == [
         ("2026-01", 3, 2, 0, 0), ("2026-02", 3, 1, 2, 1), ("2026-03", 3, 1, 0, 1)]
     april = referrals("referral_report", {"from": "2026-04-01", "to": "2026-05-31", "group_by": "month"}, sender)
     assert [(row["key"], row["sent"]) for row in april["rows"]] == [("2026-04", 1), ("2026-05", 0)]
