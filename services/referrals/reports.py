@@ -64,13 +64,14 @@ SCOPES = {
 }
 
 # One statement, over the referrals alone: a row per group and the totals
-# (the empty grouping set). A referral's answer and completion times are
+# (the empty grouping set; its key is not used). A group without a key (a
+# referral whose region is not known) is "unknown". A referral's answer and completion times are
 # kept on it from its history (migration 0007), and an answer that is not
 # a decline is an acceptance (both leave `sent`; `declined` is final). The
 # network-wide period is read from ix_referrals_created_at alone. Durations
 # come from date_part (a double: extract's numeric sorts several times slower).
 REPORT = """
-SELECT {shown}::text AS key, GROUPING({key}) = 1 AS is_total,
+SELECT coalesce({shown}::text, 'unknown') AS key, GROUPING({key}) = 1 AS is_total,
     count(*) AS sent,
     count(*) FILTER (WHERE referral.answered_at IS NOT NULL AND referral.status <> 'declined') AS accepted,
     count(*) FILTER (WHERE referral.status = 'declined') AS declined,

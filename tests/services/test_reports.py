@@ -145,6 +145,19 @@ def test_months_are_baku_s_and_every_month_of_the_period_has_its_row(referrals, 
     assert [(row["key"], row["sent"]) for row in by_region["rows"]] == [("AZ-GA", 9)]
 
 
+def test_a_referral_without_its_returnee_still_counts(referrals, pair, engines):
+    """As an erased one: its returnee gone, even the region (should erasure
+    ever take it), it counts in every grouping; its region is "unknown"."""
+    sender, receiver, _ = pair
+    kept, erased = (referrals("create_referral", sender, data.referral(receiver)) for _ in range(2))
+    with engines["REFERRALS_DATABASE_URL"].begin() as conn:
+        conn.execute(text("UPDATE referrals SET returnee = '{}' WHERE id = :id"), {"id": erased["id"]})
+    by_region = referrals("referral_report", {"group_by": "region"}, sender)
+    assert [(row["key"], row["sent"]) for row in by_region["rows"]] == [("AZ-GA", 1), ("unknown", 1)]
+    for group_by in ("service_type", "month", "receiving_agency"):
+        assert referrals("referral_report", {"group_by": group_by}, sender)["totals"]["sent"] == 2
+
+
 def test_the_default_period_is_the_last_twelve_months(referrals, pair):
     report = referrals("referral_report", {}, pair[0])
     today = datetime.datetime.now(BAKU).date()
