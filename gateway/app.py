@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import apidocs, auth, bodies, docs, limits, request_ids, security
 from gateway import inbox
-from gateway.api import agencies, health, notifications, referrals, webhooks
+from gateway.api import agencies, health, notifications, referrals, reports, webhooks
 from gateway.problems import from_http_exception, problem, with_retry_after
 from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
 from shared import config
@@ -70,7 +70,7 @@ def create_app(settings=None):
     bodies.init_app(app, int(settings["MAX_BODY_BYTES"]))
 
     api = Api(app, spec_kwargs={"extra_plugins": [docs.ContractPlugin()]})
-    for module in (health, agencies, referrals, notifications, webhooks):
+    for module in (health, agencies, referrals, notifications, webhooks, reports):
         api.register_blueprint(module.blp)
     app.register_blueprint(apidocs.blp)
     inbox.init_app(app, settings)  # the coordinator pages

@@ -46,4 +46,4 @@ def init_app(app, settings):
     app.register_blueprint(blp)
 
 
-from gateway.inbox import errors, i18n, limits, new_referral, pages, places, sign_in  # noqa: E402,F401  (routes)
+from gateway.inbox import errors, i18n, limits, new_referral, pages, places, report, sign_in  # noqa: E402,F401  (routes)

@@ -50,6 +50,10 @@ class Referral(Base):
     outcome: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     respond_by: Timestamp = mapped_column(DateTime(timezone=True))
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
+    # for reports: the times of its answer (accept or decline) and completion,
+    # kept from the history by a trigger (migration 0007), never set here
+    answered_at: OptionalTimestamp = optional_timestamp_column()
+    completed_at: OptionalTimestamp = optional_timestamp_column()
     # grows by one with every change, so a late event can be told from a newer one
     version: Mapped[int] = mapped_column(default=1, server_default="1")
     # when the referral reached its final status: its retention counts from here
@@ -64,6 +68,10 @@ class Referral(Base):
         Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
         Index("ix_referrals_closed_unerased", "closed_at",
               postgresql_where="erased_at IS NULL AND closed_at IS NOT NULL"),
+        # reports (migration 0007): the network's referrals of a period, read from the index alone
+        Index("ix_referrals_created_at", "created_at", postgresql_include=[
+            "status", "overdue_announced_at", "answered_at", "completed_at", "service_type", "returnee_region",
+            "sending_agency_id", "receiving_agency_id"]),
     )
 
 

@@ -5,7 +5,7 @@ from nameko.dependency_providers import Config
 from nameko.extensions import DependencyProvider
 from sqlalchemy.exc import IntegrityError
 
-from services.referrals import cases, erasure
+from services.referrals import cases, erasure, reports
 from services.referrals.models import Outbox
 from shared.sealing import Sealing
 from shared import events
@@ -127,6 +127,14 @@ class ReferralsService:
         """A referral and its history, for a coordinator's page of it."""
         with self.db.begin() as session:
             return cases.read_with_history(session, self.sealer, agency_id, referral_id, actor)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def referral_report(self, query, agency_id=None):
+        """The report `query` asks for ({"from", "to", "group_by"}): of
+        `agency_id`'s referrals, sent and received, or, when None, of the
+        whole network with small counts withheld (see reports)."""
+        with self.db.begin() as session:  # a transaction: the query's own settings (reports.SETTINGS)
+            return reports.report(session, query, agency_id)
 
     @every("OUTBOX_RELAY_SECONDS")
     def relay_outbox(self):
