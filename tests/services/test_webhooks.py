@@ -23,7 +23,7 @@ from shared.sealing import WEBHOOK_SETTING, Sealer
 from tests.conftest import WEBHOOK_SECRET_KEYS
 from tests.support import data
 from tests.support.receivers import Receiver
-from tests.support.sinks import readable, wait_for
+from tests.support.sinks import free_port, readable, wait_for
 
 WEBHOOK_SEALER = Sealer.from_setting(WEBHOOK_SECRET_KEYS, WEBHOOK_SETTING)
 FAST = dict(WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_BACKOFF_SECONDS="0.2", WEBHOOK_TIMEOUT_SECONDS="1",
@@ -548,3 +548,17 @@ def test_failing_webhooks_hold_at_most_half_the_pool(service_config, engines, re
         assert deliverer.failing_in_flight == 3 and deliverer.sweep() == 0
     finally:
         deliverer.stop(grace=5)
+
+
+def test_a_refused_connection_is_tried_again_until_the_endpoint_listens(hooks, pair, publish, deliveries):
+    sender, receiving = pair
+    port = free_port()  # nothing listens there yet
+    made = register(hooks, receiving, f"http://127.0.0.1:{port}/hooks")
+    event = publish(events.REFERRAL_SENT, sender, receiving, version=1)
+    wait_for(lambda: [row for row in deliveries(made["id"]) if row.attempts >= 2], what="two refused tries")
+    [row] = deliveries(made["id"])
+    assert row.status == "pending" and "refused" in row.last_error.lower()
+    with Receiver(port=port) as receiver:
+        [row] = wait_for(lambda: settled(deliveries(made["id"])), what="the delivery once it listens")
+        assert row.status == "delivered" and row.attempts >= 3
+        assert [webhook_id for webhook_id, _ in receiver.verified(made["secret"])] == [event["event_id"]]

@@ -19,7 +19,7 @@ class Receiver:
     seconds) to answer 200 at once and send its body that much later. `requests` holds
     each request as it came."""
 
-    def __init__(self, status=200):
+    def __init__(self, status=200, port=0):
         self.status = status
         self.answers = collections.deque()
         self.requests = []
@@ -51,7 +51,7 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = SinkHttpServer(("127.0.0.1", 0), Handler)
+        self.server = SinkHttpServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 
     def answer(self, *answers):
