@@ -40,6 +40,20 @@ class Sessions:
         return self.autocommit()
 
 
+def in_batches(sessions, step, batch):
+    """Run `step(session)` (which does up to `batch` rows and says how many)
+    each time in a transaction of its own, until a batch comes back short;
+    how many rows in all. Short transactions: replicas share the work, and
+    no lock is held for the whole of it."""
+    done = 0
+    while True:
+        with sessions.begin() as session:
+            count = step(session)
+        done += count
+        if count < batch:
+            return done
+
+
 class Database(DependencyProvider):
     """Gives each worker the service's `Sessions`."""
 

@@ -11,7 +11,7 @@ from services.notifications import dispatch, known_agencies, retention, sign_in,
 from services.notifications.messages import Messages
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
-from shared.db import Database, Sessions, make_engine
+from shared.db import Database, Sessions, in_batches, make_engine
 from shared.sealing import WEBHOOK_SETTING, Sealer
 from shared.errors import EXPECTED
 from shared.messaging import RpcProxy, event_handler
@@ -196,13 +196,8 @@ class NotificationsService:
 
     @every("RETENTION_SWEEP_SECONDS")
     def mask_old_recipients(self):
-        days, masked = float(self.config["NOTIFICATION_RETENTION_DAYS"]), 0
-        while True:
-            with self.db.begin() as session:
-                count = retention.mask_expired(session, days)
-            masked += count
-            if count < retention.BATCH:
-                break
+        days = float(self.config["NOTIFICATION_RETENTION_DAYS"])
+        masked = in_batches(self.db, lambda session: retention.mask_expired(session, days), retention.BATCH)
         if masked:
             log.info("retention: %d notification recipient(s) masked", masked)
 

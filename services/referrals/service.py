@@ -10,7 +10,7 @@ from services.referrals.models import Outbox
 from shared.sealing import Sealing
 from shared import events
 from shared.announced_cache import AnnouncedCache
-from shared.db import Database
+from shared.db import Database, in_batches
 from shared.errors import EXPECTED, NotFound
 from shared.outbox import OutboxRelay
 from shared.messaging import RpcProxy
@@ -151,13 +151,8 @@ class ReferralsService:
     def sweep_retention(self):
         """Erase referrals RETENTION_DAYS after their final status, a batch a
         transaction, and delete Idempotency-Keys past their use."""
-        days, erased = float(self.config["RETENTION_DAYS"]), 0
-        while True:
-            with self.db.begin() as session:
-                count = erasure.erase_expired(session, days)
-            erased += count
-            if count < erasure.BATCH:
-                break
+        days = float(self.config["RETENTION_DAYS"])
+        erased = in_batches(self.db, lambda session: erasure.erase_expired(session, days), erasure.BATCH)
         with self.db.begin() as session:
             deleted = erasure.delete_old_idempotency_keys(session)
         if erased or deleted:

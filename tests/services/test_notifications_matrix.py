@@ -18,6 +18,7 @@ from services.notifications import dispatch, sms_length
 from services.notifications.messages import SERVICE_NAMES
 from services.notifications.service import NotificationsService
 from shared import config, events
+from tests.conftest import WEBHOOK_SECRET_KEYS
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, wait_for
 
@@ -62,7 +63,8 @@ def network(request, vhost_pipeline, database_urls, engines):
     with vhost_pipeline.get() as vhost, SmtpSink() as smtp, HttpSink() as sms:
         settings = config.load(
             AMQP_URI=f"{broker.scheme}://{broker.netloc}/{vhost}", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port),
-            SMS_BACKEND="http", SMS_HTTP_URL=sms.url, DELIVERY_SWEEP_SECONDS="0.05", **database_urls)
+            SMS_BACKEND="http", SMS_HTTP_URL=sms.url, DELIVERY_SWEEP_SECONDS="0.05",
+            WEBHOOK_SECRET_KEYS=WEBHOOK_SECRET_KEYS, **database_urls)
         containers = [start(AgenciesService, settings), start(NotificationsService, settings)]
         try:
             with entrypoint_hook(containers[0], "create_agency") as create_agency:

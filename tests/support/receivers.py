@@ -7,12 +7,12 @@ from http.server import BaseHTTPRequestHandler
 
 from standardwebhooks.webhooks import Webhook as Verifier
 
-from tests.support.sinks import SinkHttpServer
+from tests.support.sinks import Served, SinkHttpServer
 
 Request = collections.namedtuple("Request", "at headers body status")
 
 
-class Receiver:
+class Receiver(Served):
     """`answers` is consumed one per request, then `status` answers: an item
     is a status (503), (status, headers) (429, {"Retry-After": "1"}),
     ("hang", seconds) to answer 200 only after that long, or ("slow body",
@@ -70,11 +70,3 @@ class Receiver:
         return [(request.headers["webhook-id"], verifier.verify(request.body, request.headers))
                 for request in self.delivered()]
 
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

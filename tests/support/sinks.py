@@ -115,7 +115,20 @@ class SinkHttpServer(ThreadingHTTPServer):
     request_queue_size = 128  # the notifications service sends side by side
 
 
-class HttpSink:
+class Served:
+    """An HTTP server (`self.server`) served from a thread of its own while in a `with` block."""
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HttpSink(Served):
     """A real HTTP server taking SMS as the `http` backend posts them.
     `status` sets the answer (a 5xx makes the backend retry); `delay`
     (seconds) makes it slow to answer; `posts` counts every request."""
@@ -145,11 +158,3 @@ class HttpSink:
         self.server = SinkHttpServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms"
 
-    def __enter__(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
