@@ -1,5 +1,7 @@
 """The report's query and answer, shared by the gateway (HTTP) and the
 referrals service (RPC) so that both check them the same way."""
+import datetime
+
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from shared import standards
@@ -23,7 +25,8 @@ class ReportQuery(Schema):
         start, end = data.get("from_"), data.get("to")
         if start and end and start > end:
             raise ValidationError("It must not be after `to`.", "from")
-        if start and end and (end - start).days > LONGEST_DAYS:
+        end = end or datetime.date.today()  # `to` left out: today (a day either side of Baku's is no matter)
+        if start and (end - start).days > LONGEST_DAYS:
             raise ValidationError(f"A report spans at most {LONGEST_DAYS} days.", "from")
 
 

@@ -2,6 +2,7 @@
 NOTIFICATION_RETENTION_DAYS, then show it masked (the record stays: what
 was sent, when, and how it went)."""
 import datetime
+import re
 
 from sqlalchemy import func, select
 
@@ -39,7 +40,11 @@ def mask_expired(session, retention_days, batch=BATCH):
     now = session.scalar(select(func.now()))
     for row in due:
         masked = mask(row.recipient)
-        if row.last_error:
-            row.last_error = row.last_error.replace(row.recipient, masked)
+        if row.last_error:  # as the server quoted it: in any case, or only its local part
+            quoted = [(row.recipient, masked)]
+            if "@" in row.recipient and len(row.recipient.split("@", 1)[0]) >= 3:
+                quoted.append((row.recipient.split("@", 1)[0], masked.split("@", 1)[0]))
+            for said, shown in quoted:
+                row.last_error = re.sub(re.escape(said), shown, row.last_error, flags=re.IGNORECASE)
         row.recipient, row.recipient_masked_at = masked, now
     return len(due)

@@ -102,10 +102,11 @@ def request_digest(body):
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def find_idempotent(session, sealer, sender_id, key, digest):
+def find_idempotent(session, sealer, sender_id, key, digest, actor=None):
     """The referral an earlier request with this key made, if any (None
     when the key is new or its 24 hours are over); `digest` is the
-    request's `request_digest`."""
+    request's `request_digest`. Answering it again is a read of the
+    returnee's data by `actor`: the access log says so."""
     session.execute(
         delete(IdempotencyKey).where(
             IdempotencyKey.agency_id == sender_id,
@@ -119,6 +120,8 @@ def find_idempotent(session, sealer, sender_id, key, digest):
     # An erased referral's digest is gone: the key still answers what it made.
     if earlier.request_digest is not None and not sealer.digest_matches(earlier.request_digest, digest):
         raise Conflict("This Idempotency-Key was used with another request body.")
+    session.add(AccessEntry(referral_id=earlier.referral_id, agency_id=sender_id, action="read",
+                            **actor_columns(actor)))
     return _dump(sealer, session.get(Referral, earlier.referral_id))
 
 

@@ -63,7 +63,7 @@ class ReferralsService:
         idempotency = (idempotency_key, cases.request_digest(body)) if idempotency_key else None
         if idempotency:
             with self.db.begin() as session:
-                earlier = cases.find_idempotent(session, self.sealer, sender_id, *idempotency)
+                earlier = cases.find_idempotent(session, self.sealer, sender_id, *idempotency, actor)
             if earlier:
                 return earlier
         receiver_id = str(data["receiving_agency_id"])
@@ -78,7 +78,7 @@ class ReferralsService:
                 raise
             # The same key raced us and won: answer with what it made.
             with self.db.begin() as session:
-                return cases.find_idempotent(session, self.sealer, sender_id, *idempotency)
+                return cases.find_idempotent(session, self.sealer, sender_id, *idempotency, actor)
 
     def agency_or_none(self, agency_id):
         try:

@@ -204,3 +204,15 @@ def test_the_access_log_tells_the_sender_who_read_and_changed(referrals, pair):
         referrals("referral_access_log", outsider, made["id"], {})
     with pytest.raises(InvalidInput):
         referrals("referral_access_log", sender, made["id"], {"per_page": 1000})
+
+
+def test_an_idempotent_replay_is_a_read_in_the_access_log(referrals, pair):
+    """Answering a repeated request again shows the returnee's data: a read."""
+    sender, receiver, _ = pair
+    body = data.referral(receiver)
+    made = referrals("create_referral", sender, body, "replayed-key", CODER)
+    again = referrals("create_referral", sender, body, "replayed-key", CODER)
+    assert again["id"] == made["id"]
+    log = referrals("referral_access_log", sender, made["id"], {})
+    assert [(item["action"], item["agency_id"], item["actor"]) for item in log["items"]] == [
+        ("read", sender, CODER)]

@@ -150,6 +150,15 @@ def test_referrals_made_before_erasure_keep_their_region_apart_and_their_closing
             assert rows[made["open"]].closed_at is None
             assert 4.9 < rows[made["declined"]].age.total_seconds() / 86400 < 5.1
             assert conn.execute(text("UPDATE referral_history SET detail = NULL")).rowcount == 3
+            conn.execute(text("UPDATE referrals SET returnee = NULL, consent = NULL WHERE id = :id"),
+                         {"id": made["declined"]})  # as erasure leaves it
+        # Down again: the erased referral keeps its region, and nothing else.
+        command.downgrade(migrate.alembic_config(
+            "referrals", url, config.load(DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS)), "0004")
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT returnee, consent FROM referrals WHERE id = :id"),
+                                {"id": made["declined"]}).one() == ({"region": "AZ-GA", "preferred_language": None},
+                                                                     None)
     finally:
         engine.dispose()
 

@@ -80,12 +80,13 @@ def downgrade() -> None:
                                               "outcome": sealer and sealer.open_text})
     _rewrite("referrals", ["id"], JSONB(), {"returnee": sealer and sealer.open_json,
                                             "consent": sealer and sealer.open_json})
-    op.execute("UPDATE referrals SET returnee = returnee || jsonb_build_object("
-               "'region', returnee_region, 'preferred_language', returnee_language)")
+    # An erased referral (returnee null) keeps its region and language; its
+    # consent stays null (the column stays nullable, as 0006's downgrade leaves it).
+    op.execute("UPDATE referrals SET returnee = coalesce(nullif(returnee, 'null'::jsonb), '{}'::jsonb) "
+               "|| jsonb_build_object('region', returnee_region, 'preferred_language', returnee_language)")
     op.drop_column("referrals", "returnee_language")
     op.drop_column("referrals", "returnee_region")
-    for column in ("returnee", "consent"):
-        op.alter_column("referrals", column, nullable=False)
+    op.alter_column("referrals", "returnee", nullable=False)
     op.execute("DROP TRIGGER referral_history_append_only ON referral_history")
     op.execute("CREATE TRIGGER referral_history_append_only BEFORE UPDATE OR DELETE ON referral_history "
                "FOR EACH ROW EXECUTE FUNCTION refuse_audit_change()")
