@@ -161,6 +161,7 @@ def test_referrals_made_before_erasure_keep_their_region_apart_and_their_closing
                                                                      None)
     finally:
         engine.dispose()
+        migrate.drop_database(url)
 
 
 def test_existing_referrals_get_their_answer_and_completion_times_for_reports():
