@@ -77,11 +77,11 @@ def is_public(address):
     return True
 
 
-def check(url, allow_private=False, resolver=None):
+def check(url, allow_private=False):
     """The `Endpoint` to deliver `url` to, or Refused saying why not."""
     scheme, host, port, target = _split(url, allow_private)
     try:
-        addresses = (resolver or resolve)(host, port)
+        addresses = resolve(host, port)
     except (OSError, UnicodeError):
         addresses = []
     if not allow_private and not all(is_public(address) for address in addresses):

@@ -100,12 +100,12 @@ class Outcome:
     gone: bool = False  # 410: the endpoint is no more
 
 
-def attempt(claim, settings, sealer, resolver=None):
+def attempt(claim, settings, sealer):
     """Try `claim` once; its `Outcome`. Resolving the name and the POST get
     `settings.timeout` each, so a try ends well inside its lease."""
     try:
         with eventlet.Timeout(settings.timeout, webhook_http.Unreachable("no DNS answer in time")):
-            endpoint = endpoints.check(claim.url, settings.allow_private, resolver)
+            endpoint = endpoints.check(claim.url, settings.allow_private)
     except endpoints.Refused as refused:
         return Outcome("failed", error=f"refused: {refused}")
     except webhook_http.Unreachable as error:
@@ -176,8 +176,8 @@ RETURNING webhooks.failing_since
 class Deliverer:
     """The webhook deliveries of one replica (see the module's docstring)."""
 
-    def __init__(self, sessions, settings, sealer, resolver=None):
-        self.sessions, self.settings, self.sealer, self.resolver = sessions, settings, sealer, resolver
+    def __init__(self, sessions, settings, sealer):
+        self.sessions, self.settings, self.sealer = sessions, settings, sealer
         self.pool = eventlet.GreenPool(settings.concurrency)
         self.in_flight = {}  # webhook id -> deliveries being tried
         self.failing_in_flight = 0
@@ -211,7 +211,7 @@ class Deliverer:
 
     def _deliver(self, claim):
         try:
-            outcome = attempt(claim, self.settings, self.sealer, self.resolver)
+            outcome = attempt(claim, self.settings, self.sealer)
         except Exception as error:  # a fault of ours must not leave the delivery claimed for good
             log.exception("webhook delivery %s: unexpected error", claim.id)
             outcome = Outcome("retry", error=f"{type(error).__name__}: {error}")
