@@ -12,6 +12,9 @@ DEFAULTS = {
     "AGENCIES_DATABASE_URL": "postgresql://postgres@localhost:5432/agencies",
     "NOTIFICATIONS_DATABASE_URL": "postgresql://postgres@localhost:5432/notifications",
     "GATEWAY_PORT": "8000",
+    # a service process serves Prometheus metrics on this port (empty: none; the gateway
+    # serves its own on GATEWAY_PORT at /metrics)
+    "METRICS_PORT": "",
     # where coordinators reach the gateway: links in e-mails, and whether cookies are Secure
     "PUBLIC_URL": "http://localhost:8000",
     # signs the coordinator pages' cookies and CSRF tokens (`make run` makes and keeps one)

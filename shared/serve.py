@@ -13,7 +13,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 
-from shared import config, request_id, sealing  # noqa: E402
+from shared import config, metrics, request_id, sealing  # noqa: E402
 from shared.messaging import server_away  # noqa: E402
 from shared.services import SERVICES, service_class  # noqa: E402
 
@@ -66,6 +66,8 @@ def main():
             sys.exit(f"The {args.service} service does not start: {error}")
     if args.service == "notifications":
         settings["max_workers"] = int(settings["NOTIFICATIONS_MAX_WORKERS"])
+    if settings["METRICS_PORT"]:
+        metrics.serve(settings["METRICS_PORT"])
     run([service_class(args.service)], settings)
 
 

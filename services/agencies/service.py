@@ -13,6 +13,7 @@ from shared import events
 from shared.db import Database
 from shared.errors import EXPECTED
 from shared.outbox import OutboxRelay
+from shared.metrics import Metrics
 from shared.request_id import RequestId
 from shared.rpc import rpc
 from shared.timers import every
@@ -45,6 +46,7 @@ class AgenciesService:
 
     db = DirectoryDatabase("AGENCIES_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
+    metrics = Metrics()  # counts calls and events; shared.metrics
     # Nobody has to hear of directory changes, so not `mandatory`.
     relay = OutboxRelay(Outbox, events.AGENCIES, mandatory=False)
 

@@ -11,6 +11,7 @@ from sqlalchemy import DateTime, Text, Uuid, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from services.notifications.metrics import NOTIFICATION_SENDS
 from services.notifications.models import Notification
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
 from shared import events
@@ -263,6 +264,7 @@ def _settle(session, claim, error, policy):
             "next_attempt_at": utcnow() + backoff(claim.attempts, policy.backoff_seconds),
             "last_error": str(error)[:1000],
         }
+    NOTIFICATION_SENDS.labels(claim.channel, values.get("status", "retry")).inc()
     table = Notification.__table__  # a Core statement: no ORM bookkeeping for a plain update
     held = session.execute(
         update(table)

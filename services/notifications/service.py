@@ -9,12 +9,14 @@ from nameko.extensions import DependencyProvider
 
 from services.notifications import dispatch, known_agencies, retention, sign_in, webhook_delivery, webhooks
 from services.notifications.messages import Messages
+from services.notifications.metrics import notification_gauges, webhook_delivery_gauges
 from services.notifications.transports import Mailer, sms_backend
 from shared import events
 from shared.db import Database, Sessions, in_batches, make_engine
 from shared.sealing import WEBHOOK_SETTING, Sealer
 from shared.errors import EXPECTED
 from shared.messaging import RpcProxy, event_handler
+from shared.metrics import Metrics
 from shared.request_id import RequestId
 from shared.rpc import rpc
 from shared.timers import every
@@ -74,6 +76,7 @@ class NotificationsService:
 
     db = Database("NOTIFICATIONS_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
+    metrics = Metrics(notification_gauges, webhook_delivery_gauges)  # counts calls and events; shared.metrics
     agencies = RpcProxy("agencies")
     transports = Transports()
     webhooks = WebhookDeliveries()

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from standardwebhooks.webhooks import Webhook as Signer
 
 from services.notifications import endpoints, webhook_http, webhooks
+from services.notifications.metrics import WEBHOOK_ATTEMPTS
 from shared.backoff import pause
 from shared.config import flag
 from shared.models import utcnow
@@ -241,6 +242,7 @@ class Deliverer:
                 status, next_at = "pending", now + datetime.timedelta(seconds=wait)
             else:
                 status = "failed"  # its day of tries is over
+        WEBHOOK_ATTEMPTS.labels("retry" if status == "pending" else status).inc()
         with self.sessions.begin() as session:
             held = session.execute(SETTLE, {
                 "id": claim.id, "attempts": claim.attempts, "status": status,

@@ -14,6 +14,7 @@ from shared.db import Database, in_batches
 from shared.errors import EXPECTED, NotFound
 from shared.outbox import OutboxRelay
 from shared.messaging import RpcProxy
+from shared.metrics import Metrics
 from shared.request_id import RequestId
 from shared.rpc import rpc
 from shared.timers import every
@@ -47,6 +48,7 @@ class ReferralsService:
 
     db = Database("REFERRALS_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
+    metrics = Metrics()  # counts calls and events; shared.metrics
     config = Config()
     relay = OutboxRelay(Outbox, events.REFERRALS)
     agencies = RpcProxy("agencies")
