@@ -6,7 +6,7 @@ import flask_smorest
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import apidocs, auth, bodies, docs, limits, request_ids, security
+from gateway import apidocs, auth, bodies, docs, limits, metrics, request_ids, security
 from gateway import inbox
 from gateway.api import agencies, health, notifications, referrals, reports, webhooks
 from gateway.problems import from_http_exception, problem, with_retry_after
@@ -62,8 +62,9 @@ def create_app(settings=None):
     app.extensions["readiness_rpc"] = RpcPool(settings, timeout=min(timeout, 2.0), size=2)
     app.extensions["keys"] = auth.key_cache(settings)
 
-    # The order of the hooks: the request id first, then the rate limit,
-    # then the body checks, then the key (the /v1 blueprints' own hooks).
+    # The order of the hooks: the metrics' clock, the request id, then the
+    # rate limit, then the body checks, then the key (the /v1 blueprints' own hooks).
+    metrics.init_app(app)
     request_ids.init_app(app)
     security.init_app(app)
     app.extensions["rate_limiter"] = limits.init_app(app, settings)

@@ -1,5 +1,7 @@
 """gunicorn settings for the gateway (`gunicorn -c gateway/gunicorn.conf.py`)."""
 import os
+import shutil
+import tempfile
 
 import gunicorn.util
 
@@ -10,9 +12,37 @@ workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
 threads = int(os.environ.get("GATEWAY_THREADS", "8"))
 graceful_timeout = 10
 accesslog = "-"
-logger_class = "gateway.access_log.AccessLog"  # hides sign-in tokens in paths
-# the request's id, as the gateway answered it in X-Request-ID
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms [%({x-request-id}o)s]'
+
+
+def on_starting(server):
+    """The workers' metrics files (gateway/metrics.py) in a directory of
+    this run's own: PROMETHEUS_MULTIPROC_DIR emptied if given, else a new
+    one, removed on exit. Set before any worker imports prometheus-client,
+    which reads the setting once."""
+    global _made_metrics_dir
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        os.makedirs(given, exist_ok=True)
+        for name in os.listdir(given):
+            if name.endswith(".db"):
+                os.remove(os.path.join(given, name))
+    else:
+        _made_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+
+_made_metrics_dir = None
+
+
+def child_exit(server, worker):
+    """A worker gone: its live gauges go (its counts stay in the sum)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
 
 
 def _problem_instead_of_html(sock, status_int, reason, mesg):

@@ -161,6 +161,7 @@ def test_the_document_describes_every_route_the_gateway_serves(built):
         if rule.endpoint not in ("static", "api-docs.openapi_json")
         and not rule.endpoint.startswith("apidocs.")  # /docs: the document shown (gateway/apidocs.py)
         and not rule.endpoint.startswith("inbox.")  # the coordinator pages: HTML, not the partners' API
+        and rule.endpoint != "metrics"  # Prometheus's scrape (gateway/metrics.py): for operators, not partners
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {(method.upper(), same_path(path)) for path, method, _, _ in operations(document)}
