@@ -13,8 +13,12 @@ DEFAULTS = {
     "NOTIFICATIONS_DATABASE_URL": "postgresql://postgres@localhost:5432/notifications",
     "GATEWAY_PORT": "8000",
     # a service process serves Prometheus metrics on this port (empty: none; the gateway
-    # serves its own on GATEWAY_PORT at /metrics)
+    # serves its own on GATEWAY_PORT at /metrics); <SERVICE>_METRICS_PORT, where given,
+    # for that service alone (bin/run gives each its own: 9101, 9102, 9103)
     "METRICS_PORT": "",
+    "AGENCIES_METRICS_PORT": "",
+    "REFERRALS_METRICS_PORT": "",
+    "NOTIFICATIONS_METRICS_PORT": "",
     # where coordinators reach the gateway: links in e-mails, and whether cookies are Secure
     "PUBLIC_URL": "http://localhost:8000",
     # signs the coordinator pages' cookies and CSRF tokens (`make run` makes and keeps one)

@@ -66,8 +66,12 @@ def main():
             sys.exit(f"The {args.service} service does not start: {error}")
     if args.service == "notifications":
         settings["max_workers"] = int(settings["NOTIFICATIONS_MAX_WORKERS"])
-    if settings["METRICS_PORT"]:
-        metrics.serve(settings["METRICS_PORT"])
+    port = settings[f"{args.service.upper()}_METRICS_PORT"] or settings["METRICS_PORT"]
+    if port:
+        try:
+            metrics.serve(port)
+        except OSError as error:  # the port taken (another network on this machine): serve without
+            logging.getLogger(__name__).error("no metrics: port %s cannot be served (%s)", port, error)
     run([service_class(args.service)], settings)
 
 

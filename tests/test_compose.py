@@ -1,4 +1,5 @@
 """docker-compose.yml is valid, and its processes run `make run`'s commands."""
+import json
 import os
 import pathlib
 import shlex
@@ -77,3 +78,43 @@ def test_the_infrastructure_is_there_with_health_checks_and_restarts(compose):
         assert services[name]["restart"] == "unless-stopped", name
     assert services["agencies"]["environment"]["SMTP_HOST"] == "mailpit"
     assert services["gateway"]["environment"]["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379"
+
+
+def mounts(service):
+    """{path in the container: path here} of a service's volumes (either syntax of docker-compose config)."""
+    found = {}
+    for volume in service.get("volumes", ()):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume["source"], volume["target"]
+        found[target] = pathlib.Path(source)
+    return found
+
+
+def test_prometheus_scrapes_every_replica_of_every_process_on_its_metrics_port(compose):
+    services = compose["services"]
+    scraped = yaml.safe_load(mounts(services["prometheus"])["/etc/prometheus/prometheus.yml"].read_text())
+    found = {}  # compose service -> the port Prometheus scrapes it on
+    for job in scraped["scrape_configs"]:
+        for discovery in job["dns_sd_configs"]:  # every replica, by the service's name in compose's DNS
+            found.update(dict.fromkeys(discovery["names"], discovery["port"]))
+    assert set(found) == set(procfile())
+    for name, port in found.items():
+        environment = services[name]["environment"]
+        assert str(port) == (environment["GATEWAY_PORT"] if name == "gateway" else environment["METRICS_PORT"]), name
+
+
+def test_grafana_is_given_prometheus_and_the_dashboard_of_the_repository(compose):
+    grafana = compose["services"]["grafana"]
+    mounted = mounts(grafana)
+    provisioning, dashboards = mounted["/etc/grafana/provisioning"], mounted["/var/lib/grafana/dashboards"]
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert source["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "network.yml").read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert (dashboards / "network.json").is_file() and dashboards == ROOT / "deploy" / "grafana" / "dashboards"
+    dashboard = json.loads((dashboards / "network.json").read_text())  # valid JSON; its queries: tests/e2e/test_metrics.py
+    assert {target["datasource"]["uid"] for panel in dashboard["panels"] for target in panel.get("targets", ())} == {
+        source["uid"]}
+    assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == "/var/lib/grafana/dashboards/network.json"

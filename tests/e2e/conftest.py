@@ -76,6 +76,7 @@ def running_network(rabbit_manager, broker=None, **settings):
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
     databases = own_databases("e2e" + vhost[-4:])
     port = free_port()
+    metrics_ports = {service: free_port() for service in ("agencies", "referrals", "notifications")}
     log_file = tempfile.NamedTemporaryFile(prefix="network-", suffix=".log", delete=False)
     amqp_uri = f"amqp://guest:guest@localhost:5672/{vhost}"
     with SmtpSink() as smtp, HttpSink() as sms:
@@ -95,6 +96,8 @@ def running_network(rabbit_manager, broker=None, **settings):
             DATA_ENCRYPTION_KEYS=DATA_ENCRYPTION_KEYS,
             WEBHOOK_SECRET_KEYS=WEBHOOK_SECRET_KEYS,
             RATE_LIMIT_KEY_PREFIX=vhost,  # counts of its own in Redis
+            # ports of its own for the services' metrics (bin/run's are taken by `make run`'s)
+            **{f"{service.upper()}_METRICS_PORT": str(each) for service, each in metrics_ports.items()},
             **databases,
             **settings,
         )
@@ -105,6 +108,9 @@ def running_network(rabbit_manager, broker=None, **settings):
         running = Network(process, f"http://127.0.0.1:{port}", log_file.name, smtp, sms)
         running.databases = databases
         running.vhost = vhost
+        # each process's /metrics: the gateway's and each service's
+        running.metrics_urls = dict({service: f"http://127.0.0.1:{each}/metrics" for service, each in
+                                     metrics_ports.items()}, gateway=f"http://127.0.0.1:{port}/metrics")
         try:
             wait_for(lambda: _ready(running), timeout=90, interval=0.5, what="the network to be ready")
             yield running
