@@ -12,6 +12,9 @@ workers = int(os.environ.get("GATEWAY_WORKERS", "2"))
 threads = int(os.environ.get("GATEWAY_THREADS", "8"))
 graceful_timeout = 10
 accesslog = "-"
+logger_class = "gateway.access_log.AccessLog"  # hides sign-in tokens in paths
+# the request's id, as the gateway answered it in X-Request-ID
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms [%({x-request-id}o)s]'
 
 
 def on_starting(server):
