@@ -68,9 +68,9 @@ def gunicorn_gateway(rabbit_config, tmp_path):
     url = f"http://127.0.0.1:{port}"
 
     def up():
-        try:
-            return requests.get(url + "/healthz", timeout=2).status_code == 200
-        except requests.RequestException:
+        try:  # once the socket is bound, waits for a worker: no request given up on and answered later
+            return requests.get(url + "/healthz", timeout=60).status_code == 200
+        except requests.ConnectionError:  # not yet bound
             return False
 
     try:
@@ -92,12 +92,12 @@ def test_two_gunicorn_workers_counts_add_up(gunicorn_gateway):
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         # until both workers have answered some: each connection is new, and either worker may take it
         for _ in range(50):
-            answers = list(pool.map(lambda _: requests.get(url + "/healthz", timeout=10).status_code, range(32)))
+            answers = list(pool.map(lambda _: requests.get(url + "/healthz", timeout=60).status_code, range(32)))
             assert answers == [200] * 32
             sent += 32
             if len(workers_counting()) == 2:
                 break
     assert len(workers_counting()) == 2
     for _ in range(6):  # whichever worker answers the scrape, it tells the sum
-        found = samples(requests.get(url + "/metrics", timeout=10).text)
+        found = samples(requests.get(url + "/metrics", timeout=60).text)
         assert requests_of(found, "/healthz", "GET", "200") == sent
