@@ -20,7 +20,7 @@ from shared import config, metrics, queues
 from shared.errors import EXPECTED, NotFound, Unavailable
 from shared.rpc import rpc
 from tests.support import data
-from tests.support.sinks import free_port
+from tests.support.sinks import free_port, wait_for
 
 
 class Counted:
@@ -170,8 +170,12 @@ def test_dead_letters_counts_the_messages_set_aside(rabbit_config):
         producer = connection.Producer()
         for _ in range(2):
             producer.publish({"event_id": "e"}, exchange="", routing_key=name)
-        try:
-            [gauge] = metrics.dead_letter_gauge(service, rabbit_config["AMQP_URI"])
-            assert [(sample.labels, sample.value) for sample in gauge.samples] == [({"service": service}, 2)]
+        try:  # the broker counts a quorum queue's messages once they are committed: soon, not at once
+
+            def read():
+                [gauge] = metrics.dead_letter_gauge(service, rabbit_config["AMQP_URI"])
+                return [(sample.labels, sample.value) for sample in gauge.samples]
+
+            wait_for(lambda: read() == [({"service": service}, 2)], timeout=10, what="two dead letters counted")
         finally:
             connection.default_channel.queue_delete(name)
