@@ -12,6 +12,8 @@ DEFAULTS = {
     "AGENCIES_DATABASE_URL": "postgresql://postgres@localhost:5432/agencies",
     "NOTIFICATIONS_DATABASE_URL": "postgresql://postgres@localhost:5432/notifications",
     "GATEWAY_PORT": "8000",
+    # how every process writes its log: "text" lines, or "json" lines (shared/json_logs.py)
+    "LOG_FORMAT": "text",
     # where coordinators reach the gateway: links in e-mails, and whether cookies are Secure
     "PUBLIC_URL": "http://localhost:8000",
     # signs the coordinator pages' cookies and CSRF tokens (`make run` makes and keeps one)
