@@ -23,7 +23,7 @@ def wanted(settings=None):
 
 class JsonLines(JsonFormatter):
     """python-json-logger's formatter with the network's field names; any
-    `extra` a line was written with (none carries personal data) follows."""
+    `extra` a line was written with follows (the network's own lines have none)."""
 
     def __init__(self, service):
         super().__init__(

@@ -56,6 +56,8 @@ def configure_logging(service, level="INFO", text_format=LOG_FORMAT):
     logging.basicConfig(level=level, format=text_format)
     for handler in logging.getLogger().handlers:
         with_request_id(handler, service)
+    if json_logs.wanted():
+        logging.captureWarnings(True)  # a Python warning is a JSON line too, not raw text on stderr
 
 
 def with_request_id(handler, service):
