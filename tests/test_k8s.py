@@ -281,6 +281,20 @@ def test_a_stopping_process_has_longer_than_its_longest_wait():
     assert templates["gateway"]["terminationGracePeriodSeconds"] > pause + max(gunicorn["graceful_timeout"], longest)
 
 
+def test_the_first_step_of_an_upgrade_applies_the_migration_and_none_of_the_network():
+    """docs/operations.md applies `component notin (service,gateway)` first,
+    waits for the migration Job, then applies the rest."""
+    def first_step(resource):
+        return resource["metadata"].get("labels", {}).get("app.kubernetes.io/component") not in ("service", "gateway")
+
+    resources = base_resources()
+    applied = {(r["kind"], r["metadata"]["name"]) for r in resources if first_step(r)}
+    assert {("Job", "migrate"), ("ConfigMap", "referral-network-settings"), ("RabbitmqCluster", "rabbitmq"),
+            ("Deployment", "redis"), ("Service", "postgres")} <= applied
+    assert not applied & {("Deployment", name) for name in procfile()}
+    assert "component notin (service,gateway)" in (ROOT / "docs" / "operations.md").read_text()
+
+
 def test_metrics_are_scraped_where_they_are_served():
     metrics = of_kind("Service")["service-metrics"]
     assert metrics["spec"]["clusterIP"] == "None"
