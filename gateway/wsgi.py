@@ -2,5 +2,5 @@
 from gateway.app import create_app
 from shared import request_id
 
-request_id.configure_logging()  # each line names the request it was written for
+request_id.configure_logging("gateway")  # each line names the request it was written for
 app = create_app()

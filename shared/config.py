@@ -19,6 +19,8 @@ DEFAULTS = {
     "AGENCIES_METRICS_PORT": "",
     "REFERRALS_METRICS_PORT": "",
     "NOTIFICATIONS_METRICS_PORT": "",
+    # how every process writes its log: "text" lines, or "json" lines (shared/json_logs.py)
+    "LOG_FORMAT": "text",
     # where coordinators reach the gateway: links in e-mails, and whether cookies are Secure
     "PUBLIC_URL": "http://localhost:8000",
     # signs the coordinator pages' cookies and CSRF tokens (`make run` makes and keeps one)

@@ -3,8 +3,10 @@ each service's database and bring its schema up to date.
 
 Where a server is missing this says so and how to start it, not a trace.
 Redis only counts rate limits (and the gateway fails open without it), so
-its absence is said, and the network starts all the same.
+its absence is said, and the network starts all the same. What it says are
+log lines of the service "migrate" (JSON lines where LOG_FORMAT=json).
 """
+import logging
 import sys
 
 import psycopg
@@ -12,7 +14,7 @@ import redis
 from kombu import Connection
 from sqlalchemy.engine import make_url
 
-from shared import config, migrate, queues
+from shared import config, migrate, queues, request_id
 from shared.services import SERVICES, service_class
 
 HOW_TO_START = {
@@ -21,6 +23,7 @@ HOW_TO_START = {
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
     "Redis": "start it with `redis-server --daemonize yes --save '' --appendonly no`",
 }
+log = logging.getLogger("shared.preflight")  # also when run as __main__
 
 
 def _safe(url):
@@ -39,6 +42,8 @@ def check_postgresql(url):
 
 
 def main():
+    request_id.configure_logging("migrate", text_format="%(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its steps, not each migration's name
     settings = config.load()
     checks = [("RabbitMQ", check_rabbitmq, settings["AMQP_URI"])]
     checks += [("PostgreSQL", check_postgresql, settings[key]) for key in config.DATABASE_KEYS.values()]
@@ -47,11 +52,10 @@ def main():
             check(url)
         except Exception as error:  # any failure to connect is reported the same way
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            print(
-                f"\n{name} is not reachable at {_safe(url)}: {reason}\n"
+            log.error(
+                f"{name} is not reachable at {_safe(url)}: {reason}\n"
                 f"  {HOW_TO_START[name]},\n"
-                f"  or run the whole network under docker compose with `make up`.\n",
-                file=sys.stderr,
+                f"  or run the whole network under docker compose with `make up`."
             )
             return 1
     storage = settings["RATE_LIMIT_STORAGE_URI"]
@@ -59,19 +63,19 @@ def main():
         try:
             redis.Redis.from_url(storage, socket_connect_timeout=3).ping()
         except redis.RedisError as error:
-            print(f"\nRedis is not reachable at {_safe(storage)}: {error}\n  {HOW_TO_START['Redis']}; until it is,"
-                  f" the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them in"
-                  f" each process).\n", file=sys.stderr)
+            log.warning(f"Redis is not reachable at {_safe(storage)}: {error}\n  {HOW_TO_START['Redis']}; until it"
+                        f" is, the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them"
+                        f" in each process).")
     try:
         migrate.upgrade_all(settings)
     except migrate.MigrationRefused as refused:
-        print(f"\n{refused}\n", file=sys.stderr)
+        log.error(str(refused))
         return 1
     with Connection(settings["AMQP_URI"]) as connection:
         for name in SERVICES:
             queues.ensure(connection, settings, service_class(name))
-    print(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
-          f" (API docs at /docs, OpenAPI at /openapi.json).")
+    log.info(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
+             f" (API docs at /docs, OpenAPI at /openapi.json).")
     return 0
 
 

@@ -17,6 +17,8 @@ import uuid
 
 from nameko.extensions import DependencyProvider
 
+from shared import json_logs
+
 CONTEXT_KEY = "request_id"  # in nameko's worker context data
 HEADER = "X-Request-ID"
 LOG_FORMAT = "%(levelname)s %(name)s [%(request_id)s]: %(message)s"
@@ -48,12 +50,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(level="INFO"):
-    """Log to stderr with the request id in each line."""
-    logging.basicConfig(level=level, format=LOG_FORMAT)
+def configure_logging(service, level="INFO", text_format=LOG_FORMAT):
+    """Log to stderr with the request id in each line: text lines, or JSON
+    lines naming `service` where LOG_FORMAT=json (shared/json_logs.py)."""
+    logging.basicConfig(level=level, format=text_format)
     for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
-            handler.addFilter(RequestIdFilter())
+        with_request_id(handler, service)
+    if json_logs.wanted():
+        logging.captureWarnings(True)  # a Python warning is a JSON line too, not raw text on stderr
+
+
+def with_request_id(handler, service):
+    """`handler` gives each line the request id, and writes JSON lines where
+    LOG_FORMAT=json."""
+    if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+        handler.addFilter(RequestIdFilter())
+    if json_logs.wanted():
+        handler.setFormatter(json_logs.JsonLines(service))
 
 
 class RequestId(DependencyProvider):

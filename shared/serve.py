@@ -36,9 +36,9 @@ class ServerAwayWithoutTraceback(logging.Filter):
         return True
 
 
-def configure_logging(level="INFO"):
+def configure_logging(service, level="INFO"):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    request_id.configure_logging(level)  # each line names the request it serves, if any
+    request_id.configure_logging(service, level)  # each line names the request it serves, if any
     logging.getLogger("kombu").setLevel(logging.WARNING)
     # kombu says "Connection to broker lost" with a traceback on every try: the line is enough
     logging.getLogger("kombu.mixins").addFilter(WithoutTraceback())
@@ -53,7 +53,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("service", choices=sorted(SERVICES))
     args = parser.parse_args()
-    configure_logging()
+    configure_logging(args.service)
     from nameko.cli.run import run
 
     settings = config.load()
@@ -72,6 +72,7 @@ def main():
             metrics.serve(port)
         except OSError as error:  # the port taken (another network on this machine): serve without
             logging.getLogger(__name__).error("no metrics: port %s cannot be served (%s)", port, error)
+    logging.getLogger("shared.serve").info("the %s service starts", args.service)
     run([service_class(args.service)], settings)
 
 
