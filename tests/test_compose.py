@@ -1,6 +1,7 @@
 """docker-compose.yml is valid, and its processes run `make run`'s commands."""
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -77,3 +78,20 @@ def test_the_infrastructure_is_there_with_health_checks_and_restarts(compose):
         assert services[name]["restart"] == "unless-stopped", name
     assert services["agencies"]["environment"]["SMTP_HOST"] == "mailpit"
     assert services["gateway"]["environment"]["RATE_LIMIT_STORAGE_URI"] == "redis://redis:6379"
+
+
+def test_every_process_of_make_run_can_be_scaled(compose):
+    """`docker compose up --scale <process>=N`: compose names each replica
+    itself (no container_name) and no two replicas want the same host
+    port: the services publish none, the gateway a range (one each)."""
+    services = compose["services"]
+    assert [name for name, service in services.items() if "container_name" in service] == []
+    for name in procfile():
+        published = [str(port.get("published", "")) if isinstance(port, dict) else str(port).rpartition(":")[0]
+                     for port in services[name].get("ports", [])]
+        if name == "gateway":
+            [host_ports] = published
+            assert re.fullmatch(r"8000-\d+", host_ports), host_ports  # the first replica on 8000, as README says
+        else:
+            assert published == [], name
+
