@@ -15,6 +15,7 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from services.agencies.directory import OPERATORS_ID
 from shared.db import make_engine
 from tests.e2e.conftest import ADMIN_KEY, running_network
 from tests.support import data
@@ -230,3 +231,13 @@ def test_each_replica_did_a_share_of_the_work(network, load):
             for line in lines(f"referrals.{number}", "became overdue")
             for count in re.findall(r"(\d+) referral\(s\) became overdue", line)]
     assert sum(said) == sum(row.announced for row in load.referrals)
+
+
+def test_replicas_starting_together_make_the_bootstrap_admin_once(query, load):
+    """Both agencies replicas honour BOOTSTRAP_ADMIN_KEY as they start, at
+    the same moment: one admin key, one operators' agency announced once."""
+    [(keys, announced)] = query("AGENCIES_DATABASE_URL", (
+        "SELECT (SELECT count(*) FROM api_keys WHERE role = 'admin'),"
+        " (SELECT count(*) FROM outbox WHERE event_type = 'agency_created'"
+        f"  AND payload->'agency'->>'id' = '{OPERATORS_ID}')"))
+    assert (keys, announced) == (1, 1)
