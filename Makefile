@@ -45,11 +45,11 @@ bench: $(VENV)/.installed-bench  ## the network and two baselines under load: do
 chaos: install  ## the network under load while each part is killed and each server restarted: docs/reliability.md
 	$(PY) -m chaos.run
 
-up:  ## the same network under docker compose, in the background
+up:  ## the same network under docker compose, in the background (SCALE="--scale referrals=3 ...": replicas)
 	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/local-secret session-secret)}" \
 	DATA_ENCRYPTION_KEYS="$${DATA_ENCRYPTION_KEYS:-$$(./bin/local-secret data-encryption-key)}" \
 	WEBHOOK_SECRET_KEYS="$${WEBHOOK_SECRET_KEYS:-$$(./bin/local-secret webhook-secret-key)}" \
-	$(COMPOSE) up --build --detach
+	$(COMPOSE) up --build --detach $(SCALE)
 
 down:
 	$(COMPOSE) down

@@ -118,3 +118,20 @@ def test_grafana_is_given_prometheus_and_the_dashboard_of_the_repository(compose
     assert {target["datasource"]["uid"] for panel in dashboard["panels"] for target in panel.get("targets", ())} == {
         source["uid"]}
     assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == "/var/lib/grafana/dashboards/network.json"
+
+
+def test_every_service_can_be_scaled_and_the_gateway_grows_by_its_workers(compose):
+    """`docker compose up --scale <service>=N`: compose names each replica
+    itself (no container_name) and no service wants a host port, which two
+    replicas would both want. The gateway keeps its one port and grows by
+    its processes, GATEWAY_WORKERS, taken from the environment."""
+    services = compose["services"]
+    assert [name for name, service in services.items() if "container_name" in service] == []
+    for name in procfile():
+        published = [str(port["published"]) if isinstance(port, dict) else str(port).rpartition(":")[0]
+                     for port in services[name].get("ports", [])]
+        assert published == (["8000"] if name == "gateway" else []), name
+    checked = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
+                             env=dict(os.environ, **SECRETS, GATEWAY_WORKERS="6"))
+    assert checked.returncode == 0, checked.stderr
+    assert yaml.safe_load(checked.stdout)["services"]["gateway"]["environment"]["GATEWAY_WORKERS"] == "6"

@@ -66,11 +66,13 @@ def network(rabbit_manager):
 
 
 @contextlib.contextmanager
-def running_network(rabbit_manager, broker=None, **settings):
+def running_network(rabbit_manager, broker=None, replicas=None, **settings):
     """bin/run on a vhost and databases of its own; `broker(vhost_uri)`, if
     given, returns the AMQP URI the network's processes are to use instead
-    (one through tests.support.proxy_process, say); `settings` are more
-    environment for it."""
+    (one through tests.support.proxy_process, say); `replicas` ({process:
+    how many}) runs that many of those processes (honcho's concurrency, its
+    lines prefixed `<process>.1`, `<process>.2`, ...); `settings` are more
+    environment for it (over the defaults here)."""
     vhost = "e2e_" + uuid.uuid4().hex[:10]
     rabbit_manager.create_vhost(vhost)
     rabbit_manager.set_vhost_permissions(vhost, "guest", ".*", ".*", ".*")
@@ -99,11 +101,12 @@ def running_network(rabbit_manager, broker=None, **settings):
             # ports of its own for the services' metrics (bin/run's are taken by `make run`'s)
             **{f"{service.upper()}_METRICS_PORT": str(each) for service, each in metrics_ports.items()},
             **databases,
-            **settings,
         )
+        env.update(settings)
+        concurrency = ["-c", ",".join(f"{name}={count}" for name, count in replicas.items())] if replicas else []
         process = subprocess.Popen(
-            [str(ROOT / "bin" / "run")], cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(ROOT / "bin" / "run"), *concurrency], cwd=ROOT, env=env, stdout=log_file,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         running = Network(process, f"http://127.0.0.1:{port}", log_file.name, smtp, sms)
         running.databases = databases
