@@ -20,7 +20,10 @@ import weakref
 
 from kombu import Connection
 from nameko.extensions import DependencyProvider
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
@@ -197,9 +200,30 @@ SERVICE_GAUGES = ServiceGauges()
 REGISTRY.register(SERVICE_GAUGES)
 
 
+class QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # a line every scrape would drown the log
+        pass
+
+
+def metrics_and_liveness(registry=REGISTRY):
+    """/healthz answers from this very process, without the broker or a
+    database: what a liveness probe asks (a service's health check pings the
+    service, which any replica may answer). Any other path is the metrics."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO") == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok\n"]
+        return metrics_app(environ, start_response)
+
+    return app
+
+
 def serve(port, address="0.0.0.0"):
-    """Serve /metrics on `port` from a thread of this process (a green one
-    under eventlet, so it answers while the workers wait on I/O)."""
-    server, _ = start_http_server(int(port), addr=address)
+    """Serve /metrics and /healthz on `port` from a thread of this process (a
+    green one under eventlet, so it answers while the workers wait on I/O)."""
+    server = make_server(address, int(port), metrics_and_liveness(), ThreadingWSGIServer, handler_class=QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics on :%d/metrics", server.server_port)
     return server

@@ -196,14 +196,19 @@ def test_every_process_of_make_run_runs_with_the_same_command():
     assert "python -m shared.preflight" in (ROOT / "bin" / "run").read_text()
 
 
-def test_probes_are_docker_composes_health_checks():
+def test_probes_are_docker_composes_health_checks_and_each_process_its_own_liveness():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
     running = containers()
     for name in ("agencies", "referrals", "notifications"):
         health_check = compose[name]["healthcheck"]["test"]
         assert health_check[0] == "CMD"
-        for probe in ("readinessProbe", "livenessProbe"):
-            assert running[name][probe]["exec"]["command"] == health_check[1:], (name, probe)
+        assert running[name]["readinessProbe"]["exec"]["command"] == health_check[1:], name
+        # the process's own answer (shared.metrics.serve), not a ping any replica may answer
+        liveness = running[name]["livenessProbe"]["httpGet"]
+        assert liveness["path"] == "/healthz" and liveness["port"] == "metrics", name
+        [port] = running[name]["ports"]
+        assert (port["name"], port["containerPort"]) == ("metrics", 9100), name
+        assert {"name": "METRICS_PORT", "value": "9100"} in running[name]["env"], name
     assert "/healthz" in " ".join(compose["gateway"]["healthcheck"]["test"])
     assert running["gateway"]["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert running["gateway"]["readinessProbe"]["httpGet"]["path"] == "/readyz"

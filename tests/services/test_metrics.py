@@ -126,6 +126,13 @@ def metrics_port():
     server.server_close()
 
 
+def test_the_metrics_port_answers_a_liveness_probe_from_the_process_itself(metrics_port):
+    """Kubernetes' liveness probe asks this, not the service's ping, which any replica may answer."""
+    answer = requests.get(f"http://127.0.0.1:{metrics_port}/healthz", timeout=10)
+    assert (answer.status_code, answer.text) == (200, "ok\n")
+    assert "rpc_calls_total" in scraped(metrics_port)[0]
+
+
 def test_the_outbox_and_pool_gauges_are_read_when_scraped(referrals_idle_relay, agencies, engines, metrics_port):
     sender = agencies("create_agency", data.agency(services=["documentation"]))
     receiver = agencies("create_agency", data.agency(services=["housing"]))
