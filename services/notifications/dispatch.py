@@ -180,9 +180,11 @@ class RetryPolicy:
 SIDE_BY_SIDE = 8  # sends at once per replica: enough to keep up, few enough for a provider
 
 
-def deliver_due(sessions, mailer, sms, policy, limit=20):
+def deliver_due(sessions, mailer, sms, policy, limit=SIDE_BY_SIDE):
     """Send the pending messages whose time has come, up to `limit` of them,
-    `SIDE_BY_SIDE` at a time; returns how many were tried.
+    `SIDE_BY_SIDE` at a time; returns how many were tried. (No more are
+    claimed than are sent at once: each send is cut off at its timeout, so
+    every outcome is recorded well inside the lease, a third of it gone.)
 
     The messages are claimed in one short transaction (FOR UPDATE SKIP
     LOCKED; each one's attempt counted and its next_attempt_at moved a lease

@@ -159,7 +159,7 @@ class NotificationsService:
 
     @every("DELIVERY_SWEEP_SECONDS")
     def deliver(self):
-        batch = 20
+        batch = dispatch.SIDE_BY_SIDE
         while dispatch.deliver_due(self.db, self.transports.mailer, self.transports.sms,
                                    self.transports.policy, limit=batch) == batch:
             pass  # a full batch: more may be due
