@@ -26,8 +26,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import aliased
 
 from services.referrals import lifecycle
 from services.referrals.models import (
@@ -413,13 +415,37 @@ NEWEST_FIRST = (Referral.created_at.desc(), Referral.id.desc())
 
 
 def listing(session, sealer, agency_id, filters, actor=None):
+    """A page of the caller's referrals, with its total, its reads written in
+    the access log. One statement (see `_listed`): a partner's most frequent
+    call costs one round trip instead of three (count, page, log)."""
     filters = load(referral_query_schema, filters, "The list query is not valid.")
     now = utcnow()
-    query = _selected(agency_id, filters, now, filters.get("box")).order_by(*NEWEST_FIRST)
-    page = page_of(query, session, filters["page"], filters["per_page"], functools.partial(_dump, sealer))
-    if page["items"]:
-        log_list_reads(session, agency_id, page["items"], now, actor)
-    return page
+    page, per_page = filters["page"], filters["per_page"]
+    rows = session.execute(_listed(agency_id, filters, now, actor)).all()
+    return {"items": [_dump(sealer, referral, now) for _, referral in rows if referral is not None],
+            "page": page, "per_page": per_page, "total": rows[0].total}
+
+
+def _listed(agency_id, filters, now, actor):
+    """The statement of `listing`: the page (a CTE), its reads inserted in the
+    access log from it, and its rows each with the total (one row with no
+    referral when the page is empty, for the total)."""
+    selected = _selected(agency_id, filters, now, filters.get("box"))
+    page = (selected.order_by(*NEWEST_FIRST).offset((filters["page"] - 1) * filters["per_page"])
+            .limit(filters["per_page"]).cte("page"))
+    actor = actor_columns(actor)
+    logged = insert(AccessEntry).from_select(
+        ["id", "referral_id", "agency_id", "at", "action", "actor_type", "actor_id", "actor_name"],
+        select(func.gen_random_uuid(), page.c.id, literal(uuid.UUID(str(agency_id)), Uuid),
+               literal(now, DateTime(timezone=True)), literal("list", Text),
+               literal(actor["actor_type"], Text), literal(actor["actor_id"], Uuid),
+               literal(actor["actor_name"], Text)),
+    ).cte("logged")
+    total = select(func.count()).select_from(selected.subquery()).scalar_subquery()
+    listed = aliased(Referral, page)
+    one = select(literal(1).label("one")).subquery("one")
+    return (select(total.label("total"), listed).select_from(one).outerjoin(listed, true())
+            .add_cte(logged).order_by(listed.created_at.desc(), listed.id.desc()))
 
 
 def inbox(session, sealer, agency_id, filters, actor):
