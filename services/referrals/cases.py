@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Integer,
     LargeBinary,
     Text,
     Uuid,
@@ -421,25 +422,36 @@ def listing(session, sealer, agency_id, filters, actor=None):
     filters = load(referral_query_schema, filters, "The list query is not valid.")
     now = utcnow()
     page, per_page = filters["page"], filters["per_page"]
-    rows = session.execute(_listed(agency_id, filters, now, actor)).all()
+    shape = (filters.get("box"), "status" in filters, "service_type" in filters, filters.get("overdue"))
+    rows = session.execute(_listed(*shape), {
+        "agency_id": uuid.UUID(str(agency_id)), "now": now, "status": filters.get("status"),
+        "service_type": filters.get("service_type"), "offset": (page - 1) * per_page, "limit": per_page,
+        **actor_columns(actor),
+    }).all()
     return {"items": [_dump(sealer, referral, now) for _, referral in rows if referral is not None],
             "page": page, "per_page": per_page, "total": rows[0].total}
 
 
-def _listed(agency_id, filters, now, actor):
-    """The statement of `listing`: the page (a CTE), its reads inserted in the
-    access log from it, and its rows each with the total (one row with no
-    referral when the page is empty, for the total)."""
-    selected = _selected(agency_id, filters, now, filters.get("box"))
-    page = (selected.order_by(*NEWEST_FIRST).offset((filters["page"] - 1) * filters["per_page"])
-            .limit(filters["per_page"]).cte("page"))
-    actor = actor_columns(actor)
+@functools.lru_cache(maxsize=None)  # a few dozen shapes at most; building one costs more than running it
+def _listed(box, by_status, by_service_type, overdue):
+    """The statement of `listing` for one shape of filters, its values bind
+    parameters: the page (a CTE), its reads inserted in the access log from
+    it, and its rows each with the total (one row with no referral when the
+    page is empty, for the total)."""
+    shape = {"status": bindparam("status", type_=Text)} if by_status else {}
+    if by_service_type:
+        shape["service_type"] = bindparam("service_type", type_=Text)
+    if overdue is not None:
+        shape["overdue"] = overdue
+    agency_id, now = bindparam("agency_id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True))
+    selected = _selected(agency_id, shape, now, box)
+    page = (selected.order_by(*NEWEST_FIRST).offset(bindparam("offset", type_=Integer))
+            .limit(bindparam("limit", type_=Integer)).cte("page"))
     logged = insert(AccessEntry).from_select(
         ["id", "referral_id", "agency_id", "at", "action", "actor_type", "actor_id", "actor_name"],
-        select(func.gen_random_uuid(), page.c.id, literal(uuid.UUID(str(agency_id)), Uuid),
-               literal(now, DateTime(timezone=True)), literal("list", Text),
-               literal(actor["actor_type"], Text), literal(actor["actor_id"], Uuid),
-               literal(actor["actor_name"], Text)),
+        select(func.gen_random_uuid(), page.c.id, agency_id, now, literal("list", Text),
+               bindparam("actor_type", type_=Text), bindparam("actor_id", type_=Uuid),
+               bindparam("actor_name", type_=Text)),
     ).cte("logged")
     total = select(func.count()).select_from(selected.subquery()).scalar_subquery()
     listed = aliased(Referral, page)
