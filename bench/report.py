@@ -90,20 +90,23 @@ warm-up, then $seconds s measured.
   table (the network's referrals service keeps it cached). A thread in
   each gunicorn worker polls the outbox every 0.1 s (`FOR UPDATE SKIP
   LOCKED`), renders each event's e-mails with the notifications service's
-  own planning and templates in the contact's language, sends them over
-  kept SMTP connections (the notifications service's `Mailer`) to an SMTP
-  sink of its own, and marks the events done in the same transaction.
+  own planning and templates in the contact's language, sends them 8 at a
+  time over kept SMTP connections (the notifications service's `Mailer`)
+  to an SMTP sink of its own, and marks the events done in the same
+  transaction.
   What it does not do that the network does: no broker (no RPC, no events,
   no publisher confirms), each body checked once (the network checks it in
   the gateway and again in the service), no record per e-mail (the
   network's notifications table, with its status, retry schedule and
   idempotency by event id: a failed send here leaves the event for the
   next round, and an e-mail may go twice), no SMS, no webhooks, no key
-  cache kept fresh by announcements, one process type instead of four.
+  cache kept fresh by announcements, no log line per call and per e-mail
+  (its access log only) and no honcho relaying them, one process type
+  instead of four.
 - **ceiling (echo)**: one nameko RPC round trip through the same RabbitMQ to
   a bare nameko service (`bench/echo.py`, default 10 workers and the same
-  RPC entrypoint as the network's services, `shared.rpc`: replies without
-  publisher confirms), from nameko's standalone `ClusterRpcProxy` (one per
+  RPC entrypoint and settings as the network's services, `shared.rpc`: a
+  queue of `QUEUE_TYPE`, replies without publisher confirms), from nameko's standalone `ClusterRpcProxy` (one per
   client) under gevent, timed and reported to locust as request events. The
   payload is the referral body.
 - **monolith (creates only)**: one gunicorn (gthread, $workers workers x
