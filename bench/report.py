@@ -106,9 +106,10 @@ warm-up, then $seconds s measured.
 - **ceiling (echo)**: one nameko RPC round trip through the same RabbitMQ to
   a bare nameko service (`bench/echo.py`, default 10 workers and the same
   RPC entrypoint and settings as the network's services, `shared.rpc`: a
-  queue of `QUEUE_TYPE`, replies without publisher confirms), from nameko's standalone `ClusterRpcProxy` (one per
-  client) under gevent, timed and reported to locust as request events. The
-  payload is the referral body.
+  queue of `QUEUE_TYPE`, replies without publisher confirms), from
+  nameko's standalone `ClusterRpcProxy` (one per client) under gevent,
+  timed and reported to locust as request events. The payload is the
+  referral body.
 - **monolith (creates only)**: one gunicorn (gthread, $workers workers x
   $threads threads, as the gateway) serving Flask that checks the same body
   with the same schema (`shared.referral_schemas.NewReferral`) and inserts
