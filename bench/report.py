@@ -411,7 +411,9 @@ def _profile_section(results):
         f"each gateway worker (without pausing them; the level's own numbers: "
         f"{created_per_second(run):.0f} created/s, {errors(run)} errors, not counted above). "
         "Shares are of the samples py-spy took of that process while it was busy "
-        "(idle waiting is left out); *self* is the innermost frame, *own code* any frame of "
+        "(idle waiting is left out, but time spent runnable and waiting for a core is not: on a busy "
+        "machine it gathers on the frames that wake another process, socket sends and log writes); "
+        "*self* is the innermost frame, *own code* any frame of "
         "services/, gateway/ or shared/ on the stack.",
         "",
         "CPU during that level (% of one core):",
