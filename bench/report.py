@@ -302,6 +302,8 @@ def targets(results):
     run, base = network.get(TARGET_USERS), same.get(TARGET_USERS)
     if not network:
         return []
+    if results["settings"].get("flow") == "create":  # BENCH_FLOW=create: every network level creates only
+        return _create_only_targets(results, network)
     found = []
     if run and base and created_per_second(base):
         rate, base_rate = created_per_second(run), created_per_second(base)
@@ -336,6 +338,24 @@ def targets(results):
     failed = sum(errors(level) for _, level in measured)
     found.append(("no error (every level of the network)", f"{failed} errors", failed == 0))
     return found
+
+
+def _create_only_targets(results, network):
+    """The targets a run whose network clients only create can say something of."""
+    run = network.get(TARGET_USERS)
+    _, mail_p99 = mail_quantiles(run) if run else (None, None)
+    peaks = [(name, mb) for level in network.values() for name, mb in level.get("rss_mb", {}).items()]
+    peak = max(peaks, key=lambda item: item[1], default=(None, None))
+    failed = sum(errors(level) for level in network.values())
+    return [
+        ("the journeys' targets", "n/a: BENCH_FLOW=create, the network's clients only create", False),
+        ("creates only, at the network's top create rate: e-mail p99 under 2 s",
+         f"{fmt_seconds(mail_p99, run)} at {created_per_second(run):.0f} creates/s" if run else "n/a",
+         mail_p99 is not None and mail_p99 < 2),
+        (f"every process of the network under 150 {MB} (every level)",
+         f"largest: {peak[0]} {peak[1]:.0f} {MB}" if peak[0] else "n/a", peak[0] is not None and peak[1] < 150),
+        ("no error (every level of the network)", f"{failed} errors", failed == 0),
+    ]
 
 
 def summary_lines(results):
