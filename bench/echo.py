@@ -11,6 +11,7 @@ eventlet.monkey_patch()
 import logging  # noqa: E402
 import os  # noqa: E402
 
+from shared import config  # noqa: E402
 from shared.rpc import rpc  # noqa: E402  (the services' own entrypoint)
 
 
@@ -32,7 +33,8 @@ def main():
     logging.basicConfig(level=logging.WARNING)
     from nameko.cli.run import run
 
-    run([EchoService], {"AMQP_URI": os.environ["AMQP_URI"]})
+    # the services' settings (the queue type of their RPC queues: shared.queues), on this run's vhost
+    run([EchoService], config.load(AMQP_URI=os.environ["AMQP_URI"]))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ concurrent users for a fixed time and writes what it measured as JSON.
 `python -m bench.load SPEC.json OUT.json`, always in a process of its own:
 locust patches the process with gevent, and the network's code uses
 eventlet; the two never share a process. SPEC holds `system` (network,
-echo or monolith), `users`, `seconds`, `warmup`, `url`, `amqp_uri` and, for
-the network, `directory` (agencies with their keys and e-mail addresses)
+monolith-journey, echo or monolith), `users`, `seconds`, `warmup`, `url`,
+`amqp_uri` and, for the network and the same-work monolith, whose clients
+are the same, `directory` (agencies with their keys and e-mail addresses)
 and `flow` ("journey", the default, or "create": creates only).
 
 Every user runs as fast as it can (no think time): the numbers are what N
@@ -108,7 +109,7 @@ class EchoCaller(User):
         )
 
 
-USERS = {"network": Partner, "monolith": Monolith, "echo": EchoCaller}
+USERS = {"network": Partner, "monolith-journey": Partner, "monolith": Monolith, "echo": EchoCaller}
 
 
 def cooperation_check(calls=8, seconds=0.3):

@@ -207,6 +207,10 @@ def monolith_label(proc, known):
     return _gunicorn_label("monolith", proc, known)
 
 
+def monolith_journey_label(proc, known):
+    return _gunicorn_label("monolith-journey", proc, known)
+
+
 def echo_label(proc, known):
     return "echo service"
 

@@ -2,13 +2,17 @@
 in docs/benchmarks.md and docs/benchmarks.png.
 
 1. The ceiling: a bare nameko RPC echo (bench/echo.py) on the same RabbitMQ.
-2. The monolith: Flask + PostgreSQL, no broker (bench/monolith.py).
-3. The network, started as `make run` starts it (bin/run) on databases and
+2. The monolith: Flask + PostgreSQL, no broker, creates only (bench/monolith.py).
+3. The same-work monolith: the network's journey, tables and e-mails in
+   one gunicorn, no broker (bench/monolith_journey.py), with an SMTP sink.
+4. The network, started as `make run` starts it (bin/run) on databases and
    a RabbitMQ vhost of this run's own, with an SMTP sink counting e-mails;
    or one already running (BENCH_URL and BENCH_ADMIN_KEY).
 
 Each system gets every level of concurrent locust users (bench/load.py, a
 process of its own per level), one after the other, the same time each.
+After the network's journey levels, one more level where its clients only
+create (BENCH_CREATE_LEVEL users): do the e-mails keep up at its top create rate?
 Where the network misses a target at 32 users, one more 32-user level runs
 with py-spy on its processes. Everything this started is stopped, and its
 databases and vhost dropped, at the end, on an error or on Ctrl-C.
@@ -16,8 +20,9 @@ databases and vhost dropped, at the end, on an error or on Ctrl-C.
 Settings (environment): BENCH_SECONDS (measured seconds per level, 20),
 BENCH_WARMUP (3), BENCH_LEVELS (1,8,32,64), BENCH_AGENCIES (128),
 BENCH_DRAIN_SECONDS (most seconds to wait for a level's e-mails, 30),
-BENCH_PROFILE (auto, 1 or 0), BENCH_SYSTEMS (echo,monolith,network),
+BENCH_PROFILE (auto, 1 or 0), BENCH_SYSTEMS (echo,monolith,monolith-journey,network),
 BENCH_FLOW (journey, or create: the network's clients only create),
+BENCH_CREATE_LEVEL (32; 0: no create-only level after the journey levels),
 BENCH_URL + BENCH_ADMIN_KEY (+ BENCH_NETWORK_PID: bin/run's pid, for memory
 and profiles; + BENCH_SMTP_PORT: where that network sends its mail, for the
 e-mail times), GATEWAY_WORKERS and GATEWAY_THREADS (2 and 8), RABBIT_API_URI.
@@ -59,10 +64,11 @@ class Settings:
         self.agencies = int(env.get("BENCH_AGENCIES") or 128)
         self.drain = float(env.get("BENCH_DRAIN_SECONDS") or 30)
         self.profile = (env.get("BENCH_PROFILE") or "auto").lower()
-        self.systems = (env.get("BENCH_SYSTEMS") or "echo,monolith,network").split(",")
+        self.systems = (env.get("BENCH_SYSTEMS") or "echo,monolith,monolith-journey,network").split(",")
         self.flow = env.get("BENCH_FLOW") or "journey"  # or "create": network clients only create
         if self.flow not in ("journey", "create"):
             raise SystemExit("BENCH_FLOW is journey or create")
+        self.create_level = int(env.get("BENCH_CREATE_LEVEL") or 32) if self.flow == "journey" else 0
         self.url = (env.get("BENCH_URL") or "").rstrip("/")
         self.admin_key = env.get("BENCH_ADMIN_KEY") or ""
         self.network_pid = int(env["BENCH_NETWORK_PID"]) if env.get("BENCH_NETWORK_PID") else None
@@ -76,7 +82,8 @@ class Settings:
     def public(self):
         return {"seconds": self.seconds, "warmup": self.warmup, "levels": self.levels,
                 "agencies": self.agencies, "drain": self.drain, "workers": self.workers,
-                "threads": self.threads, "external_network": bool(self.url), "flow": self.flow}
+                "threads": self.threads, "external_network": bool(self.url), "flow": self.flow,
+                "create_level": self.create_level}
 
 
 class Rabbit:
@@ -204,12 +211,16 @@ class Bench:
         self.cleanup.callback(processes.stop, process, stop_timeout)
         return process
 
-    def start_sink(self, port):
-        path = self.work / "mail.tsv"
-        self.sink = self.start("smtp-sink", [sys.executable, "-m", "bench.smtp_sink", str(port), str(path)],
+    def start_sink(self, port, name="smtp-sink"):
+        path = self.work / f"{name}.tsv"
+        self.sink = self.start(name, [sys.executable, "-m", "bench.smtp_sink", str(port), str(path)],
                                stop_timeout=10)
         processes.wait_for(lambda: processes.port_open(port), 15, "the SMTP sink")
         self.mailbox = Mailbox(path)
+
+    def stop_sink(self):
+        processes.stop(self.sink, 10)
+        self.sink = self.mailbox = None
 
     def start_network(self):
         admin_key = "bench-admin-" + uuid.uuid4().hex
@@ -277,7 +288,8 @@ class Bench:
     def level(self, spec, root_pid, label, profile_pids=None):
         """One level: the load process, the watch over the system's
         processes and, when asked, py-spy on `profile_pids`."""
-        name = f"{spec['system']}-{spec['users']}" + ("-profiled" if profile_pids else "")
+        name = (f"{spec['system']}-{spec['users']}" + ("-creates" if spec.get("flow") == "create" else "")
+                + ("-profiled" if profile_pids else ""))
         spec = dict(spec, seconds=self.s.seconds, warmup=self.s.warmup, amqp_uri=self.amqp,
                     marks=str(self.work / name))
         spec_path, out_path = self.work / f"{name}.spec.json", self.work / f"{name}.json"
@@ -313,7 +325,7 @@ class Bench:
         if load.returncode != 0 or not out_path.exists():
             raise RuntimeError(f"the load of {name} failed; see {self.work / f'load-{name}.log'}")
         result = json.loads(out_path.read_text())
-        if spec["system"] != "network":
+        if not spec.get("mail"):
             result.pop("created", None)
         result.update(rss_mb=watch.rss_mb, cpu_percent=watch.cpu_percent,
                       machine_percent=watch.machine_percent)
@@ -374,6 +386,34 @@ class Bench:
         processes.stop(server, 15)
         return runs
 
+    def run_monolith_journey(self):
+        from bench import monolith_journey
+
+        url_db = self.own_database("REFERRALS_DATABASE_URL", "monolith_journey")
+        keys = new_key()
+        monolith_journey.prepare(url_db, dict(config.load(), DATA_ENCRYPTION_KEYS=keys))
+        directory = monolith_journey.load_directory(url_db, self.s.agencies, self.run_id)
+        port, smtp_port = processes.free_port(), processes.free_port()
+        self.start_sink(smtp_port, "smtp-sink-monolith-journey")
+        server = self.start("monolith-journey", [
+            os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", str(ROOT / "gateway" / "gunicorn.conf.py"),
+            "bench.monolith_journey:app", "--bind", f"127.0.0.1:{port}",
+        ], env=dict(os.environ, MONOLITH_DATABASE_URL=url_db, DATA_ENCRYPTION_KEYS=keys,
+                    SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port),
+                    GATEWAY_WORKERS=str(self.s.workers), GATEWAY_THREADS=str(self.s.threads),
+                    RATE_LIMIT_KEY_PREFIX="bench-" + uuid.uuid4().hex))
+        processes.wait_for(lambda: processes.port_open(port), 30, "the same-work monolith")
+        runs = {}
+        for users in self.s.levels:
+            spec = {"system": "monolith-journey", "users": users, "url": f"http://127.0.0.1:{port}",
+                    "directory": directory, "flow": "journey", "mail": True}
+            runs[users] = self.level(spec, server.pid, processes.monolith_journey_label)
+            self.mail_times(runs[users])
+            print(report.level_line("monolith-journey", runs[users]), flush=True)
+        processes.stop(server, 15)
+        self.stop_sink()
+        return runs
+
     def run_network(self):
         if self.s.url:
             url, admin_key, root_pid = self.s.url, self.s.admin_key, self.s.network_pid
@@ -389,10 +429,18 @@ class Bench:
         runs = {}
         for users in self.s.levels:
             spec = {"system": "network", "users": users, "url": url, "directory": directory,
-                    "flow": self.s.flow}
+                    "flow": self.s.flow, "mail": True}
             runs[users] = self.level(spec, root_pid, processes.network_label)
             self.mail_times(runs[users])
             print(report.level_line("network", runs[users]), flush=True)
+        if self.s.create_level:
+            users = self.s.create_level
+            spec = {"system": "network", "users": users, "url": url, "directory": directory,
+                    "flow": "create", "mail": True}
+            run = self.level(spec, root_pid, processes.network_label)
+            self.mail_times(run)
+            self.results["levels"]["network-create"] = {users: run}
+            print(report.level_line("network (creates only)", run), flush=True)
         return runs
 
     def run_profile(self, users):
@@ -404,7 +452,7 @@ class Bench:
         hot = {name: pid for pid, name in names.items()
                if name in ("agencies", "referrals", "notifications") or "worker" in name}
         spec = {"system": "network", "users": users, "url": url, "directory": directory,
-                "flow": self.s.flow}
+                "flow": self.s.flow, "mail": True}
         run = self.level(spec, root_pid, processes.network_label, profile_pids=hot)
         self.mail_times(run)
         return run
@@ -439,7 +487,7 @@ def main():
             results["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
             bench.own_vhost()
             for system in settings.systems:
-                results["levels"][system] = getattr(bench, f"run_{system}")()
+                results["levels"][system] = getattr(bench, f"run_{system.replace('-', '_')}")()
             targets = report.targets(results)
             wanted = settings.profile == "1" or (settings.profile == "auto" and targets
                                                  and not all(met for _, _, met in targets))

@@ -210,7 +210,7 @@ def send_claimed(sessions, claims, mailer, sms, policy):
         lambda claim: send_message(claim, mailer, sms, policy.send_timeout), claims))
 
     def settle_all():
-        with sessions.single() as session:  # each outcome is one statement of its own
+        with sessions.connect() as session:  # each outcome is one statement of its own
             for claim, error in zip(claims, outcomes):
                 _settle(session, claim, error, policy)
 

@@ -28,7 +28,7 @@ def lookup(sessions, agency_ids, fetch):
     the directory for one this service has no copy of."""
     wanted = {str(agency_id) for agency_id in agency_ids}
     table = KnownAgency.__table__  # plain rows, without the ORM's bookkeeping
-    with sessions.single() as session:  # one read: no transaction around it
+    with sessions.connect() as session:  # one read: no transaction around it
         known = {
             str(row.id): {"id": str(row.id), "name": row.name, "contacts": row.contacts}
             for row in session.execute(select(table.c.id, table.c.name, table.c.contacts)

@@ -98,7 +98,7 @@ class NotificationsService:
         transports = self.transports
         hook = (webhook_delivery.event_name(event["event_type"]), webhook_delivery.referral_body(event),
                 (event["sending_agency_id"], event["receiving_agency_id"]))
-        with self.db.single() as session:
+        with self.db.connect() as session:  # one statement (dispatch.record)
             if not dispatch.record(session, event, rows, transports.policy, hook):
                 log.info("event %s was handled before; nothing sent again", event["event_id"])
                 return

@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Integer,
     LargeBinary,
     Text,
     Uuid,
@@ -26,8 +27,10 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import aliased
 
 from services.referrals import lifecycle
 from services.referrals.models import (
@@ -413,13 +416,48 @@ NEWEST_FIRST = (Referral.created_at.desc(), Referral.id.desc())
 
 
 def listing(session, sealer, agency_id, filters, actor=None):
+    """A page of the caller's referrals, with its total, its reads written in
+    the access log. One statement (see `_listed`): a partner's most frequent
+    call costs one round trip instead of three (count, page, log)."""
     filters = load(referral_query_schema, filters, "The list query is not valid.")
     now = utcnow()
-    query = _selected(agency_id, filters, now, filters.get("box")).order_by(*NEWEST_FIRST)
-    page = page_of(query, session, filters["page"], filters["per_page"], functools.partial(_dump, sealer))
-    if page["items"]:
-        log_list_reads(session, agency_id, page["items"], now, actor)
-    return page
+    page, per_page = filters["page"], filters["per_page"]
+    shape = (filters.get("box"), "status" in filters, "service_type" in filters, filters.get("overdue"))
+    rows = session.execute(_listed(*shape), {
+        "agency_id": uuid.UUID(str(agency_id)), "now": now, "status": filters.get("status"),
+        "service_type": filters.get("service_type"), "offset": (page - 1) * per_page, "limit": per_page,
+        **actor_columns(actor),
+    }).all()
+    return {"items": [_dump(sealer, referral, now) for _, referral in rows if referral is not None],
+            "page": page, "per_page": per_page, "total": rows[0].total}
+
+
+@functools.lru_cache(maxsize=None)  # a few dozen shapes at most; building one costs more than running it
+def _listed(box, by_status, by_service_type, overdue):
+    """The statement of `listing` for one shape of filters, its values bind
+    parameters: the page (a CTE), its reads inserted in the access log from
+    it, and its rows each with the total (one row with no referral when the
+    page is empty, for the total)."""
+    shape = {"status": bindparam("status", type_=Text)} if by_status else {}
+    if by_service_type:
+        shape["service_type"] = bindparam("service_type", type_=Text)
+    if overdue is not None:
+        shape["overdue"] = overdue
+    agency_id, now = bindparam("agency_id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True))
+    selected = _selected(agency_id, shape, now, box)
+    page = (selected.order_by(*NEWEST_FIRST).offset(bindparam("offset", type_=Integer))
+            .limit(bindparam("limit", type_=Integer)).cte("page"))
+    logged = insert(AccessEntry).from_select(
+        ["id", "referral_id", "agency_id", "at", "action", "actor_type", "actor_id", "actor_name"],
+        select(func.gen_random_uuid(), page.c.id, agency_id, now, literal("list", Text),
+               bindparam("actor_type", type_=Text), bindparam("actor_id", type_=Uuid),
+               bindparam("actor_name", type_=Text)),
+    ).cte("logged")
+    total = select(func.count()).select_from(selected.subquery()).scalar_subquery()
+    listed = aliased(Referral, page)
+    one = select(literal(1).label("one")).subquery("one")
+    return (select(total.label("total"), listed).select_from(one).outerjoin(listed, true())
+            .add_cte(logged).order_by(listed.created_at.desc(), listed.id.desc()))
 
 
 def inbox(session, sealer, agency_id, filters, actor):
