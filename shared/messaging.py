@@ -23,7 +23,7 @@ from nameko import events, messaging
 from nameko import rpc as nameko_rpc
 from nameko.exceptions import RemoteError
 
-from shared import backoff, queues
+from shared import amqp_uri, backoff, queues
 from shared.errors import DATABASE_AWAY
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,12 @@ class QueueConsumer(messaging.QueueConsumer):
         if names:
             queues.dead_letter_queue(self.container.service_name, names)(channel).declare()
         return super().get_consumers(consumer_cls, channel)
+
+    def on_connection_error(self, exc, interval):
+        """nameko's warning, with every node's password hidden (nameko's
+        own hides the first node's only, when AMQP_URI lists several)."""
+        log.warning("Error connecting to broker at %s (%s). Retrying in %s seconds.",
+                    amqp_uri.safe(self.amqp_uri), exc, interval)
 
     def ack_message(self, message):
         self._settle(super().ack_message, message, "acked")

@@ -9,10 +9,9 @@ import sys
 
 import psycopg
 import redis
-from kombu import Connection
 from sqlalchemy.engine import make_url
 
-from shared import config, migrate, queues
+from shared import amqp_uri, config, migrate, queues
 from shared.services import SERVICES, service_class
 
 HOW_TO_START = {
@@ -24,13 +23,15 @@ HOW_TO_START = {
 
 
 def _safe(url):
-    """`url` with its password hidden."""
+    """`url` with its password hidden (each node's, for AMQP_URI)."""
+    if url.startswith("amqp"):
+        return amqp_uri.safe(url)
     return make_url(url).render_as_string(hide_password=True)
 
 
 def check_rabbitmq(url):
-    with Connection(url, connect_timeout=3) as conn:
-        conn.ensure_connection(max_retries=1)
+    """A node of AMQP_URI answers (each is tried in turn)."""
+    amqp_uri.connect(url, connect_timeout=3).release()
 
 
 def check_postgresql(url):
@@ -67,7 +68,7 @@ def main():
     except migrate.MigrationRefused as refused:
         print(f"\n{refused}\n", file=sys.stderr)
         return 1
-    with Connection(settings["AMQP_URI"]) as connection:
+    with amqp_uri.connect(settings["AMQP_URI"]) as connection:
         for name in SERVICES:
             queues.ensure(connection, settings, service_class(name))
     print(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
