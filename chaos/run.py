@@ -14,10 +14,13 @@ doubled messages. Prints a Markdown report (and the figures as JSON on the
 last line).
 
 Settings (environment): CHAOS_FAULTS (comma-separated, from kill:<process>,
-term:<process>, rabbitmq, postgresql; default all), CHAOS_CLIENTS (4),
+term:<process>, rabbitmq, postgresql; default all of these; or
+rabbitmq-leader, see chaos.brokers), CHAOS_CLIENTS (4),
 CHAOS_PAUSE_SECONDS between faults (6), CHAOS_DOWN_SECONDS a server stays
 down (10). `rabbitmq` and `postgresql` restart the machine's own servers
 (rabbitmqctl, pg_ctlcluster): every other user of them sees it too.
+`rabbitmq-leader` runs the network on a 3-node RabbitMQ cluster of the run's
+own instead of the machine's node, and stops the node leading the queues.
 """
 import collections
 import json
@@ -31,12 +34,12 @@ import tempfile
 import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
 from shared.sealing import new_key
+from chaos import brokers
 from shared import config, migrate
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, free_port
@@ -52,8 +55,8 @@ ADMIN_KEY = "chaos-admin-" + uuid.uuid4().hex
 class Network:
     """The Procfile's processes, each started on its own and watched."""
 
-    def __init__(self, env, work):
-        self.env, self.work = env, work
+    def __init__(self, env, work, broker):
+        self.env, self.work, self.broker = env, work, broker
         self.processes, self.stopping = {}, set()
         self.exits = collections.Counter()  # exits nobody asked for, by process
         self.lock = threading.Lock()
@@ -63,12 +66,14 @@ class Network:
     def start(self, name):
         command = dict(PROCESSES)[name]
         log = open(self.work / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=self.env, stdout=log,
+        number = 1 + [process for process, _ in PROCESSES].index(name)  # the preflight is number 0
+        env = dict(self.env, AMQP_URI=self.broker.uri_for(number))
+        self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, stdout=log,
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
-        subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, env=self.env, check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, check=True, capture_output=True,
+                       env=dict(self.env, AMQP_URI=self.broker.uri_for(0)))
         for name, _ in PROCESSES:
             self.start(name)
         self.watcher.start()
@@ -183,18 +188,19 @@ def wait(predicate, timeout, interval=0.2):
     return None
 
 
-def server_fault(fault, down_seconds):
-    if fault == "rabbitmq":
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
-        time.sleep(down_seconds)
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-    else:
-        cluster = sorted(os.listdir("/etc/postgresql"))[0]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
-                       check=True, capture_output=True)
-        time.sleep(down_seconds)
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
-                       check=True, capture_output=True)
+def server_fault(fault, down_seconds, broker):
+    """Do a server's fault; what it says about it (the broker's faults)."""
+    if fault == broker.fault:
+        return broker.do_fault(down_seconds)
+    if fault != "postgresql":
+        raise SystemExit(f"{fault} cannot be done on this run's broker")
+    cluster = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
+                   check=True, capture_output=True)
+    time.sleep(down_seconds)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
+                   check=True, capture_output=True)
+    return {}
 
 
 def query(url, sql, *params):
@@ -209,10 +215,7 @@ def main():
     down = float(os.environ.get("CHAOS_DOWN_SECONDS", "10"))
     run = "chaos_" + uuid.uuid4().hex[:8]
     base = config.load()
-    amqp = urlsplit(base["AMQP_URI"])._replace(path="/" + run).geturl()
-    subprocess.run(["rabbitmqctl", "add_vhost", run], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "set_permissions", "-p", run, "guest", ".*", ".*", ".*"], check=True,
-                   capture_output=True)
+    broker = brokers.for_faults(faults, run)
     databases = {key: base[key].rsplit("/", 1)[0] + f"/{service}_{run}" for service, key in
                  config.DATABASE_KEYS.items()}
     work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-"))
@@ -220,7 +223,7 @@ def main():
     url = f"http://127.0.0.1:{port}"
     report = {"faults": [], "work": str(work)}
     with SmtpSink() as smtp, HttpSink() as sms:
-        env = dict(os.environ, AMQP_URI=amqp, GATEWAY_PORT=str(port), BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+        env = dict(os.environ, GATEWAY_PORT=str(port), BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
                    SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMS_BACKEND="http", SMS_HTTP_URL=sms.url,
                    RATE_LIMIT="100000/minute", RATE_LIMIT_KEY_PREFIX=run, SESSION_SECRET=run,
                    DATA_ENCRYPTION_KEYS=new_key(),  # the run's own, as its databases
@@ -228,7 +231,7 @@ def main():
                    NOTIFICATION_BACKOFF_SECONDS="1", PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
                    PYTHONUNBUFFERED="1",
                    **databases)
-        network = Network(env, work)
+        network = Network(env, work, broker)
         smtp.messages, sms.received = Stamped(), Stamped()
         try:
             network.start_all()
@@ -245,22 +248,32 @@ def main():
                 time.sleep(pause)
                 for fault in faults:
                     started, report_started = time.monotonic(), time.time()
-                    stopped = None
+                    stopped, details = None, {}
                     if fault.startswith(("kill:", "term:")):
                         kind, name = fault.split(":")
                         stopped = network.signal(name, signal.SIGKILL if kind == "kill" else signal.SIGTERM)
                     else:
-                        server_fault(fault, down)
+                        details = server_fault(fault, down, broker)
+                        started = details.pop("stopped_at", started)
                     took = wait(lambda: ready(url), READY_WITHIN)
-                    report["faults"].append({"fault": fault, "ready_after_s": None if took is None else round(
-                        time.monotonic() - started, 1), "made_so_far": len(partners.made),
+                    ready_after = None if took is None else round(time.monotonic() - started, 1)
+                    if fault == broker.fault:
+                        details.update(broker.after_fault())
+                    report["faults"].append({"fault": fault, "ready_after_s": ready_after,
+                                             "made_so_far": len(partners.made),
                         "started_at": report_started,
-                        "gone_after_s": None if stopped is None else round(stopped, 1)})
+                        "gone_after_s": None if stopped is None else round(stopped, 1), **details})
                     time.sleep(pause)
             report["answers"] = {str(code): count for code, count in sorted(partners.answers.items(), key=str)}
             made_ids = set(partners.made.values())
             referrals_db = databases["REFERRALS_DATABASE_URL"]
-            wait(lambda: not query(referrals_db, "SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1"), 120)
+            outboxes = [databases[key] for key in ("REFERRALS_DATABASE_URL", "AGENCIES_DATABASE_URL")]
+
+            def outbox_waiting():
+                return sum(query(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]
+                           for db in outboxes)
+
+            wait(lambda: not outbox_waiting(), 120)
             stored = query(referrals_db, "SELECT r.id::text, r.reference, k.key FROM referrals r "
                                          "LEFT JOIN idempotency_keys k ON k.referral_id = r.id")
             by_key = collections.Counter(key for _, _, key in stored)
@@ -301,6 +314,9 @@ def main():
             report["doubled_by_fault"] = {
                 "email": doubled_by_fault([m["Subject"] for _, m in smtp.messages], smtp.messages.times),
                 "sms": doubled_by_fault([m["text"] for m in sms.received], sms.received.times)}
+            report["outbox_waiting"] = outbox_waiting()
+            report["dead_letters"] = sum(count for name, count in broker.messages().items()
+                                         if name.startswith("dead-letters."))
             report["tracebacks_in_logs"] = {log.stem: log.read_text(errors="replace").count("Traceback")
                                             for log in sorted(work.glob("*.log"))}
             report.update({
@@ -321,10 +337,11 @@ def main():
             network.stop()
             for database in databases.values():
                 migrate.drop_database(database)
-            subprocess.run(["rabbitmqctl", "delete_vhost", run], capture_output=True)
+            broker.close()
     print(markdown(report, clients))
     print(json.dumps(report))
     passed = (report["referrals_lost"] == report["keys_with_two_referrals"] == report["answers_500"] == 0
+              and report["outbox_waiting"] == report["dead_letters"] == 0
               and not report["processes_exited_on_their_own"] and not report["faults_not_ready_within_30_s"]
               and not report["stops_not_done_within_30_s"]
               and report["referrals_without_their_email"] == report["referrals_without_their_sms"] == 0)
@@ -337,8 +354,13 @@ def markdown(report, clients):
     lines += [f"| {f['fault']} | {'' if not f['fault'].startswith(('kill:', 'term:')) else f['gone_after_s'] if f['gone_after_s'] is not None else 'NOT within 30'}"
               f" | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
               for f in report["faults"]]
+    for f in report["faults"]:
+        if "node_stopped" in f:
+            lines += ["", f"{f['fault']}: {f['node_stopped']} stopped, leading {f['queues_it_led']} of the "
+                          f"{f['quorum_queues']} quorum queues; client connections by node before: "
+                          f"{f['connections_by_node_before']}; running after: {f['running_after']}."]
     lines += ["", "| figure | value |", "|---|---|"]
-    for name in ("stops_not_done_within_30_s", "referrals_lost", "keys_with_two_referrals", "referrals_without_their_email",
+    for name in ("stops_not_done_within_30_s", "referrals_lost", "outbox_waiting", "dead_letters", "keys_with_two_referrals", "referrals_without_their_email",
                  "referrals_without_their_sms", "answers_500", "processes_exited_on_their_own", "doubled_emails",
                  "doubled_sms", "doubled_by_fault", "tracebacks_in_logs", "answers"):
         lines.append(f"| {name.replace('_', ' ')} | {report[name]} |")

@@ -146,7 +146,19 @@ def event_handler(*args, **kwargs):
 
 
 class ReplyListener(nameko_rpc.ReplyListener):
+    """nameko's listener for the replies to a service's own calls, on a
+    queue that is not durable. nameko declares it durable (a classic queue,
+    on the node the process is connected to): when that node of a cluster
+    stops, a durable classic queue stays behind as "down", and declaring
+    it again on another node is refused, so the process's consumer would
+    reconnect and be refused again for ever. A queue that is not durable
+    goes with its node, and is made again on the next."""
+
     queue_consumer = QueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
 
 
 class RpcProxy(nameko_rpc.RpcProxy):

@@ -33,8 +33,8 @@ DIRECTORY_PREFIX = "rabbit-cluster-"  # what marks a node of this harness's in a
 CTL_TIMEOUT = 120
 
 
-class ClusterNotStarted(RuntimeError):
-    """The nodes did not start, or did not form one cluster."""
+class ClusterUnavailable(RuntimeError):
+    """The nodes did not start or form one cluster, or none answers."""
 
 
 class Node:
@@ -117,7 +117,7 @@ class RabbitCluster:
         deadline = time.monotonic() + CTL_TIMEOUT
         while sorted(self.running_nodes()) != sorted(node.name for node in self.nodes):
             if time.monotonic() > deadline:
-                raise ClusterNotStarted(f"the nodes did not form one cluster: {self.running_nodes()}")
+                raise ClusterUnavailable(f"the nodes did not form one cluster: {self.running_nodes()}")
             time.sleep(0.5)
 
     def _start_node(self, node):
@@ -127,7 +127,7 @@ class RabbitCluster:
             self.ctl(node, "wait", str(node.pid_file), "--timeout", str(CTL_TIMEOUT), timeout=CTL_TIMEOUT + 10)
         except subprocess.SubprocessError as error:
             logs = "\n".join(path.read_text(errors="replace")[-2000:] for path in (self.home / "log").glob("*"))
-            raise ClusterNotStarted(f"{node.name} did not start: {error}\n{logs}") from None
+            raise ClusterUnavailable(f"{node.name} did not start: {error}\n{logs}") from None
 
     def running_nodes(self, asking=None):
         """The nodes running in the cluster, as `asking` (the first node still up) sees it."""
@@ -163,14 +163,19 @@ class RabbitCluster:
         order = self.nodes[first:] + self.nodes[:first]
         return ";".join(node.uri(vhost) for node in order)
 
-    def up(self):
-        """The nodes whose RabbitMQ application runs."""
-        running = set()
-        for node in self.nodes:
-            running.update(self.running_nodes(node))
-            if running:
-                break
-        return [node for node in self.nodes if node.name in running]
+    def up(self, patience=60):
+        """The nodes whose RabbitMQ application runs, as the first node that
+        answers says (a node whose application is stopped does not; a busy
+        one may answer late: each is asked again for `patience` seconds)."""
+        deadline = time.monotonic() + patience
+        while True:
+            for node in self.nodes:
+                running = self.running_nodes(node)
+                if running:
+                    return [node for node in self.nodes if node.name in running]
+            if time.monotonic() > deadline:
+                raise ClusterUnavailable("no node of the cluster answers")
+            time.sleep(1)
 
     def queues(self, vhost="/"):
         """Each queue of `vhost`: name, type, leader (quorum queues) and members, as a node still up says."""
