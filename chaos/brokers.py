@@ -3,10 +3,10 @@
 `MachineBroker`: the machine's own node, on a vhost of the run's own; its
 fault (`rabbitmq`) restarts that node. `ClusterBroker`: a 3-node cluster
 of the run's own (tests.support.rabbit_cluster), each process of the
-network given AMQP_URI with every node but starting at another one, so
-that the network's connections are spread over the nodes; its fault
-(`rabbitmq-leader`) stops the node leading most of the services' quorum
-queues (`rabbitmqctl stop_app`) and leaves it stopped.
+network given AMQP_URI with every node, starting at the node of its own
+in `FIRST_NODE`, so that the network's connections are spread over the
+nodes; its fault (`rabbitmq-leader`) stops the node leading most of the
+services' quorum queues (`rabbitmqctl stop_app`) and leaves it stopped.
 """
 import collections
 import json
@@ -27,7 +27,7 @@ class MachineBroker:
         subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
                        capture_output=True)
 
-    def uri_for(self, process_number):
+    def uri_for(self, process):
         return self.uri
 
     def messages(self):
@@ -51,6 +51,13 @@ class MachineBroker:
 
 class ClusterBroker:
     fault = "rabbitmq-leader"
+    # The node each process connects to first (0-based). The preflight
+    # declares the quorum queues, so its node leads them (RabbitMQ's
+    # client-local leader placement), and that is the node stopped: the
+    # gateway's RPC client and the notifications service's consumers lose
+    # their node with it, while the agencies and referrals services (and the
+    # referrals' outbox relay) stay connected through the two others.
+    FIRST_NODE = {"preflight": 0, "gateway": 0, "notifications": 0, "agencies": 1, "referrals": 2}
 
     def __init__(self, vhost):
         self.vhost = vhost
@@ -60,9 +67,9 @@ class ClusterBroker:
         self.cluster.ctl(first, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         self.uri = self.cluster.amqp_uri(vhost)
 
-    def uri_for(self, process_number):
-        """Every node, starting at a node of the process's own (the preflight, number 0, at rn1)."""
-        return amqp_uri.rotated(self.uri, process_number)
+    def uri_for(self, process):
+        """Every node, starting at the process's own first node."""
+        return amqp_uri.rotated(self.uri, self.FIRST_NODE.get(process, 0))
 
     def messages(self):
         return {queue["name"]: queue["messages"] for queue in self.cluster.queues(self.vhost)}

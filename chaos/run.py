@@ -66,14 +66,13 @@ class Network:
     def start(self, name):
         command = dict(PROCESSES)[name]
         log = open(self.work / f"{name}.log", "ab")
-        number = 1 + [process for process, _ in PROCESSES].index(name)  # the preflight is number 0
-        env = dict(self.env, AMQP_URI=self.broker.uri_for(number))
+        env = dict(self.env, AMQP_URI=self.broker.uri_for(name))
         self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, stdout=log,
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
         subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, check=True, capture_output=True,
-                       env=dict(self.env, AMQP_URI=self.broker.uri_for(0)))
+                       env=dict(self.env, AMQP_URI=self.broker.uri_for("preflight")))
         for name, _ in PROCESSES:
             self.start(name)
         self.watcher.start()
