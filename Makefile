@@ -45,7 +45,7 @@ bench: $(VENV)/.installed-bench  ## the network and two baselines under load: do
 chaos: install  ## the network under load while each part is killed and each server restarted: docs/reliability.md
 	$(PY) -m chaos.run
 ifndef CHAOS_FAULTS
-	CHAOS_FAULTS=rabbitmq-leader $(PY) -m chaos.run
+	CHAOS_FAULTS=rabbitmq-leader CHAOS_ACCEPT=1 $(PY) -m chaos.run
 endif
 
 up:  ## the same network under docker compose, in the background

@@ -75,6 +75,24 @@ class QueueConsumer(messaging.QueueConsumer):
             queues.dead_letter_queue(self.container.service_name, names)(channel).declare()
         return super().get_consumers(consumer_cls, channel)
 
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self._consuming_on = connection.connection  # py-amqp's connection, the consumers' own
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+
+    def on_iteration(self):
+        """Before each wait for messages: if the connection the consumers
+        were set up on is broken (a worker's ack found it so), say so as a
+        lost connection, so that kombu's ConsumerMixin reconnects and sets
+        every consumer up again. Left alone, kombu's Connection would
+        reconnect by itself when next asked for messages (to the next node
+        of a cluster: the first one stopped) with no consumer on the new
+        connection, and the process would wait there for ever."""
+        consuming_on = getattr(self, "_consuming_on", None)
+        if consuming_on is not None and not consuming_on.connected:
+            self._consuming_on = None
+            raise ConnectionError("the connection the consumers were set up on is broken")
+        super().on_iteration()
+
     def on_connection_error(self, exc, interval):
         """nameko's warning, with every node's password hidden (nameko's
         own hides the first node's only, when AMQP_URI lists several)."""
