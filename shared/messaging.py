@@ -81,15 +81,18 @@ class QueueConsumer(messaging.QueueConsumer):
 
     def on_iteration(self):
         """Before each wait for messages: if the connection the consumers
-        were set up on is broken (a worker's ack found it so), say so as a
-        lost connection, so that kombu's ConsumerMixin reconnects and sets
-        every consumer up again. Left alone, kombu's Connection would
-        reconnect by itself when next asked for messages (to the next node
-        of a cluster: the first one stopped) with no consumer on the new
-        connection, and the process would wait there for ever."""
+        were set up on is broken (a worker's ack found it so), close it and
+        say so as a lost connection, so that kombu's ConsumerMixin
+        reconnects and sets every consumer up again. Left alone, kombu's
+        Connection reconnects by itself when next asked for messages or a
+        heartbeat (to the next node of a cluster: the first one stopped),
+        with no consumer on the new connection, and the process would wait
+        there for ever, while the broker, if it still had the old
+        connection, kept delivering to consumers nobody reads."""
         consuming_on = getattr(self, "_consuming_on", None)
         if consuming_on is not None and not consuming_on.connected:
             self._consuming_on = None
+            consuming_on.collect()  # its socket closed: the broker takes back what it had delivered there
             raise ConnectionError("the connection the consumers were set up on is broken")
         super().on_iteration()
 
