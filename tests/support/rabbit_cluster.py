@@ -209,28 +209,36 @@ def _alive(pid):
     return True
 
 
-def _is_node_process(pid, name):
-    """Whether process `pid` is a node of this harness's named `name` (the
-    node's name is in its environment; its home, one of this harness's
-    directories, on its command line)."""
+def _node_home(pid, name):
+    """The directory of process `pid` if it is a node of this harness's
+    named `name` (the node's name is in its environment; its home, one of
+    this harness's directories, on its command line), else None."""
     try:
         words = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         environment = pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
-        return False
-    home = next((words[i + 1] for i, word in enumerate(words[:-1]) if word == b"-home"), b"")
-    return (f"RABBITMQ_NODENAME={name}".encode() in environment
-            and pathlib.Path(home.decode(errors="replace")).name.startswith(DIRECTORY_PREFIX))
+        return None
+    home = pathlib.Path(next((words[i + 1] for i, word in enumerate(words[:-1]) if word == b"-home"), b"").decode(
+        errors="replace"))
+    if f"RABBITMQ_NODENAME={name}".encode() in environment and home.name.startswith(DIRECTORY_PREFIX):
+        return home
+    return None
+
+
+def _is_node_process(pid, name):
+    return _node_home(pid, name) is not None
 
 
 def kill_leftovers(names):
-    """Kill what a previous run that was itself killed left running: a
-    process of a node named one of `names` whose data lies in one of this
-    harness's directories (never another node, never another's process)."""
+    """Kill what a previous run that was itself killed left running, and
+    remove its directory: a process of a node named one of `names` whose
+    home is one of this harness's directories (never another node, never
+    another's process)."""
     for entry in pathlib.Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        pid = int(entry.name)
-        if any(_is_node_process(pid, name) for name in names):
+        homes = [home for home in (_node_home(int(entry.name), name) for name in names) if home]
+        if homes:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(int(entry.name), signal.SIGKILL)
+            shutil.rmtree(homes[0], ignore_errors=True)
