@@ -40,8 +40,8 @@ import uuid
 import psycopg
 import requests
 
-from shared.sealing import new_key
 from chaos import brokers
+from shared.sealing import new_key
 from shared import config, migrate
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, free_port
@@ -290,8 +290,8 @@ def main():
                     ready_after = None if took is None else round(time.monotonic() - started, 1)
                     if fault == broker.fault:
                         details.update(broker.after_fault())
-                    report["faults"].append({"fault": fault, "ready_after_s": ready_after,
-                                             "made_so_far": len(partners.made),
+                    report["faults"].append({
+                        "fault": fault, "ready_after_s": ready_after, "made_so_far": len(partners.made),
                         "started_at": report_started,
                         "gone_after_s": None if stopped is None else round(stopped, 1), **details})
                     time.sleep(pause)
@@ -361,10 +361,12 @@ def main():
                 "referrals_made": len(made_ids),
                 "referrals_lost": len(made_ids - set(references)),
                 "keys_with_two_referrals": sum(1 for key, count in by_key.items() if key and count > 1),
-                "referrals_without_their_email": sum(1 for ref in references.values() if not mails[RECEIVER_EMAIL, ref]),
+                "referrals_without_their_email": sum(1 for ref in references.values()
+                                                     if not mails[RECEIVER_EMAIL, ref]),
                 "referrals_accepted": len(accepted),
                 "accepted_without_their_email": sum(1 for ref in accepted if not mails[SENDER_EMAIL, ref]),
-                "accept_answers": {str(code): count for code, count in sorted(partners.accept_answers.items(), key=str)},
+                "accept_answers": {str(code): count for code, count in
+                                   sorted(partners.accept_answers.items(), key=str)},
                 "referrals_without_their_sms": sum(1 for ref in references.values() if not texts[ref]),
                 "doubled_emails": sum(count - 1 for count in mails.values() if count > 1),
                 "doubled_sms": sum(count - 1 for count in texts.values() if count > 1),
@@ -402,7 +404,8 @@ def markdown(report, clients):
                           f"{f['connections_by_node_before']}; running after: {f['running_after']}."]
     lines += ["", "| figure | value |", "|---|---|"]
     for name in ("stops_not_done_within_30_s", "referrals_lost", "outbox_waiting", "dead_letters",
-                 "referrals_accepted", "accepted_without_their_email", "accept_answers", "keys_with_two_referrals", "referrals_without_their_email",
+                 "referrals_accepted", "accepted_without_their_email", "accept_answers", "keys_with_two_referrals",
+                 "referrals_without_their_email",
                  "referrals_without_their_sms", "answers_500", "processes_exited_on_their_own", "doubled_emails",
                  "doubled_sms", "doubled_by_fault", "tracebacks_in_logs", "answers"):
         lines.append(f"| {name.replace('_', ' ')} | {report[name]} |")
