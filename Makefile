@@ -44,6 +44,9 @@ bench: $(VENV)/.installed-bench  ## the network and two baselines under load: do
 
 chaos: install  ## the network under load while each part is killed and each server restarted: docs/reliability.md
 	$(PY) -m chaos.run
+ifndef CHAOS_FAULTS
+	CHAOS_FAULTS=rabbitmq-leader CHAOS_ACCEPT=1 $(PY) -m chaos.run
+endif
 
 up:  ## the same network under docker compose, in the background (SCALE="--scale referrals=3 ...": replicas)
 	SESSION_SECRET="$${SESSION_SECRET:-$$(./bin/local-secret session-secret)}" \

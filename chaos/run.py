@@ -14,10 +14,15 @@ doubled messages. Prints a Markdown report (and the figures as JSON on the
 last line).
 
 Settings (environment): CHAOS_FAULTS (comma-separated, from kill:<process>,
-term:<process>, rabbitmq, postgresql; default all), CHAOS_CLIENTS (4),
-CHAOS_PAUSE_SECONDS between faults (6), CHAOS_DOWN_SECONDS a server stays
+term:<process>, rabbitmq, postgresql; default all of these; or
+rabbitmq-leader, see chaos.brokers), CHAOS_CLIENTS (4),
+CHAOS_PAUSE_SECONDS between faults (6), CHAOS_ACCEPT=1 (the receiver accepts
+each referral made, and the sender's e-mail about it is checked too; off by
+default), CHAOS_DOWN_SECONDS a server stays
 down (10). `rabbitmq` and `postgresql` restart the machine's own servers
 (rabbitmqctl, pg_ctlcluster): every other user of them sees it too.
+`rabbitmq-leader` runs the network on a 3-node RabbitMQ cluster of the run's
+own instead of the machine's node, and stops the node leading the queues.
 """
 import collections
 import json
@@ -31,11 +36,11 @@ import tempfile
 import threading
 import time
 import uuid
-from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
+from chaos import brokers
 from shared.sealing import new_key
 from shared import config, migrate
 from tests.support import data
@@ -47,13 +52,14 @@ ALL_FAULTS = ([f"kill:{name}" for name, _ in PROCESSES] + [f"term:{name}" for na
               + ["rabbitmq", "postgresql"])
 READY_WITHIN = 30.0
 ADMIN_KEY = "chaos-admin-" + uuid.uuid4().hex
+SENDER_EMAIL, RECEIVER_EMAIL = "sender@example.org", "receiver@example.org"
 
 
 class Network:
     """The Procfile's processes, each started on its own and watched."""
 
-    def __init__(self, env, work):
-        self.env, self.work = env, work
+    def __init__(self, env, work, broker):
+        self.env, self.work, self.broker = env, work, broker
         self.processes, self.stopping = {}, set()
         self.exits = collections.Counter()  # exits nobody asked for, by process
         self.lock = threading.Lock()
@@ -63,12 +69,13 @@ class Network:
     def start(self, name):
         command = dict(PROCESSES)[name]
         log = open(self.work / f"{name}.log", "ab")
-        self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=self.env, stdout=log,
+        env = dict(self.env, AMQP_URI=self.broker.uri_for(name))
+        self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, stdout=log,
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
-        subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, env=self.env, check=True,
-                       capture_output=True)
+        subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, check=True, capture_output=True,
+                       env=dict(self.env, AMQP_URI=self.broker.uri_for("preflight")))
         for name, _ in PROCESSES:
             self.start(name)
         self.watcher.start()
@@ -116,12 +123,15 @@ class Network:
 
 
 class Partners:
-    """Clients creating referrals without pause, each retried with its key."""
+    """Clients creating referrals without pause, each retried with its key;
+    with `receiver_key`, the receiver then accepts each one (see `_accept`)."""
 
-    def __init__(self, url, key, receiver_id, clients):
-        self.url, self.key, self.receiver_id = url, key, receiver_id
+    def __init__(self, url, key, receiver_id, clients, receiver_key=None):
+        self.url, self.key, self.receiver_id, self.receiver_key = url, key, receiver_id, receiver_key
         self.answers = collections.Counter()
         self.made = {}  # idempotency key -> referral id (from its 201)
+        self.accept_answers = collections.Counter()
+        self.accepted = set()  # referral ids
         self.running = True
         self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
 
@@ -140,8 +150,32 @@ class Partners:
                     continue
                 if answer.status_code == 201:
                     self.made[key] = answer.json()["id"]
+                    if self.receiver_key:
+                        self._accept(answer.json()["id"])
                     break
                 time.sleep(0.2)
+
+    def _accept(self, referral_id):
+        """Accept as a partner would: again after a 503, 504 or a lost
+        connection; a 409 (not `sent` any more) is looked up, since an
+        earlier try may have done it without its answer arriving."""
+        headers = {"Authorization": f"Bearer {self.receiver_key}"}
+        referral_url = f"{self.url}/v1/referrals/{referral_id}"
+        while self.running:
+            try:
+                answer = requests.post(referral_url + "/accept", headers=headers, timeout=30)
+                self.accept_answers[answer.status_code] += 1
+                done = answer.status_code == 200
+                if answer.status_code == 409:
+                    found = requests.get(referral_url, headers=headers, timeout=30)
+                    done = found.status_code == 200 and found.json()["status"] == "accepted"
+            except requests.RequestException as error:
+                self.accept_answers[type(error).__name__] += 1
+                done = False
+            if done:
+                self.accepted.add(referral_id)
+                return
+            time.sleep(0.2)
 
     def __enter__(self):
         for thread in self.threads:
@@ -183,18 +217,19 @@ def wait(predicate, timeout, interval=0.2):
     return None
 
 
-def server_fault(fault, down_seconds):
-    if fault == "rabbitmq":
-        subprocess.run(["rabbitmqctl", "stop_app"], check=True, capture_output=True)
-        time.sleep(down_seconds)
-        subprocess.run(["rabbitmqctl", "start_app"], check=True, capture_output=True)
-    else:
-        cluster = sorted(os.listdir("/etc/postgresql"))[0]
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
-                       check=True, capture_output=True)
-        time.sleep(down_seconds)
-        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
-                       check=True, capture_output=True)
+def server_fault(fault, down_seconds, broker):
+    """Do a server's fault; what it says about it (the broker's faults)."""
+    if fault == broker.fault:
+        return broker.do_fault(down_seconds)
+    if fault != "postgresql":
+        raise SystemExit(f"{fault} cannot be done on this run's broker")
+    cluster = sorted(os.listdir("/etc/postgresql"))[0]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
+                   check=True, capture_output=True)
+    time.sleep(down_seconds)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
+                   check=True, capture_output=True)
+    return {}
 
 
 def query(url, sql, *params):
@@ -206,13 +241,11 @@ def main():
     faults = [f for f in os.environ.get("CHAOS_FAULTS", ",".join(ALL_FAULTS)).split(",") if f]
     clients = int(os.environ.get("CHAOS_CLIENTS", "4"))
     pause = float(os.environ.get("CHAOS_PAUSE_SECONDS", "6"))
+    accept = config.flag(os.environ.get("CHAOS_ACCEPT", "0"))
     down = float(os.environ.get("CHAOS_DOWN_SECONDS", "10"))
     run = "chaos_" + uuid.uuid4().hex[:8]
     base = config.load()
-    amqp = urlsplit(base["AMQP_URI"])._replace(path="/" + run).geturl()
-    subprocess.run(["rabbitmqctl", "add_vhost", run], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "set_permissions", "-p", run, "guest", ".*", ".*", ".*"], check=True,
-                   capture_output=True)
+    broker = brokers.for_faults(faults, run)
     databases = {key: base[key].rsplit("/", 1)[0] + f"/{service}_{run}" for service, key in
                  config.DATABASE_KEYS.items()}
     work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-"))
@@ -220,7 +253,7 @@ def main():
     url = f"http://127.0.0.1:{port}"
     report = {"faults": [], "work": str(work)}
     with SmtpSink() as smtp, HttpSink() as sms:
-        env = dict(os.environ, AMQP_URI=amqp, GATEWAY_PORT=str(port), BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+        env = dict(os.environ, GATEWAY_PORT=str(port), BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
                    SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMS_BACKEND="http", SMS_HTTP_URL=sms.url,
                    RATE_LIMIT="100000/minute", RATE_LIMIT_KEY_PREFIX=run, SESSION_SECRET=run,
                    DATA_ENCRYPTION_KEYS=new_key(),  # the run's own, as its databases
@@ -228,39 +261,50 @@ def main():
                    NOTIFICATION_BACKOFF_SECONDS="1", PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
                    PYTHONUNBUFFERED="1",
                    **databases)
-        network = Network(env, work)
+        network = Network(env, work, broker)
         smtp.messages, sms.received = Stamped(), Stamped()
         try:
             network.start_all()
             if wait(lambda: ready(url), 90) is None:
                 raise RuntimeError(f"the network did not become ready; logs in {work}")
             admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            sender = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(name="Sender")).json()
+            sender = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(
+                name="Sender", contacts=[data.contact(email=SENDER_EMAIL)])).json()
             receiver = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(
-                name="Receiver", contacts=[data.contact(email="receiver@example.org", channels=["email", "sms"])])
+                name="Receiver", contacts=[data.contact(email=RECEIVER_EMAIL, channels=["email", "sms"])])
             ).json()
-            key = requests.post(f"{url}/v1/agencies/{sender['id']}/api-keys", headers=admin,
-                                json={"role": "agency"}).json()["key"]
-            with Partners(url, key, receiver["id"], clients) as partners:
+            key, receiver_key = (requests.post(f"{url}/v1/agencies/{agency['id']}/api-keys", headers=admin,
+                                               json={"role": "agency"}).json()["key"] for agency in (sender, receiver))
+            with Partners(url, key, receiver["id"], clients, receiver_key if accept else None) as partners:
                 time.sleep(pause)
                 for fault in faults:
                     started, report_started = time.monotonic(), time.time()
-                    stopped = None
+                    stopped, details = None, {}
                     if fault.startswith(("kill:", "term:")):
                         kind, name = fault.split(":")
                         stopped = network.signal(name, signal.SIGKILL if kind == "kill" else signal.SIGTERM)
                     else:
-                        server_fault(fault, down)
+                        details = server_fault(fault, down, broker)
+                        started = details.pop("stopped_at", started)
                     took = wait(lambda: ready(url), READY_WITHIN)
-                    report["faults"].append({"fault": fault, "ready_after_s": None if took is None else round(
-                        time.monotonic() - started, 1), "made_so_far": len(partners.made),
+                    ready_after = None if took is None else round(time.monotonic() - started, 1)
+                    if fault == broker.fault:
+                        details.update(broker.after_fault())
+                    report["faults"].append({
+                        "fault": fault, "ready_after_s": ready_after, "made_so_far": len(partners.made),
                         "started_at": report_started,
-                        "gone_after_s": None if stopped is None else round(stopped, 1)})
+                        "gone_after_s": None if stopped is None else round(stopped, 1), **details})
                     time.sleep(pause)
             report["answers"] = {str(code): count for code, count in sorted(partners.answers.items(), key=str)}
             made_ids = set(partners.made.values())
             referrals_db = databases["REFERRALS_DATABASE_URL"]
-            wait(lambda: not query(referrals_db, "SELECT 1 FROM outbox WHERE published_at IS NULL LIMIT 1"), 120)
+            outboxes = [databases[key] for key in ("REFERRALS_DATABASE_URL", "AGENCIES_DATABASE_URL")]
+
+            def outbox_waiting():
+                return sum(query(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]
+                           for db in outboxes)
+
+            wait(lambda: not outbox_waiting(), 120)
             stored = query(referrals_db, "SELECT r.id::text, r.reference, k.key FROM referrals r "
                                          "LEFT JOIN idempotency_keys k ON k.referral_id = r.id")
             by_key = collections.Counter(key for _, _, key in stored)
@@ -269,19 +313,27 @@ def main():
             def named(text):
                 return next((word.strip(".,:;()") for word in text.split() if "REF-" in word), None)
 
+            accepted = {references[referral_id] for referral_id in partners.accepted if referral_id in references}
+
+            def mail_key(recipients, message):
+                """Whom an e-mail told about which referral: the receiver of a sent
+                one, the sender of an accepted one (CHAOS_ACCEPT)."""
+                return (",".join(sorted(recipients)), named(message["Subject"]))
+
             def delivered():
-                """(e-mails, SMS) by the reference they name."""
-                return (collections.Counter(named(message["Subject"]) for _, message in list(smtp.messages)),
+                """(e-mails by whom and reference, SMS by reference)."""
+                return (collections.Counter(mail_key(*mail) for mail in list(smtp.messages)),
                         collections.Counter(named(message["text"]) for message in list(sms.received)))
 
             def all_delivered():
                 mails, texts = delivered()
-                return all(mails[ref] and texts[ref] for ref in references.values())
+                return (all(mails[RECEIVER_EMAIL, ref] and texts[ref] for ref in references.values())
+                        and all(mails[SENDER_EMAIL, ref] for ref in accepted))
 
             wait(all_delivered, 180, 1)
             mails, texts = delivered()
 
-            def doubled_by_fault(texts_of, times):
+            def doubled_by_fault(keys, times):
                 """Each message that repeats an earlier one (same reference), by
                 the fault nearest its first sending (within 10 s): a send whose
                 outcome a fault kept from being recorded is made again, at once
@@ -289,8 +341,7 @@ def main():
                 reaches the sink just before the fault, or just after it when
                 the sender died with the last bytes on their way."""
                 first, by_fault = {}, collections.Counter()
-                for text, arrived in zip(texts_of, times):
-                    reference = named(text)
+                for reference, arrived in zip(keys, times):
                     if reference not in first:
                         first[reference] = arrived
                         continue
@@ -299,19 +350,27 @@ def main():
                 return dict(by_fault)
 
             report["doubled_by_fault"] = {
-                "email": doubled_by_fault([m["Subject"] for _, m in smtp.messages], smtp.messages.times),
-                "sms": doubled_by_fault([m["text"] for m in sms.received], sms.received.times)}
+                "email": doubled_by_fault([mail_key(*mail) for mail in smtp.messages], smtp.messages.times),
+                "sms": doubled_by_fault([named(m["text"]) for m in sms.received], sms.received.times)}
+            report["outbox_waiting"] = outbox_waiting()
+            report["dead_letters"] = sum(count for name, count in broker.messages().items()
+                                         if name.startswith("dead-letters."))
             report["tracebacks_in_logs"] = {log.stem: log.read_text(errors="replace").count("Traceback")
                                             for log in sorted(work.glob("*.log"))}
             report.update({
                 "referrals_made": len(made_ids),
                 "referrals_lost": len(made_ids - set(references)),
                 "keys_with_two_referrals": sum(1 for key, count in by_key.items() if key and count > 1),
-                "referrals_without_their_email": sum(1 for ref in references.values() if not mails[ref]),
+                "referrals_without_their_email": sum(1 for ref in references.values()
+                                                     if not mails[RECEIVER_EMAIL, ref]),
+                "referrals_accepted": len(accepted),
+                "accepted_without_their_email": sum(1 for ref in accepted if not mails[SENDER_EMAIL, ref]),
+                "accept_answers": {str(code): count for code, count in
+                                   sorted(partners.accept_answers.items(), key=str)},
                 "referrals_without_their_sms": sum(1 for ref in references.values() if not texts[ref]),
                 "doubled_emails": sum(count - 1 for count in mails.values() if count > 1),
                 "doubled_sms": sum(count - 1 for count in texts.values() if count > 1),
-                "answers_500": partners.answers.get(500, 0),
+                "answers_500": partners.answers.get(500, 0) + partners.accept_answers.get(500, 0),
                 "processes_exited_on_their_own": dict(network.exits),
                 "faults_not_ready_within_30_s": [f["fault"] for f in report["faults"] if f["ready_after_s"] is None],
                 "stops_not_done_within_30_s": [f["fault"] for f in report["faults"]
@@ -321,10 +380,11 @@ def main():
             network.stop()
             for database in databases.values():
                 migrate.drop_database(database)
-            subprocess.run(["rabbitmqctl", "delete_vhost", run], capture_output=True)
+            broker.close()
     print(markdown(report, clients))
     print(json.dumps(report))
     passed = (report["referrals_lost"] == report["keys_with_two_referrals"] == report["answers_500"] == 0
+              and report["outbox_waiting"] == report["dead_letters"] == report["accepted_without_their_email"] == 0
               and not report["processes_exited_on_their_own"] and not report["faults_not_ready_within_30_s"]
               and not report["stops_not_done_within_30_s"]
               and report["referrals_without_their_email"] == report["referrals_without_their_sms"] == 0)
@@ -337,8 +397,15 @@ def markdown(report, clients):
     lines += [f"| {f['fault']} | {'' if not f['fault'].startswith(('kill:', 'term:')) else f['gone_after_s'] if f['gone_after_s'] is not None else 'NOT within 30'}"
               f" | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
               for f in report["faults"]]
+    for f in report["faults"]:
+        if "node_stopped" in f:
+            lines += ["", f"{f['fault']}: {f['node_stopped']} stopped, leading {f['queues_it_led']} of the "
+                          f"{f['quorum_queues']} quorum queues; client connections by node before: "
+                          f"{f['connections_by_node_before']}; running after: {f['running_after']}."]
     lines += ["", "| figure | value |", "|---|---|"]
-    for name in ("stops_not_done_within_30_s", "referrals_lost", "keys_with_two_referrals", "referrals_without_their_email",
+    for name in ("stops_not_done_within_30_s", "referrals_lost", "outbox_waiting", "dead_letters",
+                 "referrals_accepted", "accepted_without_their_email", "accept_answers", "keys_with_two_referrals",
+                 "referrals_without_their_email",
                  "referrals_without_their_sms", "answers_500", "processes_exited_on_their_own", "doubled_emails",
                  "doubled_sms", "doubled_by_fault", "tracebacks_in_logs", "answers"):
         lines.append(f"| {name.replace('_', ' ')} | {report[name]} |")

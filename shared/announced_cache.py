@@ -24,8 +24,10 @@ import logging
 import threading
 import time
 
-from kombu import Connection, Queue
+from kombu import Queue
 from nameko.standalone.events import get_event_exchange
+
+from shared import amqp_uri
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ class AnnouncedCache:
         if time.monotonic() < self.next_try:
             raise ConnectionError("the last try to bind the queue failed a moment ago")
         self.next_try = time.monotonic() + self.retry_seconds
-        connection = Connection(self.amqp_uri, connect_timeout=2)
+        connection = amqp_uri.connect(self.amqp_uri, connect_timeout=2)
         try:
             channel = connection.channel()
             self.exchange(channel).declare()

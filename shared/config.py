@@ -6,7 +6,10 @@ own databases and broker without touching the environment.
 """
 import os
 
+from shared import amqp_uri
+
 DEFAULTS = {
+    # one RabbitMQ node, or a cluster's nodes separated by `;` (shared.amqp_uri)
     "AMQP_URI": "amqp://guest:guest@localhost:5672/",
     "REFERRALS_DATABASE_URL": "postgresql://postgres@localhost:5432/referrals",
     "AGENCIES_DATABASE_URL": "postgresql://postgres@localhost:5432/agencies",
@@ -104,6 +107,7 @@ def load(environ=None, **overrides):
     environ = os.environ if environ is None else environ
     settings = {key: environ.get(key) or default for key, default in DEFAULTS.items()}
     settings.update(overrides)
+    settings["AMQP_URI"] = amqp_uri.normalised(settings["AMQP_URI"])
     return settings
 
 

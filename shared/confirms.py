@@ -14,7 +14,8 @@ import threading
 import time
 
 import amqp
-from kombu import Connection
+
+from shared import amqp_uri
 
 
 class ConfirmingChannel:
@@ -32,7 +33,7 @@ class ConfirmingChannel:
         self.lock = threading.Lock()  # one batch at a time on the channel (green under eventlet)
 
     def _open(self):
-        connection = Connection(self.amqp_uri, connect_timeout=5)
+        connection = amqp_uri.connect(self.amqp_uri, connect_timeout=5)  # the first node that answers
         try:
             channel = connection.channel()
             self.exchange(channel).declare()

@@ -14,9 +14,7 @@ import argparse
 import json
 import sys
 
-from kombu import Connection
-
-from shared import config, queues
+from shared import amqp_uri, config, queues
 from shared.services import SERVICES
 
 
@@ -88,7 +86,7 @@ def main(argv=None):
     parser.add_argument("--event-id", help="replay only this event")
     args = parser.parse_args(argv)
     services = [args.service] if args.service else sorted(SERVICES)
-    with Connection(config.load()["AMQP_URI"], connect_timeout=5) as connection:
+    with amqp_uri.connect(config.load()["AMQP_URI"], connect_timeout=5) as connection:
         found = listing(connection, services) if args.action == "list" else replay(
             connection, services, args.event_id)
     for each in found:

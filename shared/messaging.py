@@ -23,7 +23,7 @@ from nameko import events, messaging
 from nameko import rpc as nameko_rpc
 from nameko.exceptions import RemoteError
 
-from shared import backoff, queues
+from shared import amqp_uri, backoff, queues
 from shared.errors import DATABASE_AWAY
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,33 @@ class QueueConsumer(messaging.QueueConsumer):
         if names:
             queues.dead_letter_queue(self.container.service_name, names)(channel).declare()
         return super().get_consumers(consumer_cls, channel)
+
+    def on_consume_ready(self, connection, channel, consumers, **kwargs):
+        self._consuming_on = connection.connection  # py-amqp's connection, the consumers' own
+        super().on_consume_ready(connection, channel, consumers, **kwargs)
+
+    def on_iteration(self):
+        """Before each wait for messages: if the connection the consumers
+        were set up on is broken (a worker's ack found it so), close it and
+        say so as a lost connection, so that kombu's ConsumerMixin
+        reconnects and sets every consumer up again. Left alone, kombu's
+        Connection reconnects by itself when next asked for messages or a
+        heartbeat (to the next node of a cluster: the first one stopped),
+        with no consumer on the new connection, and the process would wait
+        there for ever, while the broker, if it still had the old
+        connection, kept delivering to consumers nobody reads."""
+        consuming_on = getattr(self, "_consuming_on", None)
+        if consuming_on is not None and not consuming_on.connected:
+            self._consuming_on = None
+            consuming_on.collect()  # its socket closed: the broker takes back what it had delivered there
+            raise ConnectionError("the connection the consumers were set up on is broken")
+        super().on_iteration()
+
+    def on_connection_error(self, exc, interval):
+        """nameko's warning, with every node's password hidden (nameko's
+        own hides the first node's only, when AMQP_URI lists several)."""
+        log.warning("Error connecting to broker at %s (%s). Retrying in %s seconds.",
+                    amqp_uri.safe(self.amqp_uri), exc, interval)
 
     def ack_message(self, message):
         self._settle(super().ack_message, message, "acked")
@@ -140,7 +167,19 @@ def event_handler(*args, **kwargs):
 
 
 class ReplyListener(nameko_rpc.ReplyListener):
+    """nameko's listener for the replies to a service's own calls, on a
+    queue that is not durable. nameko declares it durable (a classic queue,
+    on the node the process is connected to): when that node of a cluster
+    stops, a durable classic queue stays behind as "down", and declaring
+    it again on another node is refused, so the process's consumer would
+    reconnect and be refused again for ever. A queue that is not durable
+    goes with its node, and is made again on the next."""
+
     queue_consumer = QueueConsumer()
+
+    def setup(self):
+        super().setup()
+        self.queue.durable = False
 
 
 class RpcProxy(nameko_rpc.RpcProxy):

@@ -11,10 +11,9 @@ import sys
 
 import psycopg
 import redis
-from kombu import Connection
 from sqlalchemy.engine import make_url
 
-from shared import config, migrate, queues, request_id
+from shared import amqp_uri, config, migrate, queues, request_id
 from shared.services import SERVICES, service_class
 
 HOW_TO_START = {
@@ -27,13 +26,15 @@ log = logging.getLogger("shared.preflight")  # also when run as __main__
 
 
 def _safe(url):
-    """`url` with its password hidden."""
+    """`url` with its password hidden (each node's, for AMQP_URI)."""
+    if url.startswith("amqp"):
+        return amqp_uri.safe(url)
     return make_url(url).render_as_string(hide_password=True)
 
 
 def check_rabbitmq(url):
-    with Connection(url, connect_timeout=3) as conn:
-        conn.ensure_connection(max_retries=1)
+    """A node of AMQP_URI answers (each is tried in turn)."""
+    amqp_uri.connect(url, connect_timeout=3).release()
 
 
 def check_postgresql(url):
@@ -71,7 +72,7 @@ def main():
     except migrate.MigrationRefused as refused:
         log.error(str(refused))
         return 1
-    with Connection(settings["AMQP_URI"]) as connection:
+    with amqp_uri.connect(settings["AMQP_URI"]) as connection:
         for name in SERVICES:
             queues.ensure(connection, settings, service_class(name))
     log.info(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
