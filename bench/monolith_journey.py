@@ -261,5 +261,5 @@ class Mailing(threading.Thread):
 
 
 if os.environ.get("MONOLITH_DATABASE_URL"):
-    request_id.configure_logging()  # as gateway.wsgi
+    request_id.configure_logging("monolith")  # as gateway.wsgi
     app = create_app(config.load(MONOLITH_DATABASE_URL=os.environ["MONOLITH_DATABASE_URL"]))
