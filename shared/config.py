@@ -24,6 +24,9 @@ DEFAULTS = {
     "NOTIFICATIONS_METRICS_PORT": "",
     # how every process writes its log: "text" lines, or "json" lines (shared/json_logs.py)
     "LOG_FORMAT": "text",
+    # how much every process logs; each call answered and each message sent is a DEBUG line
+    # (their counts and times are in /metrics)
+    "LOG_LEVEL": "INFO",
     # where coordinators reach the gateway: links in e-mails, and whether cookies are Secure
     "PUBLIC_URL": "http://localhost:8000",
     # signs the coordinator pages' cookies and CSRF tokens (`make run` makes and keeps one)

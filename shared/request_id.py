@@ -17,7 +17,7 @@ import uuid
 
 from nameko.extensions import DependencyProvider
 
-from shared import json_logs
+from shared import config, json_logs
 
 CONTEXT_KEY = "request_id"  # in nameko's worker context data
 HEADER = "X-Request-ID"
@@ -50,10 +50,13 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(service, level="INFO", text_format=LOG_FORMAT):
-    """Log to stderr with the request id in each line: text lines, or JSON
-    lines naming `service` where LOG_FORMAT=json (shared/json_logs.py)."""
-    logging.basicConfig(level=level, format=text_format)
+def configure_logging(service, level=None, text_format=LOG_FORMAT):
+    """Log to stderr at `level` (LOG_LEVEL's, if not given) with the request
+    id in each line: text lines, or JSON lines naming `service` where
+    LOG_FORMAT=json (shared/json_logs.py)."""
+    logging.basicConfig(level=level or config.load()["LOG_LEVEL"].strip().upper(), format=text_format)
+    for library in ("amqp", "urllib3"):  # their DEBUG is every frame and connection: not the network's
+        logging.getLogger(library).setLevel(max(logging.getLogger().level, logging.INFO))
     for handler in logging.getLogger().handlers:
         with_request_id(handler, service)
     if json_logs.wanted():
@@ -74,7 +77,9 @@ class RequestId(DependencyProvider):
 
     While the worker runs, its log lines carry the id; at its end it writes
     one line naming the call and how it went (the method's name and the
-    error's type only: arguments and messages may hold personal data).
+    error's type only: arguments and messages may hold personal data): at
+    DEBUG for an answer, a line every call being a cost every call pays
+    (`make bench`), at INFO for a failure.
     """
 
     def __init__(self):
@@ -103,7 +108,7 @@ class RequestId(DependencyProvider):
         if exc_info:
             log.info("%s failed (%s) after %.1f ms", call, exc_info[0].__name__, took)
         else:
-            log.info("%s answered in %.1f ms", call, took)
+            log.debug("%s answered in %.1f ms", call, took)
 
     def worker_teardown(self, worker_ctx):
         self.started.pop(worker_ctx, None)

@@ -36,7 +36,7 @@ class ServerAwayWithoutTraceback(logging.Filter):
         return True
 
 
-def configure_logging(service, level="INFO"):
+def configure_logging(service, level=None):
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     request_id.configure_logging(service, level)  # each line names the request it serves, if any
     logging.getLogger("kombu").setLevel(logging.WARNING)

@@ -276,7 +276,7 @@ def _settle(session, claim, error, policy):
     if not held:
         log.warning("notification %s: lease lost before its outcome was recorded", claim.id)
     elif error is None:
-        log.info("notification %s sent (attempt %d)", claim.id, claim.attempts)
+        log.debug("notification %s sent (attempt %d)", claim.id, claim.attempts)
     elif values.get("status") == "failed":
         log.error("notification %s failed after %d attempt(s): %s", claim.id, claim.attempts, error)
     else:

@@ -21,7 +21,7 @@ HONCHO_PREFIX = re.compile(r"^\d\d:\d\d:\d\d (?P<process>\S+)\s+\| ")
 
 @pytest.fixture(scope="module")
 def network(rabbit_manager):
-    with running_network(rabbit_manager, LOG_FORMAT="json") as running:
+    with running_network(rabbit_manager, LOG_FORMAT="json", LOG_LEVEL="DEBUG") as running:  # DEBUG: each call's line
         yield running
 
 

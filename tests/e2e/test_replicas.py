@@ -46,6 +46,7 @@ def network(rabbit_manager):
         OVERDUE_SWEEP_SECONDS="0.05", DELIVERY_SWEEP_SECONDS="0.1", WEBHOOK_SWEEP_SECONDS="0.1",
         NOTIFICATION_BACKOFF_SECONDS="0.3", NOTIFICATION_MAX_ATTEMPTS="10",
         WEBHOOK_ALLOW_PRIVATE="1", WEBHOOK_BACKOFF_SECONDS="0.2",  # receivers on loopback: tests only
+        LOG_LEVEL="DEBUG",  # each call's and each e-mail's line: which replica did what
     ) as running:
         yield running
 
