@@ -61,7 +61,8 @@ def _group_alive(pgid):
 
 @pytest.fixture(scope="module")
 def network(rabbit_manager):
-    with running_network(rabbit_manager) as running:
+    # DEBUG: each call's line too, with its request id (test_gateway_contract follows one through)
+    with running_network(rabbit_manager, LOG_LEVEL="DEBUG") as running:
         yield running
 
 
