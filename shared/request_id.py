@@ -50,13 +50,22 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+OWN_LOGGERS = ("shared", "services", "gateway", "bench")  # the network's code, not its libraries
+
+
 def configure_logging(service, level=None, text_format=LOG_FORMAT):
-    """Log to stderr at `level` (LOG_LEVEL's, if not given) with the request
-    id in each line: text lines, or JSON lines naming `service` where
-    LOG_FORMAT=json (shared/json_logs.py)."""
-    logging.basicConfig(level=level or config.load()["LOG_LEVEL"].strip().upper(), format=text_format)
-    for library in ("amqp", "urllib3"):  # their DEBUG is every frame and connection: not the network's
-        logging.getLogger(library).setLevel(max(logging.getLogger().level, logging.INFO))
+    """Log to stderr with the request id in each line: text lines, or JSON
+    lines naming `service` where LOG_FORMAT=json (shared/json_logs.py).
+
+    `level` (LOG_LEVEL's, if not given) is the network's own loggers'; the
+    libraries' never goes below INFO: at DEBUG nameko writes each RPC call's
+    arguments and result (API keys, returnees' data), py-amqp every frame."""
+    level = logging.getLevelName(str(level or config.load()["LOG_LEVEL"]).strip().upper())
+    if not isinstance(level, int):
+        raise ValueError("LOG_LEVEL: one of DEBUG, INFO, WARNING, ERROR")
+    logging.basicConfig(level=max(level, logging.INFO), format=text_format)
+    for own in OWN_LOGGERS:
+        logging.getLogger(own).setLevel(level)
     for handler in logging.getLogger().handlers:
         with_request_id(handler, service)
     if json_logs.wanted():

@@ -14,14 +14,13 @@ import requests
 from babel.messages.pofile import read_po
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import text
 
 from gateway.inbox.i18n import CATALOGUES
 from tests.gateway.conftest import bearer
 from tests.support import data
-from tests.support.browser import PHONE, axe_violations, console_errors, screenshot, wait_for
+from tests.support.browser import PHONE, axe_violations, console_errors, replaced, screenshot, wait_for
 from tests.support.inbox import sign_in_token
 from tests.support.sinks import readable, wait_for as eventually
 
@@ -88,7 +87,7 @@ def press(driver, move, text=None):
         form.find_element(By.TAG_NAME, "textarea").send_keys(text)
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     if text != "":
-        WebDriverWait(driver, 15).until(staleness_of(form), message=f"no page after pressing {move}")
+        WebDriverWait(driver, 15).until(replaced(form), message=f"no page after pressing {move}")
     return wait_for(driver, "h1")
 
 

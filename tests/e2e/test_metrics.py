@@ -56,9 +56,10 @@ def parties(network):
         key = network.call("POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY,
                            json={"role": "agency"}).json()["key"]
         made[role] = (agency, key)
-    # the directory's events for them handled: they are not the journey's
+    # the directory's events handled, they are not the journey's: these two agencies' and the
+    # operators' (made at start for BOOTSTRAP_ADMIN_KEY, and not always handled first)
     wait_for(lambda: value(scrape(network), "notifications", "events_handled_total", service="notifications",
-                           event="agency_created", outcome="ok") >= 2, timeout=30, what="agency_created handled")
+                           event="agency_created", outcome="ok") >= 3, timeout=30, what="agency_created handled")
     return made
 
 

@@ -26,6 +26,7 @@ import tempfile
 import threading
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 from werkzeug.serving import make_server
@@ -143,6 +144,24 @@ def wait_for(driver, css, timeout=10):
         lambda d: d.find_elements("css selector", css) or False,
         message=f"nothing matched {css!r} within {timeout} s at {driver.current_url}",
     )[0]
+
+
+def replaced(element):
+    """A wait's condition: the page that held `element` has gone. Chrome
+    says so as a stale element, or, caught mid-navigation, as a node that
+    "does not belong to the document" (selenium's staleness_of knows only
+    the first)."""
+    def gone(driver):
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if "does not belong to the document" in str(error):
+                return True
+            raise
+        return False
+    return gone
 
 
 def axe_violations(driver, impacts=("serious", "critical"), context=None, options=None):
