@@ -17,17 +17,15 @@ import logging
 import threading
 import time
 import weakref
-
-from kombu import Connection
-from nameko.extensions import DependencyProvider
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
+from nameko.extensions import DependencyProvider
 from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import ThreadingWSGIServer
 from sqlalchemy import func, select
 
-from shared import queues
+from shared import amqp_uri, queues
 
 log = logging.getLogger(__name__)
 
@@ -148,10 +146,11 @@ def outbox_gauges(service, sessions, Outbox):
     return [rows, oldest]
 
 
-def dead_letter_gauge(service, amqp_uri):
+def dead_letter_gauge(service, uri):
     """Messages waiting in dead-letters.<service> (0 where the service has
-    no such queue: it handles no events)."""
-    with Connection(amqp_uri, connect_timeout=2) as connection:
+    no such queue: it handles no events), asked of the first node of
+    AMQP_URI that answers."""
+    with amqp_uri.connect(uri, connect_timeout=2) as connection:
         try:
             waiting = connection.default_channel.queue_declare(
                 queues.dead_letter_queue_name(service), passive=True).message_count
