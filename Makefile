@@ -40,6 +40,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed requirements-bench.txt
 	touch $@
 
 bench: $(VENV)/.installed-bench  ## the network and two baselines under load: docs/benchmarks.md
+	./bin/rabbitmq-management
 	$(PY) -m bench.run
 
 chaos: install  ## the network under load while each part is killed and each server restarted: docs/reliability.md
