@@ -4,10 +4,12 @@ whose schedule lives in the database."""
 import dataclasses
 import datetime
 import logging
+import threading
 import uuid
+import weakref
 
 import eventlet
-from sqlalchemy import DateTime, Text, Uuid, bindparam, select, text, update
+from sqlalchemy import DateTime, Integer, Text, Uuid, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -208,15 +210,142 @@ def send_claimed(sessions, claims, mailer, sms, policy):
         return
     outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(
         lambda claim: send_message(claim, mailer, sms, policy.send_timeout), claims))
-
-    def settle_all():
-        with sessions.connect() as session:  # each outcome is one statement of its own
-            for claim, error in zip(claims, outcomes):
-                _settle(session, claim, error, policy)
-
+    settled = [(claim, _outcome(claim, error, policy)) for claim, error in zip(claims, outcomes)]
     # Sent, and so recorded whatever it takes: a message left `pending` would
     # be sent again when its lease ends. (A settled outcome is not settled twice.)
-    patiently(settle_all, "recording what was sent", patience=policy.lease.total_seconds())
+    patiently(lambda: _outcomes_of(sessions).record(settled), "recording what was sent",
+              patience=policy.lease.total_seconds())
+
+
+def _outcome(claim, error, policy):
+    """The columns that record how the try of `claim` went."""
+    if error is None:
+        return {"status": "sent", "sent_at": utcnow(), "last_error": None}
+    if isinstance(error, PermanentDeliveryError) or claim.attempts >= policy.max_attempts:
+        return {"status": "failed", "last_error": str(error)[:1000]}
+    return {"next_attempt_at": utcnow() + backoff(claim.attempts, policy.backoff_seconds),
+            "last_error": str(error)[:1000]}
+
+
+# How the tries went, each written only if its claim still holds (another
+# replica may have taken the message over after the lease ended); the ids
+# written come back. One statement for any number of outcomes: a column an
+# outcome leaves out (NULL) keeps its value, except last_error.
+SETTLE = text("""
+UPDATE notifications AS n
+SET status = coalesce(o.status, n.status), sent_at = coalesce(o.sent_at, n.sent_at),
+    next_attempt_at = coalesce(o.next_attempt_at, n.next_attempt_at), last_error = o.last_error
+FROM unnest(:ids, :attempts, :statuses, :sent_at, :next_attempt_at, :last_errors)
+    AS o(id, attempts, status, sent_at, next_attempt_at, last_error)
+WHERE n.id = o.id AND n.status = 'pending' AND n.attempts = o.attempts
+RETURNING n.id
+""").bindparams(bindparam("ids", type_=ARRAY(Uuid())), bindparam("attempts", type_=ARRAY(Integer())),
+                bindparam("statuses", type_=ARRAY(Text())),
+                bindparam("sent_at", type_=ARRAY(DateTime(timezone=True))),
+                bindparam("next_attempt_at", type_=ARRAY(DateTime(timezone=True))),
+                bindparam("last_errors", type_=ARRAY(Text())))
+
+
+class Outcomes:
+    """Writes the outcomes of this process's sends, those that finish
+    together in one statement (a group commit): under load, when many
+    events' messages go out at once, one round trip records them all.
+
+    The first caller to arrive while nothing is being written writes its
+    own outcomes and every other caller's that arrived meanwhile; those
+    callers wait until theirs are written (or raise what the write raised,
+    to try again). Then the first of those who arrived during the write
+    writes the next batch. Each caller returns only once its outcomes are
+    in the database, as a statement of its own would."""
+
+    def __init__(self, sessions):
+        self.sessions = sessions
+        self.lock = threading.Lock()
+        self.queued = []  # [_Batch] arrived while a write was under way
+        self.writing = False
+
+    def record(self, settled):
+        """`settled`: [(claim, outcome columns)]."""
+        mine = _Batch(settled)
+        with self.lock:
+            self.queued.append(mine)
+            leads = not self.writing
+            self.writing = True
+        if not leads:
+            mine.done.wait()  # written by another, or handed the lead
+            if not mine.leads:
+                if mine.error is not None:
+                    raise mine.error
+                return
+        with self.lock:
+            batches, self.queued = self.queued, []
+        try:
+            _write(self.sessions, [item for batch in batches for item in batch.settled])
+        except BaseException as error:
+            for batch in batches:  # each tries its own again (patiently): the server may be away
+                batch.error = error if isinstance(error, Exception) else ConnectionError(
+                    f"the write of this batch was cut short ({type(error).__name__})")
+            raise
+        finally:
+            with self.lock:  # the next one to write: the first who arrived meanwhile
+                if self.queued:
+                    self.queued[0].leads = True
+                    self.queued[0].done.set()
+                else:
+                    self.writing = False
+            for batch in batches:
+                if batch is not mine:
+                    batch.done.set()
+
+
+class _Batch:
+    def __init__(self, settled):
+        self.settled = settled
+        self.done = threading.Event()
+        self.leads = False
+        self.error = None
+
+
+_OUTCOMES = weakref.WeakKeyDictionary()  # Sessions -> its Outcomes
+_OUTCOMES_LOCK = threading.Lock()
+
+
+def _outcomes_of(sessions):
+    with _OUTCOMES_LOCK:
+        found = _OUTCOMES.get(sessions)
+        if found is None:
+            found = _OUTCOMES[sessions] = Outcomes(sessions)
+        return found
+
+
+def _write(sessions, settled):
+    columns = {"ids": [], "attempts": [], "statuses": [], "sent_at": [], "next_attempt_at": [], "last_errors": []}
+    for claim, outcome in settled:
+        columns["ids"].append(claim.id)
+        columns["attempts"].append(claim.attempts)
+        columns["statuses"].append(outcome.get("status"))
+        columns["sent_at"].append(outcome.get("sent_at"))
+        columns["next_attempt_at"].append(outcome.get("next_attempt_at"))
+        columns["last_errors"].append(outcome.get("last_error"))
+    with sessions.connect() as connection:
+        held = {row.id for row in connection.execute(SETTLE, columns)}
+    for claim, outcome in settled:
+        _said(claim, outcome, claim.id in held)
+
+
+def _said(claim, outcome, held):
+    """The count and the log line of one outcome written (or not: `held` False)."""
+    status = outcome.get("status")
+    NOTIFICATION_SENDS.labels(claim.channel, status or "retry").inc()
+    if not held:
+        log.warning("notification %s: lease lost before its outcome was recorded", claim.id)
+    elif status == "sent":
+        log.debug("notification %s sent (attempt %d)", claim.id, claim.attempts)
+    elif status == "failed":
+        log.error("notification %s failed after %d attempt(s): %s", claim.id, claim.attempts,
+                  outcome["last_error"])
+    else:
+        log.warning("notification %s attempt %d failed: %s", claim.id, claim.attempts, outcome["last_error"])
 
 
 def _claim(session, policy, limit):
@@ -252,35 +381,6 @@ def send_message(row, mailer, sms, timeout):
         log.exception("notification %s: unexpected error while sending", row.id)
         return DeliveryError(f"{type(error).__name__}: {error}")
     return None
-
-
-def _settle(session, claim, error, policy):
-    """Record how the try of `claim` went, unless another replica took the
-    message over after the lease ended."""
-    if error is None:
-        values = {"status": "sent", "sent_at": utcnow(), "last_error": None}
-    elif isinstance(error, PermanentDeliveryError) or claim.attempts >= policy.max_attempts:
-        values = {"status": "failed", "last_error": str(error)[:1000]}
-    else:
-        values = {
-            "next_attempt_at": utcnow() + backoff(claim.attempts, policy.backoff_seconds),
-            "last_error": str(error)[:1000],
-        }
-    NOTIFICATION_SENDS.labels(claim.channel, values.get("status", "retry")).inc()
-    table = Notification.__table__  # a Core statement: no ORM bookkeeping for a plain update
-    held = session.execute(
-        update(table)
-        .where(table.c.id == claim.id, table.c.status == "pending", table.c.attempts == claim.attempts)
-        .values(values)
-    ).rowcount
-    if not held:
-        log.warning("notification %s: lease lost before its outcome was recorded", claim.id)
-    elif error is None:
-        log.debug("notification %s sent (attempt %d)", claim.id, claim.attempts)
-    elif values.get("status") == "failed":
-        log.error("notification %s failed after %d attempt(s): %s", claim.id, claim.attempts, error)
-    else:
-        log.warning("notification %s attempt %d failed: %s", claim.id, claim.attempts, error)
 
 
 def listing(session, agency_id, filters):
