@@ -4,9 +4,7 @@ whose schedule lives in the database."""
 import dataclasses
 import datetime
 import logging
-import threading
 import uuid
-import weakref
 
 import eventlet
 from sqlalchemy import DateTime, Integer, Text, Uuid, bindparam, select, text
@@ -15,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from services.notifications.metrics import NOTIFICATION_SENDS
 from services.notifications.models import Notification
+from services.notifications.together import together
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
 from shared import events
 from shared.backoff import pause
@@ -213,7 +212,7 @@ def send_claimed(sessions, claims, mailer, sms, policy):
     settled = [(claim, _outcome(claim, error, policy)) for claim, error in zip(claims, outcomes)]
     # Sent, and so recorded whatever it takes: a message left `pending` would
     # be sent again when its lease ends. (A settled outcome is not settled twice.)
-    patiently(lambda: _outcomes_of(sessions).record(settled), "recording what was sent",
+    patiently(lambda: together(sessions, _write)(settled), "recording what was sent",
               patience=policy.lease.total_seconds())
 
 
@@ -244,78 +243,6 @@ RETURNING n.id
                 bindparam("sent_at", type_=ARRAY(DateTime(timezone=True))),
                 bindparam("next_attempt_at", type_=ARRAY(DateTime(timezone=True))),
                 bindparam("last_errors", type_=ARRAY(Text())))
-
-
-class Outcomes:
-    """Writes the outcomes of this process's sends, those that finish
-    together in one statement (a group commit): under load, when many
-    events' messages go out at once, one round trip records them all.
-
-    The first caller to arrive while nothing is being written writes its
-    own outcomes and every other caller's that arrived meanwhile; those
-    callers wait until theirs are written (or raise what the write raised,
-    to try again). Then the first of those who arrived during the write
-    writes the next batch. Each caller returns only once its outcomes are
-    in the database, as a statement of its own would."""
-
-    def __init__(self, sessions):
-        self.sessions = sessions
-        self.lock = threading.Lock()
-        self.queued = []  # [_Batch] arrived while a write was under way
-        self.writing = False
-
-    def record(self, settled):
-        """`settled`: [(claim, outcome columns)]."""
-        mine = _Batch(settled)
-        with self.lock:
-            self.queued.append(mine)
-            leads = not self.writing
-            self.writing = True
-        if not leads:
-            mine.done.wait()  # written by another, or handed the lead
-            if not mine.leads:
-                if mine.error is not None:
-                    raise mine.error
-                return
-        with self.lock:
-            batches, self.queued = self.queued, []
-        try:
-            _write(self.sessions, [item for batch in batches for item in batch.settled])
-        except BaseException as error:
-            for batch in batches:  # each tries its own again (patiently): the server may be away
-                batch.error = error if isinstance(error, Exception) else ConnectionError(
-                    f"the write of this batch was cut short ({type(error).__name__})")
-            raise
-        finally:
-            with self.lock:  # the next one to write: the first who arrived meanwhile
-                if self.queued:
-                    self.queued[0].leads = True
-                    self.queued[0].done.set()
-                else:
-                    self.writing = False
-            for batch in batches:
-                if batch is not mine:
-                    batch.done.set()
-
-
-class _Batch:
-    def __init__(self, settled):
-        self.settled = settled
-        self.done = threading.Event()
-        self.leads = False
-        self.error = None
-
-
-_OUTCOMES = weakref.WeakKeyDictionary()  # Sessions -> its Outcomes
-_OUTCOMES_LOCK = threading.Lock()
-
-
-def _outcomes_of(sessions):
-    with _OUTCOMES_LOCK:
-        found = _OUTCOMES.get(sessions)
-        if found is None:
-            found = _OUTCOMES[sessions] = Outcomes(sessions)
-        return found
 
 
 def _write(sessions, settled):
