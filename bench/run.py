@@ -490,7 +490,7 @@ def main():
                 results["levels"][system] = getattr(bench, f"run_{system.replace('-', '_')}")()
             targets = report.targets(results)
             wanted = settings.profile == "1" or (settings.profile == "auto" and targets
-                                                 and not all(met for _, _, met in targets))
+                                                 and not all(met for _, _, met, _ in targets))
             network_run = getattr(bench, "network_run", None)
             if wanted and network_run and network_run[2]:
                 users = 32 if 32 in settings.levels else max(settings.levels)
