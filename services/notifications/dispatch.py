@@ -100,17 +100,41 @@ def record(session, event, rows, policy, hook=None):
     so the delivery sweep leaves them alone unless the caller dies first.
     One statement (`RECORD`), so that an autocommit session records an
     event in one round trip."""
-    now = utcnow()
-    for row in rows:
-        row.id, row.status, row.created_at = uuid.uuid4(), "pending", now
-        _take_lease(row, policy)
-    messages = [{column: _json_ready(getattr(row, column)) for column in RECORDED} for row in rows]
-    hook_event, hook_body, parties = hook or (None, None, ())
-    handled = session.execute(RECORD, {"event_id": event["event_id"], "event_type": event["event_type"],
-                                       "now": now, "messages": messages, "hook_event": hook_event,
-                                       "hook_body": hook_body, "parties": [uuid.UUID(str(p)) for p in parties]}
-                              ).first()
-    return handled is not None
+    mine = object()
+    return mine in _record_all(session, [(mine, event, rows, policy, hook)])
+
+
+def record_together(sessions, event, rows, policy, hook=None):
+    """`record` on a connection of its own, in one statement with the other
+    events this process handles at the same moment (together)."""
+    mine = object()
+    return mine in together(sessions, _record_batch)([(mine, event, rows, policy, hook)])
+
+
+def _record_batch(sessions, items):
+    with sessions.connect() as connection:
+        return _record_all(connection, items)
+
+
+def _record_all(session, items):
+    """Record each item's event and rows (`items`: (token, event, rows,
+    policy, hook)); the tokens of those whose event was new. An event given
+    twice (delivered again while the first was under way) is new at most once."""
+    now, events_, messages, first = utcnow(), [], [], {}
+    for token, event, rows, policy, hook in items:
+        event_id = str(event["event_id"])
+        if event_id in first:
+            continue
+        first[event_id] = token
+        for row in rows:
+            row.id, row.status, row.created_at = uuid.uuid4(), "pending", now
+            _take_lease(row, policy)
+            messages.append({column: _json_ready(getattr(row, column)) for column in RECORDED})
+        hook_event, hook_body, parties = hook or (None, None, ())
+        events_.append({"event_id": event_id, "event_type": event["event_type"], "hook_event": hook_event,
+                        "hook_body": hook_body, "parties": [str(party) for party in parties]})
+    handled = session.execute(RECORD, {"now": now, "events": events_, "messages": messages}).scalars()
+    return {first[str(event_id)] for event_id in handled}
 
 
 def _json_ready(value):
@@ -126,30 +150,34 @@ _RECORDSET = ", ".join(  # the columns' SQL types, as the model declares them
     f"{column} {Notification.__table__.c[column].type.compile(dialect=postgresql.dialect())}"
     for column in RECORDED)
 
-# The messages go in only if the event's row is new. Written as SQL: an
-# INSERT .. ON CONFLICT built with SQLAlchemy 2.0 is compiled anew on every
-# call (its postgresql Insert has no cache key), which cost this service
-# more than the round trips the one statement saves.
+# Each event's messages go in only if the event's row is new. Written as
+# SQL: an INSERT .. ON CONFLICT built with SQLAlchemy 2.0 is compiled anew
+# on every call (its postgresql Insert has no cache key), which cost this
+# service more than the round trips the one statement saves.
 RECORD = text(f"""
-WITH handled AS (
+WITH given AS (
+    SELECT * FROM jsonb_to_recordset(:events)
+        AS event(event_id uuid, event_type text, hook_event text, hook_body text, parties uuid[])
+), handled AS (
     INSERT INTO handled_events (event_id, event_type, handled_at)
-    VALUES (:event_id, :event_type, :now)
+    SELECT event_id, event_type, :now FROM given
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
 ), recorded AS (
     INSERT INTO notifications ({", ".join(RECORDED)})
-    SELECT message.* FROM handled, jsonb_to_recordset(:messages) AS message({_RECORDSET})
+    SELECT message.* FROM jsonb_to_recordset(:messages) AS message({_RECORDSET})
+    WHERE message.event_id IN (SELECT event_id FROM handled)
 ), hooked AS (
     INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, status, attempts, next_attempt_at,
                                     created_at)
-    SELECT gen_random_uuid(), webhook.id, handled.event_id, :hook_event, :hook_body, 'pending', 0, :now, :now
-    FROM handled JOIN webhooks AS webhook
-        ON webhook.active AND webhook.agency_id = ANY(:parties) AND :hook_event = ANY(webhook.events)
+    SELECT gen_random_uuid(), webhook.id, given.event_id, given.hook_event, given.hook_body, 'pending', 0, :now,
+           :now
+    FROM handled JOIN given USING (event_id) JOIN webhooks AS webhook
+        ON webhook.active AND webhook.agency_id = ANY(given.parties) AND given.hook_event = ANY(webhook.events)
 )
 SELECT event_id FROM handled
-""").bindparams(bindparam("event_id", type_=Uuid()), bindparam("now", type_=DateTime(timezone=True)),
-                bindparam("messages", type_=JSONB()), bindparam("hook_event", type_=Text()),
-                bindparam("hook_body", type_=Text()), bindparam("parties", type_=ARRAY(Uuid())))
+""").bindparams(bindparam("now", type_=DateTime(timezone=True)), bindparam("events", type_=JSONB()),
+                bindparam("messages", type_=JSONB()))
 
 
 def backoff(attempts, base_seconds):

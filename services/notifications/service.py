@@ -98,10 +98,9 @@ class NotificationsService:
         transports = self.transports
         hook = (webhook_delivery.event_name(event["event_type"]), webhook_delivery.referral_body(event),
                 (event["sending_agency_id"], event["receiving_agency_id"]))
-        with self.db.connect() as session:  # one statement (dispatch.record)
-            if not dispatch.record(session, event, rows, transports.policy, hook):
-                log.info("event %s was handled before; nothing sent again", event["event_id"])
-                return
+        if not dispatch.record_together(self.db, event, rows, transports.policy, hook):
+            log.info("event %s was handled before; nothing sent again", event["event_id"])
+            return
         # Sent now rather than at the sweep's next round: the sweep is for retries.
         dispatch.send_claimed(self.db, rows, transports.mailer, transports.sms, transports.policy)
 

@@ -1,10 +1,16 @@
 """services.notifications.together: what green threads ask for at the
-same moment is done in one go, and each gets its own answer or error."""
+same moment is done in one go, and each gets its own answer or error; the
+notifications service's reads of agencies and records of events, on real
+PostgreSQL."""
+import uuid
+
 import eventlet
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
-from services.notifications import known_agencies
+from services.notifications import dispatch, known_agencies
+from services.notifications.models import Notification
 from services.notifications.together import Together, together
 from shared.db import Sessions, make_engine
 from tests.support import data
@@ -85,3 +91,38 @@ def test_events_handled_at_the_same_moment_read_their_agencies_in_one_statement(
         assert [known[str(each)]["contacts"][0]["email"] for each in pair] == [emails[each] for each in pair]
     assert 1 <= len(reads) <= 3, reads  # not one a lookup
     assert together(sessions, known_agencies._read) is together(sessions, known_agencies._read)
+
+
+def _event_with_messages(event_id=None, count=1):
+    event = {"event_id": event_id or str(uuid.uuid4()), "event_type": "referral_accepted"}
+    rows = [Notification(event_id=uuid.UUID(event["event_id"]), event="referral_accepted", referral_id=uuid.uuid4(),
+                         agency_id=uuid.uuid4(), channel="email", recipient=f"c{number}-{event['event_id']}@example.org",
+                         language="en", subject="Accepted", text_body="text", html_body="<p>html</p>")
+            for number in range(count)]
+    return event, rows
+
+
+def test_events_handled_at_the_same_moment_are_recorded_in_one_statement(sessions, service_config, engines):
+    policy = dispatch.RetryPolicy.from_settings(service_config)
+    given = [_event_with_messages(count=2) for _ in range(12)]
+    twice = given[3][0]["event_id"]  # delivered again while the first copy is handled
+    given.append(_event_with_messages(event_id=twice, count=2))
+    statements = []
+
+    def count(conn, cursor, statement, *rest):
+        if "INSERT INTO handled_events" in statement:
+            statements.append(statement)
+
+    engine = sessions.autocommit_engine.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        new = list(eventlet.GreenPool(13).imap(
+            lambda pair: dispatch.record_together(sessions, pair[0], pair[1], policy), given))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert new.count(True) == 12 and new[3] != new[12]  # the event given twice is new once
+    assert 1 <= len(statements) <= 3, statements
+    with Session(engines["NOTIFICATIONS_DATABASE_URL"]) as session:
+        stored = session.scalars(select(Notification)).all()
+    assert len(stored) == 24 and all(row.status == "pending" and row.attempts == 1 for row in stored)
+    assert dispatch.record_together(sessions, given[0][0], given[0][1], policy) is False  # handled before
