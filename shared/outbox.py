@@ -86,6 +86,7 @@ class Relay:
         self.batch_size = batch_size
         self.mandatory = mandatory
         self.failures, self.paused_until = 0, 0.0
+        self.anything_waiting = select(select(Outbox.id).where(Outbox.published_at.is_(None)).exists())
 
     def _failed(self, count, error):
         self.failures += 1
@@ -106,6 +107,9 @@ class Relay:
         Outbox = self.Outbox
         if time.monotonic() < self.paused_until:
             return 0
+        with self.sessions.connect() as connection:  # most rounds find nothing: one round trip to say so
+            if not connection.scalar(self.anything_waiting):
+                return 0
         with self.sessions.begin() as session:
             rows = session.scalars(
                 select(Outbox)

@@ -7,7 +7,7 @@ import logging
 import uuid
 
 import eventlet
-from sqlalchemy import DateTime, Integer, Text, Uuid, bindparam, select, text
+from sqlalchemy import DateTime, Integer, Interval, Text, Uuid, bindparam, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
@@ -215,17 +215,17 @@ def deliver_due(sessions, mailer, sms, policy, limit=SIDE_BY_SIDE):
     claimed than are sent at once: each send is cut off at its timeout, so
     every outcome is recorded well inside the lease, a third of it gone.)
 
-    The messages are claimed in one short transaction (FOR UPDATE SKIP
-    LOCKED; each one's attempt counted and its next_attempt_at moved a lease
-    ahead), sent side by side with no transaction open, and their outcomes
-    recorded one statement each, each only if its claim still
-    holds. So replicas share the work without sending a row twice, and no
-    row lock is held through a slow SMTP conversation. A replica that dies
-    mid-send leaves its messages to be tried again when the lease ends (that
-    try counts).
+    The messages are claimed in one statement (FOR UPDATE SKIP LOCKED; each
+    one's attempt counted and its next_attempt_at moved a lease ahead, by
+    the database's clock), sent side by side with no transaction open, and
+    their outcomes recorded together, each only if its claim still holds.
+    So replicas share the work without sending a row twice, and no row lock
+    is held through a slow SMTP conversation. A replica that dies mid-send
+    leaves its messages to be tried again when the lease ends (that try
+    counts).
     """
-    with sessions.begin() as session:
-        claims = _claim(session, policy, limit)
+    with sessions.connect() as connection:  # one statement: a transaction of its own
+        claims = connection.execute(CLAIM, {"limit": limit, "lease": policy.lease}).all()
     send_claimed(sessions, claims, mailer, sms, policy)
     return len(claims)
 
@@ -303,17 +303,17 @@ def _said(claim, outcome, held):
         log.warning("notification %s attempt %d failed: %s", claim.id, claim.attempts, outcome["last_error"])
 
 
-def _claim(session, policy, limit):
-    rows = session.scalars(
-        select(Notification)
-        .where(Notification.status == "pending", Notification.next_attempt_at <= utcnow())
-        .order_by(Notification.next_attempt_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for row in rows:
-        _take_lease(row, policy)
-    return rows
+# The pending messages whose time has come, up to :limit, each with its
+# attempt counted and its next_attempt_at a lease ahead; in one statement.
+CLAIM = text(f"""
+UPDATE notifications AS n
+SET attempts = n.attempts + 1, next_attempt_at = now() + :lease
+FROM (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
+      ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due
+WHERE n.id = due.id
+RETURNING {", ".join("n." + column for column in ("id", "channel", "recipient", "subject", "text_body", "html_body",
+                                                  "attempts"))}
+""").bindparams(bindparam("lease", type_=Interval()))
 
 
 def _take_lease(row, policy):

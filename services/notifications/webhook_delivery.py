@@ -205,8 +205,8 @@ class Deliverer:
     def _claim(self, healthy, room):
         if room <= 0:
             return []
-        with self.sessions.begin() as session:
-            return session.execute(CLAIM, {
+        with self.sessions.connect() as connection:  # one statement: a transaction of its own
+            return connection.execute(CLAIM, {
                 "busy": list(self.in_flight), "per_endpoint": self.settings.per_endpoint, "healthy": healthy,
                 "room": room, "lease": self.settings.lease}).all()
 

@@ -9,11 +9,11 @@ import eventlet
 import pytest
 from nameko.events import event_handler
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
 from services.referrals import cases
 from services.referrals.models import Outbox
 from shared import events
+from shared.db import Sessions
 from shared.outbox import Relay
 from shared.referral_schemas import NewReferral
 from tests.conftest import SEALER
@@ -40,7 +40,7 @@ def listener(container_factory, service_config):
 
 @pytest.fixture
 def sessions(engines):
-    return sessionmaker(engines["REFERRALS_DATABASE_URL"], expire_on_commit=False)
+    return Sessions(engines["REFERRALS_DATABASE_URL"])  # as the service's Database gives the relay
 
 
 def save_referrals(sessions, count):
@@ -84,13 +84,12 @@ RELAY_PROCESS = """
 import sys
 from shared.green import patch
 patch()
-from sqlalchemy.orm import sessionmaker
 from services.referrals.models import Outbox
 from shared import config, events
-from shared.db import make_engine
+from shared.db import Sessions, make_engine
 from shared.outbox import Relay
 settings = config.load()
-sessions = sessionmaker(make_engine(settings["REFERRALS_DATABASE_URL"]), expire_on_commit=False)
+sessions = Sessions(make_engine(settings["REFERRALS_DATABASE_URL"]))
 relay = Relay(sessions, Outbox, settings, events.REFERRALS, batch_size=7)
 print(sum(iter(relay.publish_pending, 0)))
 """
