@@ -1,7 +1,9 @@
 """Services run as real nameko containers in the test process."""
+import contextlib
 import uuid
 
 import pytest
+from sqlalchemy import event
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook
 
@@ -9,6 +11,7 @@ from services.agencies.service import AgenciesService
 from services.notifications.service import NotificationsService
 from services.referrals.service import ReferralsService
 from shared import events
+from shared.db import Sessions, make_engine
 from tests.support import data
 
 
@@ -86,3 +89,28 @@ def publish(service_config):
         return payload
 
     return send
+
+
+@pytest.fixture
+def notification_sessions(service_config):
+    """The notifications database's `Sessions`, as the service's Database gives them."""
+    engine = make_engine(service_config["NOTIFICATIONS_DATABASE_URL"], pool_size=20)
+    yield Sessions(engine)
+    engine.dispose()
+
+
+@contextlib.contextmanager
+def statements_run(sessions, fragment):
+    """[(statement, parameters)] that `sessions` runs meanwhile whose SQL holds `fragment`."""
+    seen = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if fragment in statement:
+            seen.append((statement, parameters))
+
+    engine = sessions.autocommit_engine.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)

@@ -1,40 +1,17 @@
 """How sends are recorded: the outcomes of sends that finish together are
-written in one statement (dispatch.Outcomes), each only where its claim
-still holds. Real PostgreSQL and a real SMTP server (aiosmtpd)."""
+written in one statement (services.notifications.together), each only
+where its claim still holds. Real PostgreSQL and a real SMTP server (aiosmtpd)."""
 import uuid
 
 import eventlet
-import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from services.notifications import dispatch
 from services.notifications.models import Notification
 from services.notifications.transports import Mailer, sms_backend
-from shared.db import Sessions, make_engine
 from shared.models import utcnow
-
-
-@pytest.fixture
-def sessions(service_config):
-    engine = make_engine(service_config["NOTIFICATIONS_DATABASE_URL"], pool_size=20)
-    yield Sessions(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def settles(sessions):
-    """Each statement that records outcomes, as its number of outcomes."""
-    seen = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().startswith("UPDATE notifications AS n"):
-            seen.append(len(parameters["ids"]))
-
-    engine = sessions.autocommit_engine.engine
-    event.listen(engine, "before_cursor_execute", count)
-    yield seen
-    event.remove(engine, "before_cursor_execute", count)
+from tests.services.conftest import statements_run
 
 
 def claimed(sessions, policy, count):
@@ -53,13 +30,17 @@ def claimed(sessions, policy, count):
     return rows
 
 
-def test_outcomes_that_finish_together_are_written_in_one_statement(service_config, sessions, settles,
+def test_outcomes_that_finish_together_are_written_in_one_statement(service_config, notification_sessions,
                                                                      smtp_sink, engines):
+    sessions = notification_sessions
     policy = dispatch.RetryPolicy.from_settings(service_config)
     mailer, sms = Mailer(service_config), sms_backend(service_config)
     rows = claimed(sessions, policy, 24)
     # as 24 events' handlers do, each sending its own message at about the same time
-    list(eventlet.GreenPool(24).imap(lambda row: dispatch.send_claimed(sessions, [row], mailer, sms, policy), rows))
+    with statements_run(sessions, "UPDATE notifications AS n") as written:
+        list(eventlet.GreenPool(24).imap(lambda row: dispatch.send_claimed(sessions, [row], mailer, sms, policy),
+                                         rows))
+    settles = [len(parameters["ids"]) for _, parameters in written]
     mailer.close()
     with Session(engines["NOTIFICATIONS_DATABASE_URL"]) as session:
         stored = session.scalars(select(Notification)).all()
@@ -69,8 +50,9 @@ def test_outcomes_that_finish_together_are_written_in_one_statement(service_conf
     assert sum(settles) == 24 and len(settles) < 24 / 4, settles  # batched, each outcome once
 
 
-def test_an_outcome_whose_claim_was_taken_over_is_not_written(service_config, sessions, smtp_sink, engines,
-                                                               caplog):
+def test_an_outcome_whose_claim_was_taken_over_is_not_written(service_config, notification_sessions, smtp_sink,
+                                                               engines, caplog):
+    sessions = notification_sessions
     policy = dispatch.RetryPolicy.from_settings(service_config)
     mailer, sms = Mailer(service_config), sms_backend(service_config)
     kept, lost = claimed(sessions, policy, 2)
@@ -86,7 +68,9 @@ def test_an_outcome_whose_claim_was_taken_over_is_not_written(service_config, se
     assert f"notification {lost.id}: lease lost" in caplog.text
 
 
-def test_a_refused_message_is_scheduled_again_and_a_last_try_fails(service_config, sessions, smtp_sink, engines):
+def test_a_refused_message_is_scheduled_again_and_a_last_try_fails(service_config, notification_sessions,
+                                                                   smtp_sink, engines):
+    sessions = notification_sessions
     policy = dispatch.RetryPolicy.from_settings(service_config)  # 3 attempts at most (service_config)
     mailer, sms = Mailer(service_config), sms_backend(service_config)
     again, last = claimed(sessions, policy, 2)

@@ -5,14 +5,13 @@ PostgreSQL."""
 import uuid
 
 import eventlet
-import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.notifications import dispatch, known_agencies
 from services.notifications.models import Notification
 from services.notifications.together import Together, together
-from shared.db import Sessions, make_engine
+from tests.services.conftest import statements_run
 from tests.support import data
 
 
@@ -58,14 +57,8 @@ def test_every_caller_of_a_failed_batch_gets_its_error_and_the_next_batch_still_
     assert run([3]) == "done"  # nothing left stuck
 
 
-@pytest.fixture
-def sessions(service_config):
-    engine = make_engine(service_config["NOTIFICATIONS_DATABASE_URL"], pool_size=20)
-    yield Sessions(engine)
-    engine.dispose()
-
-
-def test_events_handled_at_the_same_moment_read_their_agencies_in_one_statement(sessions, agencies):
+def test_events_handled_at_the_same_moment_read_their_agencies_in_one_statement(notification_sessions, agencies):
+    sessions = notification_sessions
     made = [agencies("create_agency", data.agency(contacts=[data.contact(email=f"c{number}@example.org")]))
             for number in range(12)]
     with sessions.begin() as session:
@@ -73,19 +66,9 @@ def test_events_handled_at_the_same_moment_read_their_agencies_in_one_statement(
             known_agencies.remember(session, agency)
     emails = {agency["id"]: agency["contacts"][0]["email"] for agency in made}
     pairs = [(made[number]["id"], made[(number + 1) % 12]["id"]) for number in range(12)]
-    reads = []
-
-    def count(conn, cursor, statement, *rest):
-        if "FROM known_agencies" in statement:
-            reads.append(statement)
-
-    engine = sessions.autocommit_engine.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_run(sessions, "FROM known_agencies") as reads:
         found = list(eventlet.GreenPool(12).imap(
             lambda pair: known_agencies.lookup(sessions, pair, fetch=None), pairs))
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     for pair, known in zip(pairs, found):
         assert set(known) == {str(each) for each in pair}
         assert [known[str(each)]["contacts"][0]["email"] for each in pair] == [emails[each] for each in pair]
@@ -102,24 +85,16 @@ def _event_with_messages(event_id=None, count=1):
     return event, rows
 
 
-def test_events_handled_at_the_same_moment_are_recorded_in_one_statement(sessions, service_config, engines):
+def test_events_handled_at_the_same_moment_are_recorded_in_one_statement(notification_sessions, service_config,
+                                                                         engines):
+    sessions = notification_sessions
     policy = dispatch.RetryPolicy.from_settings(service_config)
     given = [_event_with_messages(count=2) for _ in range(12)]
     twice = given[3][0]["event_id"]  # delivered again while the first copy is handled
     given.append(_event_with_messages(event_id=twice, count=2))
-    statements = []
-
-    def count(conn, cursor, statement, *rest):
-        if "INSERT INTO handled_events" in statement:
-            statements.append(statement)
-
-    engine = sessions.autocommit_engine.engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_run(sessions, "INSERT INTO handled_events") as statements:
         new = list(eventlet.GreenPool(13).imap(
             lambda pair: dispatch.record_together(sessions, pair[0], pair[1], policy), given))
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert new.count(True) == 12 and new[3] != new[12]  # the event given twice is new once
     assert 1 <= len(statements) <= 3, statements
     with Session(engines["NOTIFICATIONS_DATABASE_URL"]) as session:
