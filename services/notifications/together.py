@@ -18,7 +18,9 @@ import weakref
 
 class Together:
     def __init__(self, sessions, work):
-        self.sessions = sessions
+        # weakly, so that the registry below (weak on its keys) lets a
+        # service's Sessions go once its container is gone
+        self.sessions = weakref.ref(sessions)
         self.work = work
         self.lock = threading.Lock()
         self.queued = []  # [_Turn] arrived while a batch was under way
@@ -39,7 +41,7 @@ class Together:
         with self.lock:
             turns, self.queued = self.queued, []
         try:
-            result = self.work(self.sessions, [item for turn in turns for item in turn.items])
+            result = self.work(self.sessions(), [item for turn in turns for item in turn.items])
             for turn in turns:
                 turn.result = result
             return result

@@ -2,7 +2,9 @@
 same moment is done in one go, and each gets its own answer or error; the
 notifications service's reads of agencies and records of events, on real
 PostgreSQL."""
+import gc
 import uuid
+import weakref
 
 import eventlet
 from sqlalchemy import select
@@ -15,6 +17,10 @@ from tests.services.conftest import statements_run
 from tests.support import data
 
 
+class Database:
+    """What `together` is keyed on: a service's Sessions, here without a database."""
+
+
 def test_callers_who_arrive_during_a_batch_are_served_by_the_next_one():
     batches = []
 
@@ -23,7 +29,8 @@ def test_callers_who_arrive_during_a_batch_are_served_by_the_next_one():
         eventlet.sleep(0.05)  # a round trip: the others arrive meanwhile
         return {item: item * 10 for item in items}
 
-    run = Together(object(), work)
+    database = Database()
+    run = Together(database, work)
     answers = list(eventlet.GreenPool(10).imap(lambda item: run([item])[item], range(10)))
     assert answers == [item * 10 for item in range(10)]
     assert batches == [[0], list(range(1, 10))]  # the first alone, the rest together
@@ -40,7 +47,8 @@ def test_every_caller_of_a_failed_batch_gets_its_error_and_the_next_batch_still_
             raise ConnectionError("the database went away")
         return "done"
 
-    run = Together(object(), work)
+    database = Database()
+    run = Together(database, work)
 
     def ask(item):
         try:
@@ -55,6 +63,18 @@ def test_every_caller_of_a_failed_batch_gets_its_error_and_the_next_batch_still_
     assert answers == ["the database went away"] * 2
     assert calls == [[0], [1, 2]]
     assert run([3]) == "done"  # nothing left stuck
+
+
+def test_a_batch_is_given_the_sessions_and_holds_them_no_longer_than_their_service():
+    def work(sessions, items):
+        return sessions
+
+    database = Database()
+    assert together(database, work)(["anything"]) is database
+    gone = weakref.ref(database)
+    del database
+    gc.collect()
+    assert gone() is None  # a container stopped leaves nothing behind
 
 
 def test_events_handled_at_the_same_moment_read_their_agencies_in_one_statement(notification_sessions, agencies):
