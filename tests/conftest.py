@@ -86,13 +86,26 @@ def databases(database_urls, engines):
     """This run's databases, emptied after the test."""
     yield database_urls
     for engine in engines.values():
-        with engine.begin() as conn:
-            tables = conn.execute(text(
-                "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
-                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
-            )).scalar()
-            if tables:
-                conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        empty(engine)
+
+
+TABLES = ("SELECT quote_ident(tablename) FROM pg_tables "
+          "WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+
+
+def empty(engine):
+    """Empties the database's tables (Alembic's aside) that hold rows.
+    TRUNCATE gives each table it names new files, which took most of a
+    test's teardown when it named every table; DELETE would be quicker
+    still, but the append-only tables' triggers refuse it."""
+    with engine.begin() as conn:
+        tables = conn.execute(text(TABLES)).scalars().all()
+        if not tables:
+            return
+        holding = conn.execute(text(" UNION ALL ".join(
+            f"SELECT '{table}' WHERE EXISTS (SELECT FROM {table})" for table in tables))).scalars().all()
+        if holding:
+            conn.execute(text(f"TRUNCATE {', '.join(holding)} CASCADE"))
 
 
 @pytest.fixture

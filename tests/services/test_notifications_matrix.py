@@ -18,7 +18,7 @@ from services.notifications import dispatch, sms_length
 from services.notifications.messages import SERVICE_NAMES
 from services.notifications.service import NotificationsService
 from shared import config, events
-from tests.conftest import WEBHOOK_SECRET_KEYS
+from tests.conftest import WEBHOOK_SECRET_KEYS, empty
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, wait_for
 
@@ -107,11 +107,7 @@ def _scalar(engine, sql):
 def _empty(engines):
     """What the module's network left in this run's databases goes."""
     for key in ("AGENCIES_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL"):
-        with engines[key].begin() as conn:
-            tables = conn.execute(text(
-                "SELECT string_agg(quote_ident(tablename), ', ') FROM pg_tables "
-                "WHERE schemaname = 'public' AND tablename <> 'alembic_version'")).scalar()
-            conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+        empty(engines[key])
 
 
 def contact_of(network, role, language):
