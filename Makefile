@@ -21,9 +21,9 @@ $(VENV)/.installed-browser: bin/install-browser | $(VENV)/.installed
 run: install  ## the whole network in the foreground (Ctrl-C stops it)
 	./bin/run
 
-test: install $(VENV)/.installed-browser  ## the whole suite, against the real RabbitMQ and PostgreSQL
+test: install $(VENV)/.installed-browser  ## the whole suite, against the real RabbitMQ and PostgreSQL (two pytest lanes side by side)
 	./bin/rabbitmq-management
-	$(PY) -m pytest
+	VENV=$(VENV) ./bin/test
 
 seed: install  ## a demonstration directory, and two agency keys to try the API with
 	$(PY) -m services.agencies.seed
