@@ -261,8 +261,10 @@ class Deliverer:
                     webhook.owes_notice = not outcome.gone  # its agency is told (TELL_DEACTIVATED)
                     self.notices_due = self.notices_due or webhook.owes_notice
                     log.warning("webhook %s deactivated: %s", webhook.id, reason)
-        log.info("webhook delivery %s (attempt %d): %s%s", claim.id, claim.attempts, status,
-                 f" ({outcome.error})" if outcome.error else "")
+        # Delivered is a DEBUG line, as an e-mail sent is (both are counted in
+        # the metrics); a retry or a failure stays at INFO.
+        log.log(logging.DEBUG if status == "delivered" else logging.INFO, "webhook delivery %s (attempt %d): %s%s",
+                claim.id, claim.attempts, status, f" ({outcome.error})" if outcome.error else "")
 
     def tell_turned_off(self, tell):
         """`tell(session, agency_id, url)` for the webhooks turned off for

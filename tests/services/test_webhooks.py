@@ -1,6 +1,7 @@
 """Webhooks on a real notifications container, real RabbitMQ and
 PostgreSQL, and real HTTP receivers on loopback that check every signature
 with the standardwebhooks library."""
+import logging
 import os
 import signal
 import subprocess
@@ -221,7 +222,9 @@ def test_an_agency_hears_only_its_referrals_and_the_events_it_chose(hooks, pair,
         assert at_outsider.requests == []
 
 
-def test_5xx_is_retried_under_the_same_webhook_id_until_delivered(hooks, pair, publish, receiver, deliveries):
+def test_5xx_is_retried_under_the_same_webhook_id_until_delivered(hooks, pair, publish, receiver, deliveries,
+                                                                   caplog):
+    caplog.set_level(logging.DEBUG, logger=webhook_delivery.__name__)
     sender, receiving = pair
     made = register(hooks, receiving, receiver.url)
     receiver.answer(503, 503)
@@ -233,6 +236,10 @@ def test_5xx_is_retried_under_the_same_webhook_id_until_delivered(hooks, pair, p
     assert len({request.body for request in receiver.requests}) == 1  # the same bytes every time
     [listed] = hooks("list_webhook_deliveries", receiving["id"], made["id"], {})["items"]
     assert (listed["status"], listed["attempts"], listed["last_response_status"]) == ("delivered", 3, 200)
+    # each try's line: a retry at INFO, the delivery at DEBUG (as an e-mail sent)
+    said = [(record.levelname, record.args[2]) for record in caplog.records
+            if record.name == webhook_delivery.__name__ and record.msg.startswith("webhook delivery")]
+    assert said == [("INFO", "pending"), ("INFO", "pending"), ("DEBUG", "delivered")]
 
 
 def test_an_endpoint_that_hangs_past_the_timeout_is_tried_again(hooks, pair, publish, receiver, deliveries):
