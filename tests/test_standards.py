@@ -8,24 +8,25 @@ from marshmallow import ValidationError
 
 from shared.standards import not_in_future
 
-NOW = datetime.datetime.now(datetime.timezone.utc)
 
-
-@pytest.mark.parametrize("value", [
-    NOW.astimezone(ZoneInfo("Asia/Baku")),  # already tomorrow there, maybe, but not in the future
-    NOW.astimezone(ZoneInfo("Pacific/Kiritimati")),
-    NOW - datetime.timedelta(days=400),
-    (NOW + datetime.timedelta(hours=14)).date(),  # today on the earliest shore
-    NOW.date(),
+# Each value is made from the time at the test's own start: one taken when
+# the module was read could be minutes old by then, and a day-boundary off.
+@pytest.mark.parametrize("value_at", [
+    lambda now: now.astimezone(ZoneInfo("Asia/Baku")),  # already tomorrow there, maybe, but not in the future
+    lambda now: now.astimezone(ZoneInfo("Pacific/Kiritimati")),
+    lambda now: now - datetime.timedelta(days=400),
+    lambda now: (now + datetime.timedelta(hours=14)).date(),  # today on the earliest shore
+    lambda now: now.date(),
 ])
-def test_now_and_the_past_are_accepted(value):
-    not_in_future(value)
+def test_now_and_the_past_are_accepted(value_at):
+    not_in_future(value_at(datetime.datetime.now(datetime.timezone.utc)))
 
 
-@pytest.mark.parametrize("value", [
-    NOW + datetime.timedelta(hours=1),
-    (NOW + datetime.timedelta(hours=14) + datetime.timedelta(days=1)).date(),
+@pytest.mark.parametrize("value_at", [
+    lambda now: now + datetime.timedelta(hours=1),
+    lambda now: (now + datetime.timedelta(hours=14) + datetime.timedelta(days=1)).date(),
 ])
-def test_the_future_is_refused(value):
+def test_the_future_is_refused(value_at):
+    value = value_at(datetime.datetime.now(datetime.timezone.utc))
     with pytest.raises(ValidationError):
         not_in_future(value)
