@@ -243,6 +243,7 @@ class Deliverer:
             else:
                 status = "failed"  # its day of tries is over
         WEBHOOK_ATTEMPTS.labels("retry" if status == "pending" else status).inc()
+        owes_notice = False
         with self.sessions.begin() as session:
             held = session.execute(SETTLE, {
                 "id": claim.id, "attempts": claim.attempts, "status": status,
@@ -258,9 +259,10 @@ class Deliverer:
                     reason = ("its endpoint answered 410 Gone" if outcome.gone else
                               f"every delivery failed for {self.settings.deactivate_after.total_seconds() / 3600:g} h")
                     webhooks.deactivate(session, webhook, reason)
-                    webhook.owes_notice = not outcome.gone  # its agency is told (TELL_DEACTIVATED)
-                    self.notices_due = self.notices_due or webhook.owes_notice
+                    webhook.owes_notice = owes_notice = not outcome.gone  # its agency is told (TELL_DEACTIVATED)
                     log.warning("webhook %s deactivated: %s", webhook.id, reason)
+        # Only once committed: a sweep told before would find nothing owed yet.
+        self.notices_due = self.notices_due or owes_notice
         # Delivered is a DEBUG line, as an e-mail sent is (both are counted in
         # the metrics); a retry or a failure stays at INFO.
         log.log(logging.DEBUG if status == "delivered" else logging.INFO, "webhook delivery %s (attempt %d): %s%s",
@@ -272,13 +274,21 @@ class Deliverer:
         transaction that marks it told (replicas skip one being told)."""
         if not self.notices_due:
             return
-        with self.sessions.begin() as session:
-            owed = session.scalars(select(webhooks.Webhook).where(webhooks.Webhook.owes_notice)
-                                   .limit(20).with_for_update(skip_locked=True)).all()
-            for webhook in owed:
-                tell(session, webhook.agency_id, webhook.url)
-                webhook.owes_notice = False
-        self.notices_due = len(owed) == 20
+        # Cleared before looking, so that a notice owed from a moment later
+        # (committed while this looks) sets it again for the next sweep.
+        self.notices_due = False
+        try:
+            with self.sessions.begin() as session:
+                owed = session.scalars(select(webhooks.Webhook).where(webhooks.Webhook.owes_notice)
+                                       .limit(20).with_for_update(skip_locked=True)).all()
+                for webhook in owed:
+                    tell(session, webhook.agency_id, webhook.url)
+                    webhook.owes_notice = False
+        except BaseException:
+            self.notices_due = True  # still owed: told at a later sweep
+            raise
+        if len(owed) == 20:
+            self.notices_due = True  # more may be owed
 
     def stop(self, grace):
         """Let tries under way end, for up to `grace` seconds; any cut short

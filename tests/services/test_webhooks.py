@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from services.notifications import endpoints, webhook_delivery
+from services.notifications import endpoints, webhook_delivery, webhooks
 from services.notifications.models import WebhookDelivery
 from services.notifications.service import NotificationsService
 from shared import events
@@ -449,6 +449,43 @@ def test_no_more_is_claimed_than_the_pool_has_room_for(service_config, databases
             assert conn.execute(text("SELECT count(*) FROM webhook_deliveries WHERE attempts > 0")).scalar() == 6
     finally:
         deliverer.stop(grace=5)
+
+
+def test_a_notice_owed_while_a_sweep_looks_is_told_at_the_next_sweep(service_config, databases, engines, receiver):
+    """A sweep that looks for notices owed while a delivery is turning its
+    webhook off (its transaction not yet committed) finds none; the notice
+    is still told at the next sweep, not left until a restart."""
+    settings = webhook_delivery.Settings.from_settings(dict(service_config, **dict(FAST, WEBHOOK_RETRY_HOURS="0")))
+    receiver.status = 503
+    engine = engines["NOTIFICATIONS_DATABASE_URL"]
+    with engine.begin() as conn:
+        [webhook_id] = conn.execute(text("""
+            INSERT INTO webhooks (id, agency_id, url, events, description, secret, active, failing_since)
+            VALUES (gen_random_uuid(), gen_random_uuid(), :url, ARRAY['referral.sent'], '', :secret, true,
+                    now() - interval '73 hours') RETURNING id"""),
+            {"url": receiver.url, "secret": WEBHOOK_SEALER.seal_text("whsec_" + "A" * 43)}).scalars().all()
+        conn.execute(text("""
+            INSERT INTO webhook_deliveries (id, webhook_id, event_id, event, body, status, attempts)
+            VALUES (gen_random_uuid(), :id, gen_random_uuid(), 'referral.sent', '{}', 'pending', 0)"""),
+            {"id": webhook_id})
+    deliverer = webhook_delivery.Deliverer(Sessions(engine), settings, WEBHOOK_SEALER)
+    told, looked = [], []
+
+    def sweep_meanwhile(session):  # the timer's sweep, just before the delivery's outcome commits
+        if not looked and session.query(webhooks.Webhook).filter_by(id=webhook_id, active=False).count():
+            looked.append(True)
+            deliverer.tell_turned_off(lambda _, agency_id, url: told.append(url))
+
+    event.listen(Session, "before_commit", sweep_meanwhile)
+    try:
+        deliverer.tell_turned_off(lambda _, agency_id, url: told.append(url))  # the first, at start: none owed
+        assert deliverer.sweep() == 1
+        deliverer.stop(grace=5)
+    finally:
+        event.remove(Session, "before_commit", sweep_meanwhile)
+    assert looked and told == []  # the sweep meanwhile saw nothing owed yet
+    deliverer.tell_turned_off(lambda _, agency_id, url: told.append(url))
+    assert told == [receiver.url]
 
 
 # --- a restart ----------------------------------------------------------------
