@@ -12,7 +12,7 @@ import logging  # noqa: E402
 import os  # noqa: E402
 
 from shared import config  # noqa: E402
-from shared.rpc import rpc  # noqa: E402  (the services' own entrypoint)
+from shared.plumbing.rpc import rpc  # noqa: E402  (the services' own entrypoint)
 
 
 class EchoService:
@@ -33,7 +33,7 @@ def main():
     logging.basicConfig(level=logging.WARNING)
     from nameko.cli.run import run
 
-    # the services' settings (the queue type of their RPC queues: shared.queues), on this run's vhost
+    # the services' settings (the queue type of their RPC queues: shared.plumbing.queues), on this run's vhost
     run([EchoService], config.load(AMQP_URI=os.environ["AMQP_URI"]))
 
 

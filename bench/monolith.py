@@ -1,7 +1,7 @@
 """The monolith baseline: what a user might build instead of the network.
 One Flask app under gunicorn (the gateway's worker and thread counts) that
 checks the body with the very schema the network uses
-(shared.referral_schemas.NewReferral) and inserts it into PostgreSQL with
+(shared.contract.referrals.NewReferral) and inserts it into PostgreSQL with
 SQLAlchemy + psycopg: no broker, no second service, no API key check.
 
 Served as `gunicorn bench.monolith:app` with MONOLITH_DATABASE_URL set;
@@ -16,7 +16,7 @@ from sqlalchemy import Column, DateTime, MetaData, Sequence, Table, Text, func, 
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from shared.config import sqlalchemy_url
-from shared.referral_schemas import NewReferral
+from shared.contract.referrals import NewReferral
 
 metadata = MetaData()
 reference_numbers = Sequence("bench_reference_seq", metadata=metadata)

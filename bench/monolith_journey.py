@@ -11,8 +11,8 @@ Redis) and its problem bodies, and per request:
   checks it (services.agencies.directory.authenticate: SHA-256 digest, one
   statement that also marks the key used), on every request, no cache;
 - the referrals service's own rules and statements (services.referrals.cases:
-  the body checked with shared.referral_schemas, the returnee and the texts
-  sealed with shared.sealing, the referral with its history entry and its
+  the body checked with shared.contract.referrals, the returnee and the texts
+  sealed with shared.storage.sealing, the referral with its history entry and its
   outbox event in one statement, a list's reads and each move in the access
   log), on a database made by the referrals service's own migrations;
 - the receiving agency read from the agencies table, on every create.
@@ -53,11 +53,13 @@ from services.notifications.messages import Messages
 from services.notifications.transports import DeliveryError, Mailer
 from services.referrals import cases
 from services.referrals.models import Outbox
-from shared import config, migrate, request_id
-from shared.db import Sessions, make_engine
-from shared.errors import Forbidden, ServiceError
-from shared.models import utcnow
-from shared.sealing import Sealer
+from shared import config
+from shared.plumbing import request_id
+from shared.storage import migrate
+from shared.storage.db import Sessions, make_engine
+from shared.contract.errors import Forbidden, ServiceError
+from shared.storage.models import utcnow
+from shared.storage.sealing import Sealer
 
 log = logging.getLogger(__name__)
 

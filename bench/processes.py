@@ -196,8 +196,8 @@ def network_label(proc, known):
         parent = proc.parent()
         under_honcho = parent is not None and "honcho" in " ".join(parent.cmdline())
         return "honcho (one per process)" if under_honcho else "honcho (bin/run)"
-    if "shared.serve" in cmdline:
-        return cmdline.split("shared.serve", 1)[1].split()[0]
+    if "shared.commands.serve" in cmdline:
+        return cmdline.split("shared.commands.serve", 1)[1].split()[0]
     if "gunicorn" in cmdline:
         return _gunicorn_label("gateway", proc, known)
     return proc.name()

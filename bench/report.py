@@ -83,8 +83,8 @@ warm-up, then $seconds s measured.
   digest in the API keys table, one statement), without a cache. Each call
   then runs the referrals service's own code (`services.referrals.cases`)
   on a database made by the referrals service's own migrations: the body
-  checked with `shared.referral_schemas`, the returnee and the texts sealed
-  with `shared.sealing`, the referral with its history entry and its outbox
+  checked with `shared.contract.referrals`, the returnee and the texts sealed
+  with `shared.storage.sealing`, the referral with its history entry and its outbox
   event in one statement, a list's reads and each move written in the
   access log; a create also reads the receiving agency from the agencies
   table (the network's referrals service keeps it cached). A thread in
@@ -105,14 +105,14 @@ warm-up, then $seconds s measured.
   instead of four.
 - **ceiling (echo)**: one nameko RPC round trip through the same RabbitMQ to
   a bare nameko service (`bench/echo.py`, default 10 workers and the same
-  RPC entrypoint and settings as the network's services, `shared.rpc`: a
+  RPC entrypoint and settings as the network's services, `shared.plumbing.rpc`: a
   queue of `QUEUE_TYPE`, replies without publisher confirms), from
   nameko's standalone `ClusterRpcProxy` (one per client) under gevent,
   timed and reported to locust as request events. The payload is the
   referral body.
 - **monolith (creates only)**: one gunicorn (gthread, $workers workers x
   $threads threads, as the gateway) serving Flask that checks the same body
-  with the same schema (`shared.referral_schemas.NewReferral`) and inserts
+  with the same schema (`shared.contract.referrals.NewReferral`) and inserts
   it into a PostgreSQL table (SQLAlchemy + psycopg): no broker, no API key
   check, no sealing, no history, no e-mail. Its clients only create.
 

@@ -18,8 +18,9 @@ import time
 from sqlalchemy import text
 
 from services.referrals import reports
-from shared import config, migrate
-from shared.db import make_engine
+from shared import config
+from shared.storage import migrate
+from shared.storage.db import make_engine
 
 DATABASE = "referrals_report_bench"
 AGENCIES = 40
@@ -61,7 +62,7 @@ SELECT id, 'REF-BENCH-' || n,
          WHEN work_roll < 0.3 THEN 'cancelled'
          ELSE 'sent' END,
     service_type, 'normal', sending_agency_id, receiving_agency_id,
-    decode(repeat('ab', 220), 'hex'),  -- sealed texts (shared.sealing) are bytes of about these sizes
+    decode(repeat('ab', 220), 'hex'),  -- sealed texts (shared.storage.sealing) are bytes of about these sizes
     decode(repeat('cd', 330), 'hex'), region,
     decode(repeat('ef', 90), 'hex'), NULL, created_at + interval '72 hours',
     CASE WHEN answer IS NULL OR answer_hours > 72 THEN created_at + interval '72 hours' END,

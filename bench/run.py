@@ -50,8 +50,9 @@ import requests
 from sqlalchemy.engine import make_url
 
 from bench import processes, profile, report
-from shared.sealing import new_key
-from shared import config, migrate
+from shared.storage.sealing import new_key
+from shared import config
+from shared.storage import migrate
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

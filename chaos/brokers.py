@@ -13,7 +13,9 @@ import json
 import subprocess
 import time
 
-from shared import amqp_uri, config
+from shared import config
+
+from shared.plumbing import amqp_uri
 from tests.support.rabbit_cluster import RabbitCluster
 
 

@@ -41,8 +41,9 @@ import psycopg
 import requests
 
 from chaos import brokers
-from shared.sealing import new_key
-from shared import config, migrate
+from shared.storage.sealing import new_key
+from shared import config
+from shared.storage import migrate
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
@@ -74,7 +75,7 @@ class Network:
                                                 stderr=subprocess.STDOUT, start_new_session=True)
 
     def start_all(self):
-        subprocess.run([sys.executable, "-m", "shared.preflight"], cwd=ROOT, check=True, capture_output=True,
+        subprocess.run([sys.executable, "-m", "shared.commands.preflight"], cwd=ROOT, check=True, capture_output=True,
                        env=dict(self.env, AMQP_URI=self.broker.uri_for("preflight")))
         for name, _ in PROCESSES:
             self.start(name)

@@ -8,7 +8,7 @@ import re
 
 from gunicorn.glogging import Logger
 
-from shared import request_id
+from shared.plumbing import request_id
 
 SIGN_IN_LINK = re.compile(r"(/inbox/sign-in/)[^/\s?#]+")
 PATH_ATOMS = ("r", "U")  # the request line, the path

@@ -12,7 +12,7 @@ from gateway.api import agencies, health, notifications, referrals, reports, web
 from gateway.problems import from_http_exception, problem, with_retry_after
 from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
 from shared import config
-from shared.errors import ServiceError
+from shared.contract.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

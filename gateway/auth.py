@@ -2,7 +2,7 @@
 
 What the directory answers is kept by each gateway process, under the key's
 digest, in a cache that a key's revocation empties before the revocation's
-call returns (shared.announced_cache): a revoked key fails on the very next
+call returns (shared.plumbing.announced_cache): a revoked key fails on the very next
 request through every replica, and a key in use costs one basic.get on the
 broker instead of an RPC per request.
 """
@@ -12,8 +12,8 @@ from flask import abort, current_app, g, request
 from werkzeug.datastructures import WWWAuthenticate
 
 from gateway.calls import call
-from shared import events
-from shared.announced_cache import AnnouncedCache
+from shared.contract import events
+from shared.plumbing.announced_cache import AnnouncedCache
 
 BEARER = WWWAuthenticate("Bearer")
 

@@ -14,7 +14,7 @@ from apispec import BasePlugin
 from marshmallow import Schema, fields
 
 from gateway.problems import MEDIA_TYPE
-from shared.request_id import HEADER as REQUEST_ID_HEADER
+from shared.plumbing.request_id import HEADER as REQUEST_ID_HEADER
 
 
 class Problem(Schema):

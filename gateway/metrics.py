@@ -1,5 +1,5 @@
 """The gateway's Prometheus metrics, served at /metrics (no key, no rate
-limit: Prometheus scrapes it; the services' own are shared.metrics).
+limit: Prometheus scrapes it; the services' own are shared.plumbing.metrics).
 
 Every answer is counted by route, method and status, and timed: the route
 is Flask's URL rule (`/v1/referrals/<uuid:referral_id>`), never the path,

@@ -4,7 +4,7 @@ from flask import has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from gateway import request_ids
-from shared.validation import flatten_errors
+from shared.contract.validation import flatten_errors
 
 PROBLEM_TYPE = "about:blank"
 MEDIA_TYPE = "application/problem+json"

@@ -3,7 +3,7 @@ new one; answered in the same header, put in every problem body, sent along
 with every RPC call and written in the gateway's own log lines."""
 from flask import g, request
 
-from shared import request_id
+from shared.plumbing import request_id
 
 
 def init_app(app):

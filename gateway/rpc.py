@@ -18,8 +18,8 @@ import threading
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared.errors import DATABASE_AWAY  # (importing shared.errors registers the errors that cross RPC)
-from shared.messaging import BROKER_AWAY
+from shared.contract.errors import DATABASE_AWAY  # (importing shared.contract.errors registers the errors that cross RPC)
+from shared.plumbing.away import BROKER_AWAY
 
 log = logging.getLogger(__name__)
 

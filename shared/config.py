@@ -6,10 +6,10 @@ own databases and broker without touching the environment.
 """
 import os
 
-from shared import amqp_uri
+from shared.plumbing import amqp_uri
 
 DEFAULTS = {
-    # one RabbitMQ node, or a cluster's nodes separated by `;` (shared.amqp_uri)
+    # one RabbitMQ node, or a cluster's nodes separated by `;` (shared.plumbing.amqp_uri)
     "AMQP_URI": "amqp://guest:guest@localhost:5672/",
     "REFERRALS_DATABASE_URL": "postgresql://postgres@localhost:5432/referrals",
     "AGENCIES_DATABASE_URL": "postgresql://postgres@localhost:5432/agencies",
@@ -22,7 +22,7 @@ DEFAULTS = {
     "AGENCIES_METRICS_PORT": "",
     "REFERRALS_METRICS_PORT": "",
     "NOTIFICATIONS_METRICS_PORT": "",
-    # how every process writes its log: "text" lines, or "json" lines (shared/json_logs.py)
+    # how every process writes its log: "text" lines, or "json" lines (shared/plumbing/json_logs.py)
     "LOG_FORMAT": "text",
     # how much every process logs; each call answered and each message sent is a DEBUG line
     # (their counts and times are in /metrics)

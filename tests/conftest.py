@@ -1,6 +1,6 @@
 """What every test shares: green threads, the real broker and databases of
 this run's own, and small stand-ins for the outside mail and SMS providers."""
-from shared.green import patch
+from shared.plumbing.green import patch
 
 patch()  # before anything else opens a socket, as in every service process
 
@@ -11,10 +11,12 @@ import requests  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from shared import config, migrate  # noqa: E402
-from shared.db import make_engine  # noqa: E402
-from shared.sealing import Sealer, new_key  # noqa: E402
-from shared.preflight import check_postgresql, check_rabbitmq  # noqa: E402
+from shared import config  # noqa: E402
+
+from shared.storage import migrate
+from shared.storage.db import make_engine  # noqa: E402
+from shared.storage.sealing import Sealer, new_key  # noqa: E402
+from shared.commands.preflight import check_postgresql, check_rabbitmq  # noqa: E402
 from tests.support.sinks import HttpSink, SmtpSink  # noqa: E402
 
 RUN_ID = uuid.uuid4().hex[:10]

@@ -3,8 +3,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from shared import amqp_uri, config
-from shared.preflight import _safe, check_rabbitmq
+from shared import config
+
+from shared.plumbing import amqp_uri
+from shared.commands.preflight import _safe, check_rabbitmq
 from tests.support.sinks import free_port
 
 THREE = "amqp://u:p1@h1:5681/vh;amqp://u:p2@h2:5682/vh;amqp://u:p3@h3:5683/vh"

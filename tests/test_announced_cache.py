@@ -1,10 +1,10 @@
-"""shared.announced_cache against the real broker: what is cached, and that
+"""shared.plumbing.announced_cache against the real broker: what is cached, and that
 an announcement the broker has confirmed is never missed by the next use."""
 import pytest
 from nameko.standalone.events import get_event_exchange
 
-from shared.announced_cache import AnnouncedCache
-from shared.confirms import ConfirmingChannel
+from shared.plumbing.announced_cache import AnnouncedCache
+from shared.plumbing.confirms import ConfirmingChannel
 
 SOURCE, CHANGED = "directory_under_test", "thing_changed"
 

@@ -65,8 +65,8 @@ def test_every_process_of_make_run_runs_under_compose_with_the_same_command(comp
 
 def test_compose_runs_the_preflight_that_make_run_runs(compose):
     run_script = (ROOT / "bin" / "run").read_text()
-    assert "python -m shared.preflight" in run_script
-    assert as_words(compose["services"]["migrate"]["command"]) == ["python", "-m", "shared.preflight"]
+    assert "python -m shared.commands.preflight" in run_script
+    assert as_words(compose["services"]["migrate"]["command"]) == ["python", "-m", "shared.commands.preflight"]
 
 
 def test_the_infrastructure_is_there_with_health_checks_and_restarts(compose):

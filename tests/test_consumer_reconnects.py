@@ -1,5 +1,5 @@
 """A service's consumer whose connection a worker found broken sets its
-consumers up again on the next connection (shared.messaging.QueueConsumer).
+consumers up again on the next connection (shared.plumbing.messaging.QueueConsumer).
 
 What `make chaos`'s rabbitmq-leader fault ran into about one run in four: a
 worker's ack failed on the connection to the stopped node (py-amqp then
@@ -13,8 +13,8 @@ must still answer."""
 import eventlet
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared.messaging import QueueConsumer
-from shared.rpc import rpc
+from shared.plumbing.messaging import QueueConsumer
+from shared.plumbing.rpc import rpc
 
 
 class Echo:

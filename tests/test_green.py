@@ -5,7 +5,7 @@ import eventlet
 import pytest
 from sqlalchemy import text
 
-from shared.db import make_engine
+from shared.storage.db import make_engine
 
 LOCK = 4242
 

@@ -5,7 +5,7 @@ import io
 import json
 import logging
 
-from shared import json_logs, request_id
+from shared.plumbing import json_logs, request_id
 
 
 def written(monkeypatch, records, service="referrals"):

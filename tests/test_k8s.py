@@ -192,8 +192,8 @@ def test_every_process_of_make_run_runs_with_the_same_command():
     running = containers()
     for name, command in procfile().items():
         assert running[name]["command"] == command, name
-    assert running["migrate"]["command"] == ["python", "-m", "shared.preflight"]
-    assert "python -m shared.preflight" in (ROOT / "bin" / "run").read_text()
+    assert running["migrate"]["command"] == ["python", "-m", "shared.commands.preflight"]
+    assert "python -m shared.commands.preflight" in (ROOT / "bin" / "run").read_text()
 
 
 def test_probes_are_docker_composes_health_checks_and_each_process_its_own_liveness():
@@ -203,7 +203,7 @@ def test_probes_are_docker_composes_health_checks_and_each_process_its_own_liven
         health_check = compose[name]["healthcheck"]["test"]
         assert health_check[0] == "CMD"
         assert running[name]["readinessProbe"]["exec"]["command"] == health_check[1:], name
-        # the process's own answer (shared.metrics.serve), not a ping any replica may answer
+        # the process's own answer (shared.plumbing.metrics.serve), not a ping any replica may answer
         liveness = running[name]["livenessProbe"]["httpGet"]
         assert liveness["path"] == "/healthz" and liveness["port"] == "metrics", name
         [port] = running[name]["ports"]

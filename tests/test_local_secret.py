@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from shared.sealing import WEBHOOK_SETTING, parse_keys
+from shared.storage.sealing import WEBHOOK_SETTING, parse_keys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 

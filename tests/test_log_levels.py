@@ -10,9 +10,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WRITE = """
 import logging
-from shared import request_id
+from shared.plumbing import request_id
 request_id.configure_logging("test")
-logging.getLogger("shared.request_id").debug("own debug line")
+logging.getLogger("shared.plumbing.request_id").debug("own debug line")
 logging.getLogger("services.notifications.dispatch").info("own info line")
 logging.getLogger("nameko.rpc").debug("library debug line: rnk_secret")
 logging.getLogger("amqp").debug("library debug frame")

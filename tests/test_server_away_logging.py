@@ -7,8 +7,8 @@ import sys
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from shared.messaging import patiently
-from shared.serve import ServerAwayWithoutTraceback
+from shared.plumbing.messaging import patiently
+from shared.commands.serve import ServerAwayWithoutTraceback
 
 
 def record_of(error):
@@ -44,7 +44,7 @@ def test_work_waits_patiently_for_a_server_and_not_for_a_fault_of_its_own(caplog
             raise OperationalError("SELECT 1", {}, ConnectionRefusedError("refused"))
         return "done"
 
-    with caplog.at_level(logging.WARNING, logger="shared.messaging"):
+    with caplog.at_level(logging.WARNING, logger="shared.plumbing.messaging"):
         assert patiently(work, "a test's work") == "done"
     assert len(tries) == 3
     assert [r.getMessage() for r in caplog.records] == [

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from marshmallow import ValidationError
 
-from shared.standards import not_in_future
+from shared.contract.standards import not_in_future
 
 
 # Each value is made from the time at the test's own start: one taken when

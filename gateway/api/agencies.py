@@ -6,7 +6,7 @@ from marshmallow import RAISE
 from gateway.auth import authenticate, caller, require_admin
 from gateway.calls import call
 from gateway.docs import page_of, problems
-from shared.agency_schemas import Agency, AgencyBody, AgencyChanges, AgencyQuery, ApiKey, NewApiKey
+from shared.contract.agencies import Agency, AgencyBody, AgencyChanges, AgencyQuery, ApiKey, NewApiKey
 
 blp = Blueprint("agencies", __name__, url_prefix="/v1/agencies", description="The agency directory")
 blp.before_request(authenticate)

@@ -5,7 +5,7 @@ from marshmallow import RAISE
 from gateway.auth import authenticate, caller
 from gateway.calls import call
 from gateway.docs import page_of
-from shared.notification_schemas import Notification, NotificationQuery
+from shared.contract.notifications import Notification, NotificationQuery
 
 blp = Blueprint("notifications", __name__, url_prefix="/v1/notifications",
                 description="E-mails and SMS sent to the caller's contacts")

@@ -6,8 +6,8 @@ from marshmallow import RAISE
 from gateway.auth import authenticate, caller, require_agency
 from gateway.calls import call
 from gateway.docs import page_of, problems
-from shared.paging import PageQuery
-from shared.referral_schemas import (
+from shared.contract.paging import PageQuery
+from shared.contract.referrals import (
     AccessItem,
     Cancel,
     Complete,

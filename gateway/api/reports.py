@@ -12,7 +12,7 @@ from marshmallow import RAISE
 
 from gateway.auth import authenticate, caller
 from gateway.calls import call
-from shared.report_schemas import COUNTS, FIGURES, Report, ReportQuery
+from shared.contract.reports import COUNTS, FIGURES, Report, ReportQuery
 
 blp = Blueprint("reports", __name__, url_prefix="/v1/reports",
                 description="Figures on how the network works: referrals counted by group")

@@ -6,7 +6,7 @@ from marshmallow import RAISE
 from gateway.auth import authenticate, caller, require_agency
 from gateway.calls import call
 from gateway.docs import page_of, problems
-from shared.webhook_schemas import (
+from shared.contract.webhooks import (
     Delivery,
     DeliveryQuery,
     NewWebhook,

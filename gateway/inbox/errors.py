@@ -10,7 +10,7 @@ from gateway.inbox import blp
 from gateway.inbox.i18n import N_, gettext
 from gateway.problems import from_http_exception, with_retry_after
 from gateway.rpc import ServiceTimeout, ServiceUnavailable
-from shared.errors import ServiceError
+from shared.contract.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from flask import flash, redirect, render_template, request, url_for
 from gateway.calls import call
 from gateway.inbox import blp, coordinator, places, words
 from gateway.inbox.i18n import N_, TIME_ZONE, gettext
-from shared.errors import Conflict, InvalidInput
+from shared.contract.errors import Conflict, InvalidInput
 
 TEXT_FIELDS = ("receiving_agency_id", "service_type", "search_region", "search_language", "priority", "reason",
                "given_name", "family_name", "date_of_birth", "sex", "phone", "preferred_language",

@@ -4,13 +4,13 @@ from flask import current_app, flash, g, redirect, render_template, request, ses
 from gateway.calls import call
 from gateway.inbox import blp, coordinator, places, words
 from gateway.inbox.i18n import LANGUAGE_NAMES, LANGUAGES, choose_language, current_language, gettext
-from shared.errors import Conflict, InvalidInput
+from shared.contract.errors import Conflict, InvalidInput
 
 # Pages anyone may open: the sign-in pages and the stylesheet.
 PUBLIC_ENDPOINTS = {"inbox.sign_in_form", "inbox.ask_for_link", "inbox.sign_in_link", "inbox.use_link",
                     "inbox.static"}
 PER_PAGE = 25
-MOST_CHARACTERS = 4000  # of a move's text (shared.referral_schemas)
+MOST_CHARACTERS = 4000  # of a move's text (shared.contract.referrals)
 
 
 @blp.before_request

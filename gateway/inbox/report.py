@@ -8,7 +8,7 @@ from flask import render_template, request
 from gateway.api.reports import as_csv, referral_report
 from gateway.inbox import blp, charts, coordinator
 from gateway.inbox.i18n import N_, current_language, gettext
-from shared.errors import InvalidInput
+from shared.contract.errors import InvalidInput
 
 PERIOD_PROBLEMS = {
     "from": N_("Give the first day as a date, not after the last day."),

@@ -11,7 +11,7 @@ from gateway.auth import digest
 from gateway.calls import call
 from gateway.inbox import blp, coordinator
 from gateway.inbox.i18n import gettext
-from shared import standards
+from shared.contract import standards
 
 
 @blp.get("/sign-in")

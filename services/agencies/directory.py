@@ -7,15 +7,15 @@ from sqlalchemy.dialects.postgresql import insert
 
 from services.agencies import coordinators, keys, names
 from services.agencies.models import Agency, ApiKey, Outbox
-from shared import events
-from shared.agency_schemas import Agency as AgencySchema
-from shared.agency_schemas import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
-from shared.agency_schemas import ApiKey as ApiKeySchema
-from shared.errors import Forbidden, InvalidInput, NotFound
-from shared.models import utcnow
-from shared.outbox import add_event
-from shared.paging import page_of
-from shared.validation import load
+from shared.contract import events
+from shared.contract.agencies import Agency as AgencySchema
+from shared.contract.agencies import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
+from shared.contract.agencies import ApiKey as ApiKeySchema
+from shared.contract.errors import Forbidden, InvalidInput, NotFound
+from shared.storage.models import utcnow
+from shared.plumbing.outbox import add_event
+from shared.storage.paging import page_of
+from shared.contract.validation import load
 
 agency_schema = AgencySchema()
 api_key_schema = ApiKeySchema()
@@ -181,7 +181,7 @@ def revoke_key(session, agency_id, key_id):
     ).first()
     if revoked is None:
         raise NotFound("No such API key.")
-    # Gateways that cache keys drop it on this (shared.announced_cache).
+    # Gateways that cache keys drop it on this (shared.plumbing.announced_cache).
     add_event(session, Outbox, events.API_KEY_REVOKED, {
         "occurred_at": utcnow().isoformat(), "key_id": str(key_id), "agency_id": str(agency_id)})
 

@@ -4,8 +4,8 @@ from sqlalchemy import DateTime, ForeignKey, Index, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.outbox import outbox_model
-from shared.models import (
+from shared.plumbing.outbox import outbox_model
+from shared.storage.models import (
     Id,
     OptionalTimestamp,
     Timestamp,

@@ -13,8 +13,9 @@ import uuid
 from sqlalchemy.orm import sessionmaker
 
 from services.agencies import directory
-from shared import config, migrate
-from shared.db import make_engine
+from shared import config
+from shared.storage import migrate
+from shared.storage.db import make_engine
 
 SEED_NAMESPACE = uuid.UUID("3f6c1c9e-5a8e-4d7e-9d0b-6a1c2b7e4f10")
 ALL_REGIONS = ["AZ-BA", "AZ-GA", "AZ-SM", "AZ-LA", "AZ-MI", "AZ-SA", "AZ-NX", "AZ-SR"]

@@ -9,14 +9,14 @@ from nameko.extensions import DependencyProvider
 
 from services.agencies import coordinators, directory
 from services.agencies.models import Outbox
-from shared import events
-from shared.db import Database
-from shared.errors import EXPECTED
-from shared.outbox import OutboxRelay
-from shared.metrics import Metrics
-from shared.request_id import RequestId
-from shared.rpc import rpc
-from shared.timers import every
+from shared.contract import events
+from shared.storage.db import Database
+from shared.contract.errors import EXPECTED
+from shared.plumbing.outbox import OutboxRelay
+from shared.plumbing.metrics import Metrics
+from shared.plumbing.request_id import RequestId
+from shared.plumbing.rpc import rpc
+from shared.plumbing.timers import every
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class AgenciesService:
 
     db = DirectoryDatabase("AGENCIES_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
-    metrics = Metrics()  # counts calls and events; shared.metrics
+    metrics = Metrics()  # counts calls and events; shared.plumbing.metrics
     # Nobody has to hear of directory changes, so not `mandatory`.
     relay = OutboxRelay(Outbox, events.AGENCIES, mandatory=False)
 

@@ -15,14 +15,14 @@ from services.notifications.metrics import NOTIFICATION_SENDS
 from services.notifications.models import Notification
 from services.notifications.together import together
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
-from shared import events
-from shared.backoff import pause
-from shared.messaging import patiently
-from shared.models import utcnow
-from shared.notification_schemas import Notification as NotificationSchema
-from shared.notification_schemas import NotificationQuery
-from shared.paging import page_of
-from shared.validation import load
+from shared.contract import events
+from shared.plumbing.backoff import pause
+from shared.plumbing.messaging import patiently
+from shared.storage.models import utcnow
+from shared.contract.notifications import Notification as NotificationSchema
+from shared.contract.notifications import NotificationQuery
+from shared.storage.paging import page_of
+from shared.contract.validation import load
 
 log = logging.getLogger(__name__)
 notification_schema = NotificationSchema()

@@ -1,4 +1,4 @@
-"""The notifications service's own metrics (shared.metrics has those of
+"""The notifications service's own metrics (shared.plumbing.metrics has those of
 every service): each try of a message or a webhook delivery, counted where
 its outcome is recorded, and the rows by status, read when scraped."""
 from prometheus_client import Counter

@@ -8,7 +8,7 @@ from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, Text, UniqueCon
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models import (
+from shared.storage.models import (
     Id,
     OptionalTimestamp,
     Timestamp,
@@ -89,7 +89,7 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     events: Mapped[list[str]] = mapped_column(ARRAY(Text))
     description: Mapped[str] = mapped_column(Text, default="")
-    # sealed under WEBHOOK_SECRET_KEYS (shared.sealing): a dump holds no secret
+    # sealed under WEBHOOK_SECRET_KEYS (shared.storage.sealing): a dump holds no secret
     secret: Mapped[bytes] = mapped_column(LargeBinary)
     previous_secret: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     previous_secret_expires_at: OptionalTimestamp = optional_timestamp_column()

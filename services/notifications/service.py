@@ -11,15 +11,15 @@ from services.notifications import dispatch, known_agencies, retention, sign_in,
 from services.notifications.messages import Messages
 from services.notifications.metrics import notification_gauges, webhook_delivery_gauges
 from services.notifications.transports import Mailer, sms_backend
-from shared import events
-from shared.db import Database, Sessions, in_batches, make_engine
-from shared.sealing import WEBHOOK_SETTING, Sealer
-from shared.errors import EXPECTED
-from shared.messaging import RpcProxy, event_handler
-from shared.metrics import Metrics
-from shared.request_id import RequestId
-from shared.rpc import rpc
-from shared.timers import every
+from shared.contract import events
+from shared.storage.db import Database, Sessions, in_batches, make_engine
+from shared.storage.sealing import WEBHOOK_SETTING, Sealer
+from shared.contract.errors import EXPECTED
+from shared.plumbing.messaging import RpcProxy, event_handler
+from shared.plumbing.metrics import Metrics
+from shared.plumbing.request_id import RequestId
+from shared.plumbing.rpc import rpc
+from shared.plumbing.timers import every
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class WebhookDeliveries(DependencyProvider):
 
 
 def _on(event_type):
-    # Requeued on error (shared.messaging's default): the event is not lost.
+    # Requeued on error (shared.plumbing.messaging's default): the event is not lost.
     return event_handler(events.REFERRALS, event_type)
 
 
@@ -76,7 +76,7 @@ class NotificationsService:
 
     db = Database("NOTIFICATIONS_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
-    metrics = Metrics(notification_gauges, webhook_delivery_gauges)  # counts calls and events; shared.metrics
+    metrics = Metrics(notification_gauges, webhook_delivery_gauges)  # counts calls and events; shared.plumbing.metrics
     agencies = RpcProxy("agencies")
     transports = Transports()
     webhooks = WebhookDeliveries()

@@ -21,9 +21,9 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from services.notifications import endpoints, webhook_http, webhooks
 from services.notifications.metrics import WEBHOOK_ATTEMPTS
-from shared.backoff import pause
+from shared.plumbing.backoff import pause
 from shared.config import flag
-from shared.models import utcnow
+from shared.storage.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -11,13 +11,13 @@ from sqlalchemy import select, update
 
 from services.notifications import endpoints
 from services.notifications.models import Webhook, WebhookDelivery
-from shared.errors import InvalidInput, NotFound
-from shared.models import utcnow
-from shared.paging import page_of
-from shared.validation import load
-from shared.vocabulary import WEBHOOK_PING
-from shared.webhook_schemas import Delivery, DeliveryQuery, NewWebhook, WebhookChange, WebhookQuery
-from shared.webhook_schemas import Webhook as WebhookSchema
+from shared.contract.errors import InvalidInput, NotFound
+from shared.storage.models import utcnow
+from shared.storage.paging import page_of
+from shared.contract.validation import load
+from shared.contract.vocabulary import WEBHOOK_PING
+from shared.contract.webhooks import Delivery, DeliveryQuery, NewWebhook, WebhookChange, WebhookQuery
+from shared.contract.webhooks import Webhook as WebhookSchema
 
 SECRET_PREFIX = "whsec_"  # the Standard Webhooks form: whsec_ + base64 of the key's bytes
 SECRET_BYTES = 32

@@ -1,7 +1,7 @@
 """The referrals service's rules on a SQLAlchemy session: what its RPC
 methods do. Every change is written with its history entry and its outbox
 event in the caller's one transaction. The returnee's data and the free
-texts are sealed with the caller's `sealer` (shared.sealing)
+texts are sealed with the caller's `sealer` (shared.storage.sealing)
 before they are bound, and opened when a referral is dumped."""
 import datetime
 import functools
@@ -41,16 +41,16 @@ from services.referrals.models import (
     Referral,
     reference_numbers,
 )
-from shared import events
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.models import utcnow
-from shared.outbox import add_event, event_row
-from shared.paging import page_of
-from shared.referral_schemas import MOVE_BODIES, Actor, Consent, NewReferral, ReferralQuery, Returnee
-from shared.referral_schemas import History as HistorySchema
-from shared.referral_schemas import HistoryItem
-from shared.referral_schemas import Referral as ReferralSchema
-from shared.validation import load
+from shared.contract import events
+from shared.contract.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.storage.models import utcnow
+from shared.plumbing.outbox import add_event, event_row
+from shared.storage.paging import page_of
+from shared.contract.referrals import MOVE_BODIES, Actor, Consent, NewReferral, ReferralQuery, Returnee
+from shared.contract.referrals import History as HistorySchema
+from shared.contract.referrals import HistoryItem
+from shared.contract.referrals import Referral as ReferralSchema
+from shared.contract.validation import load
 
 # What is stored sealed is dumped apart, once opened (see `_dump`).
 referral_schema = ReferralSchema(exclude=("returnee", "consent", "reason", "outcome"))

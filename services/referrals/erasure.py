@@ -20,11 +20,12 @@ from sqlalchemy import delete, func, select, update
 
 from services.referrals.cases import IDEMPOTENCY_WINDOW, _dump, _visible, actor_columns, announce
 from services.referrals.models import AccessEntry, HistoryEntry, IdempotencyKey, Referral
-from shared import events
-from shared.errors import Forbidden
-from shared.paging import PageQuery, page_of
-from shared.referral_schemas import AccessItem, Erase
-from shared.validation import load
+from shared.contract import events
+from shared.contract.errors import Forbidden
+from shared.contract.paging import PageQuery
+from shared.storage.paging import page_of
+from shared.contract.referrals import AccessItem, Erase
+from shared.contract.validation import load
 
 # The retention timer, as the history and the access log name it.
 RETENTION_TIMER = {"type": "system", "id": None, "name": "retention timer"}

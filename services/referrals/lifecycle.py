@@ -7,7 +7,7 @@
 from dataclasses import dataclass
 from typing import Optional
 
-from shared import events
+from shared.contract import events
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The referrals service's own tables. Returnees' personal data lives here
-and nowhere else, sealed (shared.sealing): `referrals.returnee`
+and nowhere else, sealed (shared.storage.sealing): `referrals.returnee`
 (every field but region and preferred language, which stay in clear in
 `returnee_region` and `returnee_language` for reports), `referrals.consent`,
 and the free texts that may name the person: `referrals.reason`,
@@ -12,7 +12,7 @@ from typing import Optional
 from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, Sequence, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models import (
+from shared.storage.models import (
     Id,
     OptionalTimestamp,
     Timestamp,
@@ -22,7 +22,7 @@ from shared.models import (
     timestamp_column,
     utcnow,
 )
-from shared.outbox import outbox_model
+from shared.plumbing.outbox import outbox_model
 
 Base = new_base()
 Outbox = outbox_model(Base)
@@ -41,7 +41,7 @@ class Referral(Base):
     priority: Mapped[str] = mapped_column(Text)
     sending_agency_id: Id
     receiving_agency_id: Id
-    # sealed: see shared.sealing
+    # sealed: see shared.storage.sealing
     reason: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
     returnee: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # all but region and language
     returnee_region: Mapped[str] = mapped_column(Text)

@@ -17,9 +17,9 @@ import uuid
 from sqlalchemy import bindparam, text
 from sqlalchemy.types import LargeBinary
 
-from shared.sealing import ID_BYTES, KeysNotValid, Sealer
+from shared.storage.sealing import ID_BYTES, KeysNotValid, Sealer
 from shared import config
-from shared.db import make_engine
+from shared.storage.db import make_engine
 
 # The sealed columns of each table (rows named by `id`).
 SEALED = {

@@ -36,15 +36,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, text
 from sqlalchemy.types import DateTime, Uuid
 
-from shared.errors import InvalidInput
-from shared.report_schemas import COUNTS, ReportQuery
-from shared.validation import load
+from shared.contract.errors import InvalidInput
+from shared.contract.reports import COUNTS, ReportQuery
+from shared.contract.validation import load
 
 TIME_ZONE = ZoneInfo("Asia/Baku")  # where the network works: days and months are Baku's
 SMALLEST_SHOWN = 5  # network-wide, a count from 1 to SMALLEST_SHOWN - 1 is withheld
 
 # The returnee's region, in clear (the rest of the returnee is sealed:
-# shared.sealing), kept through erasure. The one place that says where it is held.
+# shared.storage.sealing), kept through erasure. The one place that says where it is held.
 REGION = "referral.returnee_region"
 
 # Each grouping's key, as SQL over `referral` (the referrals table): what

@@ -7,24 +7,24 @@ from sqlalchemy.exc import IntegrityError
 
 from services.referrals import cases, erasure, reports
 from services.referrals.models import Outbox
-from shared.sealing import Sealing
-from shared import events
-from shared.announced_cache import AnnouncedCache
-from shared.db import Database, in_batches
-from shared.errors import EXPECTED, NotFound
-from shared.outbox import OutboxRelay
-from shared.messaging import RpcProxy
-from shared.metrics import Metrics
-from shared.request_id import RequestId
-from shared.rpc import rpc
-from shared.timers import every
+from shared.storage.sealing import Sealing
+from shared.contract import events
+from shared.plumbing.announced_cache import AnnouncedCache
+from shared.storage.db import Database, in_batches
+from shared.contract.errors import EXPECTED, NotFound
+from shared.plumbing.outbox import OutboxRelay
+from shared.plumbing.messaging import RpcProxy
+from shared.plumbing.metrics import Metrics
+from shared.plumbing.request_id import RequestId
+from shared.plumbing.rpc import rpc
+from shared.plumbing.timers import every
 
 log = logging.getLogger(__name__)
 
 
 class DirectoryCache(DependencyProvider):
     """The directory's records of agencies, kept by this process and dropped
-    when the directory announces a change (shared.announced_cache): the
+    when the directory announces a change (shared.plumbing.announced_cache): the
     receiver of a new referral is checked without an RPC per referral."""
 
     def setup(self):
@@ -48,7 +48,7 @@ class ReferralsService:
 
     db = Database("REFERRALS_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
-    metrics = Metrics()  # counts calls and events; shared.metrics
+    metrics = Metrics()  # counts calls and events; shared.plumbing.metrics
     config = Config()
     relay = OutboxRelay(Outbox, events.REFERRALS)
     agencies = RpcProxy("agencies")

@@ -13,7 +13,7 @@ import uuid
 import pytest
 import requests
 
-from shared import migrate
+from shared.storage import migrate
 from tests.conftest import DATA_ENCRYPTION_KEYS, WEBHOOK_SECRET_KEYS, own_databases
 from tests.support.sinks import HttpSink, SmtpSink, free_port, wait_for
 

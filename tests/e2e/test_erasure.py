@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from shared.db import make_engine
+from shared.storage.db import make_engine
 from tests.e2e.conftest import ADMIN_KEY
 from tests.support import data
 from tests.support.sinks import wait_for

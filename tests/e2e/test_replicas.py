@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from services.agencies.directory import OPERATORS_ID
-from shared.db import make_engine
+from shared.storage.db import make_engine
 from tests.e2e.conftest import ADMIN_KEY, running_network
 from tests.support import data
 from tests.support.receivers import Receiver

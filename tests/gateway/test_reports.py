@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from shared.report_schemas import COUNTS, GROUPINGS
+from shared.contract.reports import COUNTS, GROUPINGS
 from tests.gateway.conftest import ADMIN_KEY, bearer
 from tests.services.test_reports import PERIOD, check_no_cell_can_be_worked_out, generated, small_counts
 from tests.support import data

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from shared.request_id import RequestIdFilter
+from shared.plumbing.request_id import RequestIdFilter
 from tests.gateway.conftest import ADMIN_KEY, bearer
 from tests.support import data
 from tests.support.sinks import wait_for
@@ -35,13 +35,13 @@ def test_an_id_that_does_not_look_sane_is_replaced(client):
 @pytest.fixture
 def service_records(caplog):
     """The services' log records, each with the request id it was written under."""
-    caplog.set_level(logging.DEBUG, logger="shared.request_id")  # an answer's line is DEBUG
+    caplog.set_level(logging.DEBUG, logger="shared.plumbing.request_id")  # an answer's line is DEBUG
     caplog.handler.addFilter(RequestIdFilter())
 
     def calls_by_id():
         found = {}
         for record in caplog.records:
-            if record.name == "shared.request_id":
+            if record.name == "shared.plumbing.request_id":
                 found.setdefault(record.request_id, []).append(record.getMessage())
         return found
 

@@ -10,8 +10,8 @@ from nameko.testing.services import entrypoint_hook
 from services.agencies.service import AgenciesService
 from services.notifications.service import NotificationsService
 from services.referrals.service import ReferralsService
-from shared import events
-from shared.db import Sessions, make_engine
+from shared.contract import events
+from shared.storage.db import Sessions, make_engine
 from tests.support import data
 
 

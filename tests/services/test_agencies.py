@@ -3,7 +3,7 @@ broker and database."""
 import pytest
 
 from services.agencies.service import AgenciesService
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.contract.errors import Forbidden, InvalidInput, NotFound
 from tests.services.conftest import caller_of
 from tests.support import data
 

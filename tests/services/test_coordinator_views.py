@@ -6,7 +6,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from shared.errors import InvalidInput, NotFound
+from shared.contract.errors import InvalidInput, NotFound
 from tests.support import data
 
 COORDINATOR = {"type": "coordinator", "id": str(uuid.uuid4()), "name": "Leyla Aliyeva"}

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from services.agencies.service import AgenciesService
 from services.notifications.service import NotificationsService
-from shared.errors import InvalidInput
+from shared.contract.errors import InvalidInput
 from tests.support import data
 from tests.support.inbox import link_token
 from tests.support.sinks import readable, wait_for

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from services.agencies import directory
 from services.notifications.service import NotificationsService
-from shared import dead_letters, events, queues
+from shared.commands import dead_letters
+from shared.contract import events
+from shared.plumbing import queues
 from tests.support import data
 from tests.support.sinks import wait_for
 
@@ -32,7 +34,7 @@ def test_an_event_that_always_fails_is_set_aside_listed_and_replayed_once_fixed(
     sender = agencies("create_agency", data.agency())
     missing = str(uuid.uuid4())  # no such agency, yet
     event = referral_sent(sender["id"], missing)
-    with caplog.at_level(logging.ERROR, logger="shared.messaging"):
+    with caplog.at_level(logging.ERROR, logger="shared.plumbing.messaging"):
         event_dispatcher(service_config)(events.REFERRALS, events.REFERRAL_SENT, event)
         with Connection(service_config["AMQP_URI"]) as connection:
             aside = wait_for(lambda: dead_letters.listing(connection, ["notifications"]), timeout=30,

@@ -6,8 +6,8 @@ from nameko.events import event_handler
 from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import text
 
-from shared import events
-from shared.errors import InvalidInput
+from shared.contract import events
+from shared.contract.errors import InvalidInput
 from tests.support import data
 from tests.support.sinks import wait_for
 

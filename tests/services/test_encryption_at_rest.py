@@ -16,10 +16,10 @@ from sqlalchemy.orm import sessionmaker
 
 from services.referrals import cases
 from services.referrals.rekey import SEALED
-from shared.sealing import CannotOpen, KeysNotValid, Sealer, key_id, new_key, parse_keys
+from shared.storage.sealing import CannotOpen, KeysNotValid, Sealer, key_id, new_key, parse_keys
 from services.referrals.service import ReferralsService
 from shared import config
-from shared.referral_schemas import NewReferral
+from shared.contract.referrals import NewReferral
 from tests.conftest import SEALER
 from tests.services.conftest import caller_of
 from tests.support import data
@@ -183,7 +183,7 @@ def test_the_service_does_not_start_without_a_key(keys, said):
     env = {name: value for name, value in os.environ.items() if name != "DATA_ENCRYPTION_KEYS"}
     if keys:
         env["DATA_ENCRYPTION_KEYS"] = keys
-    started = subprocess.run([sys.executable, "-m", "shared.serve", "referrals"], cwd=ROOT, env=env,
+    started = subprocess.run([sys.executable, "-m", "shared.commands.serve", "referrals"], cwd=ROOT, env=env,
                              capture_output=True, text=True, timeout=60)
     assert started.returncode != 0
     assert started.stderr.strip().splitlines() == [f"The referrals service does not start: {said}"

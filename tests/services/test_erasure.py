@@ -5,7 +5,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.contract.errors import Forbidden, InvalidInput, NotFound
 from tests.support import data
 
 NAME = "Zülfiyyə Qəhrəmanlı-Erasetest"  # distinctive, so that any copy of it is found

@@ -11,8 +11,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
 
 from services.referrals import cases
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.referral_schemas import NewReferral
+from shared.contract.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.contract.referrals import NewReferral
 from tests.conftest import SEALER
 from tests.support import data
 

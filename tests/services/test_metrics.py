@@ -1,4 +1,4 @@
-"""shared.metrics in real nameko containers: each RPC call and event counted
+"""shared.plumbing.metrics in real nameko containers: each RPC call and event counted
 with its outcome, and the gauges read from the database and the broker
 when scraped."""
 import datetime
@@ -16,9 +16,10 @@ from sqlalchemy import insert
 from services.notifications.models import Notification
 from services.referrals.models import Outbox
 from services.referrals.service import ReferralsService
-from shared import config, metrics, queues
-from shared.errors import EXPECTED, NotFound, Unavailable
-from shared.rpc import rpc
+from shared import config
+from shared.plumbing import metrics, queues
+from shared.contract.errors import EXPECTED, NotFound, Unavailable
+from shared.plumbing.rpc import rpc
 from tests.support import data
 from tests.support.sinks import free_port, wait_for
 

@@ -12,8 +12,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from services.referrals import cases
-from shared import config, migrate
-from shared.db import make_engine
+from shared import config
+from shared.storage import migrate
+from shared.storage.db import make_engine
 from tests.conftest import DATA_ENCRYPTION_KEYS, SEALER, own_databases
 from tests.support import data
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from services.notifications import dispatch
 from services.notifications.models import Notification
 from services.notifications.transports import Mailer, sms_backend
-from shared.models import utcnow
+from shared.storage.models import utcnow
 from tests.services.conftest import statements_run
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from services.notifications.models import Notification
 from services.referrals.service import ReferralsService
-from shared import events
-from shared.models import utcnow
+from shared.contract import events
+from shared.storage.models import utcnow
 from tests.services.conftest import caller_of
 from tests.support import data
 from tests.support.sinks import SmtpSink, readable, wait_for

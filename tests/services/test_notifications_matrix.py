@@ -17,7 +17,8 @@ from services.agencies.service import AgenciesService
 from services.notifications import dispatch, sms_length
 from services.notifications.messages import SERVICE_NAMES
 from services.notifications.service import NotificationsService
-from shared import config, events
+from shared import config
+from shared.contract import events
 from tests.conftest import WEBHOOK_SECRET_KEYS, empty
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, wait_for

@@ -12,8 +12,8 @@ from jinja2 import Environment, FileSystemLoader, meta
 
 from services.notifications import dispatch, sms_length
 from services.notifications.messages import SERVICE_NAMES, TEMPLATES, Messages
-from shared import events
-from shared.vocabulary import SERVICE_TYPES
+from shared.contract import events
+from shared.contract.vocabulary import SERVICE_TYPES
 from tests.support import data
 
 LANGUAGES = ("az", "ru", "en")

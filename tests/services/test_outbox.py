@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 
 from services.referrals import cases
 from services.referrals.models import Outbox
-from shared import events
-from shared.db import Sessions
-from shared.outbox import Relay
-from shared.referral_schemas import NewReferral
+from shared.contract import events
+from shared.storage.db import Sessions
+from shared.plumbing.outbox import Relay
+from shared.contract.referrals import NewReferral
 from tests.conftest import SEALER
 from tests.support import data
 from tests.support.sinks import wait_for
@@ -82,12 +82,13 @@ def test_events_wait_in_the_outbox_while_the_broker_is_down(service_config, list
 
 RELAY_PROCESS = """
 import sys
-from shared.green import patch
+from shared.plumbing.green import patch
 patch()
 from services.referrals.models import Outbox
-from shared import config, events
-from shared.db import Sessions, make_engine
-from shared.outbox import Relay
+from shared import config
+from shared.contract import events
+from shared.storage.db import Sessions, make_engine
+from shared.plumbing.outbox import Relay
 settings = config.load()
 sessions = Sessions(make_engine(settings["REFERRALS_DATABASE_URL"]))
 relay = Relay(sessions, Outbox, settings, events.REFERRALS, batch_size=7)

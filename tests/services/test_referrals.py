@@ -8,7 +8,7 @@ import pytest
 from nameko.events import event_handler
 from sqlalchemy import text
 
-from shared.errors import Conflict, Forbidden, InvalidInput, NotFound
+from shared.contract.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tests.support import data
 from tests.support.sinks import wait_for
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from services.referrals import reports
-from shared.errors import InvalidInput
-from shared.report_schemas import COUNTS, FIGURES, GROUPINGS
+from shared.contract.errors import InvalidInput
+from shared.contract.reports import COUNTS, FIGURES, GROUPINGS
 from tests.support import data
 
 BAKU = ZoneInfo("Asia/Baku")

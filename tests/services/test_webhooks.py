@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from services.notifications import endpoints, webhook_delivery, webhooks
 from services.notifications.models import WebhookDelivery
 from services.notifications.service import NotificationsService
-from shared import events
-from shared.db import Sessions
-from shared.errors import InvalidInput, NotFound
-from shared.sealing import WEBHOOK_SETTING, Sealer
+from shared.contract import events
+from shared.storage.db import Sessions
+from shared.contract.errors import InvalidInput, NotFound
+from shared.storage.sealing import WEBHOOK_SETTING, Sealer
 from tests.conftest import WEBHOOK_SECRET_KEYS
 from tests.support import data
 from tests.support.receivers import Receiver
@@ -494,7 +494,7 @@ def serve_notifications(service_config, log):
     """The notifications service in a process of its own, as `make run` starts it."""
     settings = {key: str(value) for key, value in dict(service_config, **FAST).items() if key.isupper()}
     env = dict(os.environ, PYTHONUNBUFFERED="1", **settings)
-    process = subprocess.Popen([sys.executable, "-m", "shared.serve", "notifications"], env=env, stdout=log,
+    process = subprocess.Popen([sys.executable, "-m", "shared.commands.serve", "notifications"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(lambda: answers(service_config), timeout=30, what="the notifications service to answer")
     return process

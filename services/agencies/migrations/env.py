@@ -1,4 +1,4 @@
 from services.agencies.models import Base
-from shared.migrate import run_migrations
+from shared.storage.migrate import run_migrations
 
 run_migrations(Base.metadata)

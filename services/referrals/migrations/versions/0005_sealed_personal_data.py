@@ -8,7 +8,7 @@ and preferred language, which move to `returnee_region` and
 `returnee_language` in clear (reports group by them, erasure keeps them).
 `referrals.consent`, `referrals.reason`, `referrals.outcome` and
 `referral_history.detail` become sealed bytea; `idempotency_keys.request_digest`
-an HMAC of the SHA-256 it held (shared.sealing says how). Rows
+an HMAC of the SHA-256 it held (shared.storage.sealing says how). Rows
 written before are sealed here, under the first of DATA_ENCRYPTION_KEYS:
 without it, and with rows to seal, the migration refuses. `returnee` and
 `consent` may now be NULL: erased. History entries stay append-only but
@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.sealing import SETTING, KeysNotValid, Sealer
-from shared.migrate import MigrationRefused
+from shared.storage.sealing import SETTING, KeysNotValid, Sealer
+from shared.storage.migrate import MigrationRefused
 
 revision = "0005"
 down_revision = "0004"

@@ -1,7 +1,7 @@
 """The messages the services set aside, for an operator.
 
-    python -m shared.dead_letters list [SERVICE]
-    python -m shared.dead_letters replay [SERVICE] [--event-id ID]
+    python -m shared.commands.dead_letters list [SERVICE]
+    python -m shared.commands.dead_letters replay [SERVICE] [--event-id ID]
 
 `list` shows each message of `dead-letters.<service>` (the queue it came
 from, its event's id and type, when and how often it failed) and leaves it
@@ -14,8 +14,10 @@ import argparse
 import json
 import sys
 
-from shared import amqp_uri, config, queues
-from shared.services import SERVICES
+from shared import config
+
+from shared.plumbing import amqp_uri, queues
+from shared.commands.services import SERVICES
 
 
 def _each(channel, service):

@@ -2,9 +2,9 @@
 service (RPC) so that both check them the same way."""
 from marshmallow import Schema, fields, validate
 
-from shared import standards
-from shared.paging import PageQuery
-from shared.vocabulary import (
+from shared.contract import standards
+from shared.contract.paging import PageQuery
+from shared.contract.vocabulary import (
     ACTOR_TYPES,
     CONSENT_METHODS,
     PRIORITIES,

@@ -1,4 +1,4 @@
-"""Does a service answer? `python -m shared.healthcheck agencies` exits 0 when
+"""Does a service answer? `python -m shared.commands.healthcheck agencies` exits 0 when
 the service answers a ping over RabbitMQ: docker compose's health check."""
 import sys
 

@@ -15,7 +15,7 @@ import time
 
 import amqp
 
-from shared import amqp_uri
+from shared.plumbing import amqp_uri
 
 
 class ConfirmingChannel:

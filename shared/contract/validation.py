@@ -1,7 +1,7 @@
 """Turning marshmallow's verdicts into the errors the contract promises."""
 from marshmallow import ValidationError
 
-from shared.errors import InvalidInput
+from shared.contract.errors import InvalidInput
 
 
 def flatten_errors(messages, prefix=""):

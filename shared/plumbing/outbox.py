@@ -17,11 +17,11 @@ from sqlalchemy import Index, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared import backoff
-from shared.confirms import ConfirmingChannel
-from shared.db import Database
-from shared.errors import Unavailable
-from shared.models import (
+from shared.plumbing import backoff
+from shared.plumbing.confirms import ConfirmingChannel
+from shared.storage.db import Database
+from shared.contract.errors import Unavailable
+from shared.storage.models import (
     Id,
     OptionalTimestamp,
     Timestamp,
@@ -147,7 +147,7 @@ class Relay:
     def wait_until_published(self, timeout=5.0, poll_seconds=0.02):
         """Return once every event staged before this call is out (the
         broker confirmed it): for a change whose caller must find it
-        announced when the call returns (see shared.announced_cache).
+        announced when the call returns (see shared.plumbing.announced_cache).
         Publishing is left to the relays' timer rounds (every
         OUTBOX_RELAY_SECONDS), so that events still go out in the order they
         were staged: a publish of its own here would pass over the rows a

@@ -2,9 +2,9 @@
 "Webhooks")."""
 from marshmallow import Schema, fields, validate
 
-from shared import standards
-from shared.paging import PageQuery
-from shared.vocabulary import DELIVERY_STATUSES, WEBHOOK_EVENTS
+from shared.contract import standards
+from shared.contract.paging import PageQuery
+from shared.contract.vocabulary import DELIVERY_STATUSES, WEBHOOK_EVENTS
 
 MAX_URL_LENGTH = 2000
 

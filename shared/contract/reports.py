@@ -4,7 +4,7 @@ import datetime
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from shared import standards
+from shared.contract import standards
 
 GROUPINGS = ("service_type", "region", "month", "receiving_agency", "sending_agency")
 COUNTS = ("sent", "accepted", "declined", "cancelled", "completed", "overdue")

@@ -1,6 +1,6 @@
 """Databases and their schemas: one Alembic history per service.
 
-`python -m shared.migrate` creates each service's database if it is missing
+`python -m shared.storage.migrate` creates each service's database if it is missing
 and brings its schema up to date; `make run` does this before starting.
 """
 import pathlib
@@ -14,9 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from shared import config
-from shared.db import make_engine
+from shared.storage.db import make_engine
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the project, above shared/storage/
 MIGRATION_LOCK = 72_000_001  # pg advisory lock id: one migrating process at a time
 
 

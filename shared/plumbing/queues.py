@@ -5,7 +5,7 @@ too often.
 A message a handler keeps failing on (a payload no schema loads, a bug) is
 requeued and tried again, DELIVERY_LIMIT times at most: then the broker
 moves it to `dead-letters.<service>` (quorum queues' `x-delivery-limit`
-with the `dead-letters` exchange), where `python -m shared.dead_letters`
+with the `dead-letters` exchange), where `python -m shared.commands.dead_letters`
 lists it and, once the cause is fixed, replays it. QUEUE_TYPE=classic
 keeps RabbitMQ's classic queues (no delivery limit then).
 

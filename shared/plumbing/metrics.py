@@ -8,7 +8,7 @@ not yet published and the age of the oldest, the messages set aside in the
 service's dead-letter queue, the database pool's connections in use and
 idle. Those are read at scrape time only, one query each, so that nothing
 is added to a call's own work. A process serves them on METRICS_PORT
-(`serve`, started by shared.serve); empty, the default, serves none.
+(`serve`, started by shared.commands.serve); empty, the default, serves none.
 
 No label carries personal data, a key or an id: only the service's name,
 a method or event name, and an outcome.
@@ -25,7 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
 from sqlalchemy import func, select
 
-from shared import amqp_uri, queues
+from shared.plumbing import amqp_uri, queues
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,8 @@ class Metrics(DependencyProvider):
 
     def gauges(self):
         """The gauges of this container, read now."""
-        from shared.db import Database
-        from shared.outbox import OutboxRelay
+        from shared.storage.db import Database
+        from shared.plumbing.outbox import OutboxRelay
 
         database, relay = self.dependency(Database), self.dependency(OutboxRelay)
         found = []
@@ -157,7 +157,7 @@ def dead_letter_gauge(service, uri):
         except connection.channel_errors:  # 404: no such queue
             waiting = 0
     gauge = GaugeMetricFamily("dead_letters", "Messages set aside in the service's dead-letter queue "
-                              "(python -m shared.dead_letters list)", labels=["service"])
+                              "(python -m shared.commands.dead_letters list)", labels=["service"])
     gauge.add_metric([service], waiting)
     return [gauge]
 

@@ -16,8 +16,9 @@ import logging
 from nameko import rpc as nameko_rpc
 from nameko.amqp.publish import Publisher
 
-from shared import queues
-from shared.messaging import BROKER_AWAY, QueueConsumer
+from shared.plumbing import queues
+from shared.plumbing.away import BROKER_AWAY
+from shared.plumbing.messaging import QueueConsumer
 
 log = logging.getLogger(__name__)
 

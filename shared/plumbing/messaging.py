@@ -9,42 +9,23 @@ is back (every consumer is idempotent by event id), and the process goes
 on: its consumers reconnect with kombu's backoff.
 
 Every entrypoint and RPC proxy of the services comes from here or from
-shared.rpc, so that they all share this consumer.
+shared.plumbing.rpc, so that they all share this consumer.
 """
 import functools
 import logging
-import socket
 import time
 
 import eventlet
-from amqp.exceptions import AMQPError
-from kombu.exceptions import KombuError
 from nameko import events, messaging
 from nameko import rpc as nameko_rpc
-from nameko.exceptions import RemoteError
 
-from shared import amqp_uri, backoff, queues
-from shared.errors import DATABASE_AWAY
+from shared.plumbing import amqp_uri, backoff, queues
+from shared.plumbing.away import BROKER_AWAY, server_away
 
 log = logging.getLogger(__name__)
 
-# What a broker that went away raises on the way out of a message (any
-# socket error: only AMQP I/O is guarded with it).
-BROKER_AWAY = (OSError, AMQPError, KombuError)
-# What says that a server is away, wherever it is raised: a connection
-# refused, reset or timed out, a name not resolved, the broker's own errors.
-CONNECTION_LOST = (ConnectionError, TimeoutError, socket.gaierror, AMQPError, KombuError)
 # How long work waits for a server that went away before it fails after all.
 PATIENCE_SECONDS = 600
-
-
-def server_away(error):
-    """Whether `error` says a server (the database, the broker) is away,
-    rather than that the work itself is wrong; also when another service
-    said so over RPC (its database away, as nameko names the error)."""
-    if isinstance(error, RemoteError):
-        return error.exc_type in DATABASE_AWAY
-    return isinstance(error, CONNECTION_LOST) or type(error).__name__ in DATABASE_AWAY
 
 
 def patiently(work, what, patience=PATIENCE_SECONDS):
@@ -119,7 +100,7 @@ class QueueConsumer(messaging.QueueConsumer):
 
 class EventHandler(events.EventHandler):
     """nameko's event handler on a quorum queue with a delivery limit
-    (shared.queues): a message it keeps failing on is requeued, then set
+    (shared.plumbing.queues): a message it keeps failing on is requeued, then set
     aside, and the last failure says so, once, with the event's id.
     `transient=True` keeps the queue classic and not durable instead (for
     a message that must never reach the broker's disk: a sign-in link)."""
@@ -142,14 +123,14 @@ class EventHandler(events.EventHandler):
         tries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
         if exc_info is not None and self.requeue_on_error and limit is not None and tries > limit:
             payload = message.payload if isinstance(message.payload, dict) else {}
-            log.error("event %s (%s) failed %d times: set aside in %s (python -m shared.dead_letters list)",
+            log.error("event %s (%s) failed %d times: set aside in %s (python -m shared.commands.dead_letters list)",
                       payload.get("event_id"), self.event_type, tries,
                       queues.dead_letter_queue_name(self.container.service_name))
         return super().handle_result(message, worker_ctx, result, exc_info)
 
 
 def event_handler(*args, **kwargs):
-    """nameko's `@event_handler`, on shared.messaging's EventHandler
+    """nameko's `@event_handler`, on shared.plumbing.messaging's EventHandler
     (requeued on error unless told otherwise), whose method waits
     (patiently) while a server is away instead of failing: a database
     restart is not a reason to count an event towards the dead-letter

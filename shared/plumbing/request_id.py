@@ -17,7 +17,9 @@ import uuid
 
 from nameko.extensions import DependencyProvider
 
-from shared import config, json_logs
+from shared import config
+
+from shared.plumbing import json_logs
 
 CONTEXT_KEY = "request_id"  # in nameko's worker context data
 HEADER = "X-Request-ID"
@@ -55,7 +57,7 @@ OWN_LOGGERS = ("shared", "services", "gateway", "bench")  # the network's code, 
 
 def configure_logging(service, level=None, text_format=LOG_FORMAT):
     """Log to stderr with the request id in each line: text lines, or JSON
-    lines naming `service` where LOG_FORMAT=json (shared/json_logs.py).
+    lines naming `service` where LOG_FORMAT=json (shared/plumbing/json_logs.py).
 
     `level` (LOG_LEVEL's, if not given) is the network's own loggers'; the
     libraries' never goes below INFO: at DEBUG nameko writes each RPC call's

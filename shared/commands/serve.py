@@ -1,10 +1,10 @@
-"""Run one service in the foreground: `python -m shared.serve agencies`.
+"""Run one service in the foreground: `python -m shared.commands.serve agencies`.
 
 The one entry point of every service process, for `make run` and docker
 compose alike: green threads first, then settings from the environment,
 then nameko's runner, which stops cleanly on SIGTERM or Ctrl-C.
 """
-from shared.green import patch
+from shared.plumbing.green import patch
 
 patch()
 
@@ -13,9 +13,13 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 
-from shared import config, metrics, request_id, sealing  # noqa: E402
-from shared.messaging import server_away  # noqa: E402
-from shared.services import SERVICES, service_class  # noqa: E402
+from shared import config  # noqa: E402
+
+from shared.plumbing import metrics, request_id
+
+from shared.storage import sealing
+from shared.plumbing.away import server_away  # noqa: E402
+from shared.commands.services import SERVICES, service_class  # noqa: E402
 
 class WithoutTraceback(logging.Filter):
     def filter(self, record):
@@ -72,7 +76,7 @@ def main():
             metrics.serve(port)
         except OSError as error:  # the port taken (another network on this machine): serve without
             logging.getLogger(__name__).error("no metrics: port %s cannot be served (%s)", port, error)
-    logging.getLogger("shared.serve").info("the %s service starts", args.service)
+    logging.getLogger("shared.commands.serve").info("the %s service starts", args.service)
     run([service_class(args.service)], settings)
 
 

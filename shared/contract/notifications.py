@@ -1,9 +1,9 @@
 """The notification records as the contract shows them."""
 from marshmallow import Schema, fields
 
-from shared import standards
-from shared.paging import PageQuery
-from shared.vocabulary import CHANNELS, NOTIFICATION_STATUSES
+from shared.contract import standards
+from shared.contract.paging import PageQuery
+from shared.contract.vocabulary import CHANNELS, NOTIFICATION_STATUSES
 
 
 class Notification(Schema):

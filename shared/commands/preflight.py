@@ -13,8 +13,12 @@ import psycopg
 import redis
 from sqlalchemy.engine import make_url
 
-from shared import amqp_uri, config, migrate, queues, request_id
-from shared.services import SERVICES, service_class
+from shared import config
+
+from shared.plumbing import amqp_uri, queues, request_id
+
+from shared.storage import migrate
+from shared.commands.services import SERVICES, service_class
 
 HOW_TO_START = {
     "RabbitMQ": "start it with `rabbitmq-server -detached`",
@@ -22,7 +26,7 @@ HOW_TO_START = {
     "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
     "Redis": "start it with `redis-server --daemonize yes --save '' --appendonly no`",
 }
-log = logging.getLogger("shared.preflight")  # also when run as __main__
+log = logging.getLogger("shared.commands.preflight")  # also when run as __main__
 
 
 def _safe(url):

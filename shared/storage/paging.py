@@ -1,14 +1,5 @@
-"""Paged lists, as every list call of the contract answers them."""
-from marshmallow import Schema, fields, validate
+"""One page of a SELECT, with its total, as every list call of the contract answers."""
 from sqlalchemy import func, select
-
-MAX_PER_PAGE = 100
-MAX_PAGE = 1_000_000  # keeps the offset well inside PostgreSQL's bigint
-
-
-class PageQuery(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
-    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PER_PAGE))
 
 
 def page_of(query, session, page, per_page, dump):

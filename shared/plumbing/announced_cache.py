@@ -3,7 +3,7 @@ that changed a record has returned.
 
 The owning service announces a change (an outbox event) and does not answer
 the call that made it until the broker has confirmed the announcement
-(`shared.outbox.Relay.wait_until_published`). The broker puts a confirmed
+(`shared.plumbing.outbox.Relay.wait_until_published`). The broker puts a confirmed
 message in every queue bound to it before it confirms, so each process that
 caches has a queue of its own (exclusive, gone with its connection) bound to
 those announcements, and before it serves anything from its cache it takes what
@@ -27,7 +27,7 @@ import time
 from kombu import Queue
 from nameko.standalone.events import get_event_exchange
 
-from shared import amqp_uri
+from shared.plumbing import amqp_uri
 
 log = logging.getLogger(__name__)
 

@@ -2,9 +2,9 @@
 agencies service (RPC) so that both check them the same way."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from shared import standards
-from shared.paging import PageQuery
-from shared.vocabulary import AGENCY_KINDS, CHANNELS, CONTACT_LANGUAGES, KEY_ROLES, SERVICE_TYPES
+from shared.contract import standards
+from shared.contract.paging import PageQuery
+from shared.contract.vocabulary import AGENCY_KINDS, CHANNELS, CONTACT_LANGUAGES, KEY_ROLES, SERVICE_TYPES
 
 
 def _unique(values):

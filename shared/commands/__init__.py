@@ -1,0 +1,1 @@
+"""The operators' commands that the Procfile, compose and Kubernetes run."""

@@ -1,0 +1,1 @@
+"""The wire contract that the gateway and the services share: schemas, events, errors, words."""

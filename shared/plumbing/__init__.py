@@ -1,0 +1,1 @@
+"""The nameko and RabbitMQ plumbing every service stands on."""

@@ -1,0 +1,1 @@
+"""PostgreSQL: engines and sessions, common columns, migrations, sealing."""
