@@ -44,10 +44,13 @@ CONTRACT = [
     ("GET", "/readyz", 200, (), (), ()),
 ]
 
-# Calls API.md's additions of 2026-11-29 name that the gateway does not serve
+# Calls API.md's additions name that the gateway does not serve
 # yet, each with the open issue that builds it: a call of API.md must be in
 # CONTRACT or here, and leaves this list for CONTRACT when its issue lands.
 PENDING = {
+    # The two agencies of a referral write to each other: issue 25.
+    ("GET", "/v1/referrals/{id}/messages", 200, ("page", "per_page"), (), ()): 25,
+    ("POST", "/v1/referrals/{id}/messages", 201, (), ("text",), ()): 25,
 }
 
 TABLE_ROW = re.compile(
