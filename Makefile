@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: install run test seed up down logs clean bench translations chaos
+.PHONY: install lint format fast run test seed up down logs clean bench translations chaos
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,21 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed  ## the project's virtualenv with the pinned packages
 
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+lint: $(VENV)/.installed-dev  ## ruff's rules and its formatter (pyproject.toml); `make format` rewrites
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-dev  ## the formatter and ruff's safe fixes, applied
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+fast: install  ## the pure-rule tests, which need no server: seconds
+	$(PY) -m pytest -q -m rules
+
 $(VENV)/.installed-browser: bin/install-browser | $(VENV)/.installed
 	VENV=$(VENV) ./bin/install-browser
 	touch $@
@@ -21,7 +36,7 @@ $(VENV)/.installed-browser: bin/install-browser | $(VENV)/.installed
 run: install  ## the whole network in the foreground (Ctrl-C stops it)
 	./bin/run
 
-test: install $(VENV)/.installed-browser  ## the whole suite, against the real RabbitMQ and PostgreSQL (two pytest lanes side by side)
+test: lint $(VENV)/.installed-browser  ## lint, then the whole suite, against the real RabbitMQ and PostgreSQL (two pytest lanes side by side)
 	./bin/rabbitmq-management
 	VENV=$(VENV) ./bin/test
 

@@ -4,6 +4,7 @@ the services' own RPC entrypoint).
 
 `python -m bench.echo` (AMQP_URI from the environment).
 """
+
 import eventlet
 
 eventlet.monkey_patch()

@@ -12,20 +12,20 @@ and `flow` ("journey", the default, or "create": creates only).
 Every user runs as fast as it can (no think time): the numbers are what N
 busy partners get, not what N people clicking would.
 """
+
+import json
+import logging
+import random
+import sys
+import time
+import uuid
+
+import gevent
 import locust  # noqa: F401  (first: gevent's monkey patching)
+from locust import FastHttpUser, User, constant, task
+from locust.env import Environment
 
-import json  # noqa: E402
-import logging  # noqa: E402
-import random  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-
-import gevent  # noqa: E402
-from locust import FastHttpUser, User, constant, task  # noqa: E402
-from locust.env import Environment  # noqa: E402
-
-from tests.support import data  # noqa: E402  (the same body the tests send)
+from tests.support import data  # the same body the tests send
 
 SPEC = {}
 MEASURING = False
@@ -47,8 +47,9 @@ class Partner(FastHttpUser):
     @task
     def journey(self):
         sender, receiver = random.sample(SPEC["directory"], 2)
-        created = self.client.post("/v1/referrals", json=data.referral(receiver["id"]),
-                                   headers=bearer(sender), name="create")
+        created = self.client.post(
+            "/v1/referrals", json=data.referral(receiver["id"]), headers=bearer(sender), name="create"
+        )
         answered_at = time.time()
         if created.status_code != 201:
             return
@@ -104,8 +105,12 @@ class EchoCaller(User):
         except Exception as exc:  # recorded as a failure, like an HTTP error
             error = exc
         self.environment.events.request.fire(
-            request_type="RPC", name="echo", response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=error, context={},
+            request_type="RPC",
+            name="echo",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            exception=error,
+            context={},
         )
 
 
@@ -119,14 +124,16 @@ def cooperation_check(calls=8, seconds=0.3):
     proxies = [standalone_proxy() for _ in range(calls)]
     try:
         started = time.perf_counter()
-        gevent.joinall([gevent.spawn(rpc.bench_echo.sleep, seconds) for _, rpc in proxies],
-                       timeout=calls * seconds + 10, raise_error=True)
+        gevent.joinall(
+            [gevent.spawn(rpc.bench_echo.sleep, seconds) for _, rpc in proxies],
+            timeout=calls * seconds + 10,
+            raise_error=True,
+        )
         took = time.perf_counter() - started
     finally:
         for holder, _ in proxies:
             holder.stop()
-    return {"calls": calls, "seconds_each": seconds, "took": round(took, 3),
-            "overlapped": took < 2 * seconds}
+    return {"calls": calls, "seconds_each": seconds, "took": round(took, 3), "overlapped": took < 2 * seconds}
 
 
 def summary(stats, elapsed):
@@ -139,8 +146,10 @@ def summary(stats, elapsed):
             "mean_ms": entry.avg_response_time,
             **{f"p{round(p * 100)}_ms": entry.get_response_time_percentile(p) for p in PERCENTILES},
         }
-    errors = [{"call": error.name, "error": str(error.error), "count": error.occurrences}
-              for error in stats.errors.values()]
+    errors = [
+        {"call": error.name, "error": str(error.error), "count": error.occurrences}
+        for error in stats.errors.values()
+    ]
     return calls, errors
 
 

@@ -7,6 +7,7 @@ SQLAlchemy + psycopg: no broker, no second service, no API key check.
 Served as `gunicorn bench.monolith:app` with MONOLITH_DATABASE_URL set;
 `create_table(url)` makes its table first.
 """
+
 import os
 import uuid
 
@@ -76,8 +77,15 @@ def create_app(url, threads):
             created_at = conn.execute(
                 insert(referrals).values(row).returning(referrals.c.created_at)
             ).scalar_one()
-        return jsonify(dict(body, id=str(row["id"]), reference=row["reference"], status="sent",
-                            created_at=created_at.isoformat())), 201
+        return jsonify(
+            dict(
+                body,
+                id=str(row["id"]),
+                reference=row["reference"],
+                status="sent",
+                created_at=created_at.isoformat(),
+            )
+        ), 201
 
     return app
 

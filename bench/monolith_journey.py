@@ -32,6 +32,7 @@ MONOLITH_DATABASE_URL set (and DATA_ENCRYPTION_KEYS, SMTP_HOST, SMTP_PORT,
 RATE_LIMIT_KEY_PREFIX as the network takes them); `prepare(url, settings)`
 makes its schema first, `load_directory(url, ...)` its agencies and keys.
 """
+
 import concurrent.futures
 import logging
 import os
@@ -54,10 +55,10 @@ from services.notifications.transports import DeliveryError, Mailer
 from services.referrals import cases
 from services.referrals.models import Outbox
 from shared import config
+from shared.contract.errors import Forbidden, ServiceError
 from shared.plumbing import request_id
 from shared.storage import migrate
 from shared.storage.db import Sessions, make_engine
-from shared.contract.errors import Forbidden, ServiceError
 from shared.storage.models import utcnow
 from shared.storage.sealing import Sealer
 
@@ -88,11 +89,23 @@ def load_directory(url, count, run_id):
         for index in range(count):
             email = f"coordinator-{index}-{run_id}@monolith.bench.example.org"
             agency = Agency(
-                id=uuid.uuid4(), name=f"Bench agency {index} {run_id}", search_name=f"bench agency {index}",
-                kind="ngo", services=["housing", "employment", "health", "legal"], regions=["AZ-BA", "AZ-GA"],
-                languages=["en"], accepting_referrals=True,
-                contacts=[{"id": str(uuid.uuid4()), "name": f"Coordinator {index}", "email": email,
-                           "language": "en", "channels": ["email"]}],
+                id=uuid.uuid4(),
+                name=f"Bench agency {index} {run_id}",
+                search_name=f"bench agency {index}",
+                kind="ngo",
+                services=["housing", "employment", "health", "legal"],
+                regions=["AZ-BA", "AZ-GA"],
+                languages=["en"],
+                accepting_referrals=True,
+                contacts=[
+                    {
+                        "id": str(uuid.uuid4()),
+                        "name": f"Coordinator {index}",
+                        "email": email,
+                        "language": "en",
+                        "channels": ["email"],
+                    }
+                ],
             )
             session.add(agency)
             session.flush()
@@ -108,16 +121,30 @@ def receiver_record(session, agency_id):
         agency_id = uuid.UUID(str(agency_id))
     except ValueError:
         return None
-    row = session.execute(select(Agency.id, Agency.name, Agency.services, Agency.accepting_referrals)
-                          .where(Agency.id == agency_id)).first()
-    return None if row is None else {"id": str(row.id), "name": row.name, "services": row.services,
-                                     "accepting_referrals": row.accepting_referrals}
+    row = session.execute(
+        select(Agency.id, Agency.name, Agency.services, Agency.accepting_referrals).where(
+            Agency.id == agency_id
+        )
+    ).first()
+    return (
+        None
+        if row is None
+        else {
+            "id": str(row.id),
+            "name": row.name,
+            "services": row.services,
+            "accepting_referrals": row.accepting_referrals,
+        }
+    )
 
 
 def create_app(settings):
     app = Flask(__name__)
-    sessions = Sessions(make_engine(settings["MONOLITH_DATABASE_URL"],
-                                    pool_size=int(os.environ.get("GATEWAY_THREADS", "8")) + 1))
+    sessions = Sessions(
+        make_engine(
+            settings["MONOLITH_DATABASE_URL"], pool_size=int(os.environ.get("GATEWAY_THREADS", "8")) + 1
+        )
+    )
     sealer = Sealer.from_setting(settings["DATA_ENCRYPTION_KEYS"])
     hours = float(settings["REFERRAL_RESPONSE_HOURS"])
     request_ids.init_app(app)  # the gateway's hooks, in its order
@@ -171,8 +198,11 @@ def create_app(settings):
             return problem(404, "Not Found")
         agency_id, actor = caller()
         with sessions.single() as session:
-            return jsonify(cases.move(session, sealer, agency_id, referral_id, move,
-                                      request.get_json(silent=True) or {}, actor))
+            return jsonify(
+                cases.move(
+                    session, sealer, agency_id, referral_id, move, request.get_json(silent=True) or {}, actor
+                )
+            )
 
     @app.errorhandler(Unauthorized)
     def unauthorized(_):
@@ -223,8 +253,11 @@ class Mailing(threading.Thread):
     def round(self):
         with self.sessions.begin() as session:
             rows = session.scalars(
-                select(Outbox).where(Outbox.published_at.is_(None)).order_by(Outbox.created_at)
-                .limit(BATCH).with_for_update(skip_locked=True)
+                select(Outbox)
+                .where(Outbox.published_at.is_(None))
+                .order_by(Outbox.created_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True)
             ).all()
             if not rows:
                 return 0
@@ -234,10 +267,15 @@ class Mailing(threading.Thread):
                 event = row.payload
                 messages = []
                 if dispatch.AUDIENCE.get(event["event_type"]):
-                    parties = {"sender": agencies[event["sending_agency_id"]],
-                               "receiver": agencies[event["receiving_agency_id"]]}
-                    messages = [message for message in dispatch.plan(event, parties, self.messages)
-                                if message.channel == "email"]  # SMS: not part of this baseline
+                    parties = {
+                        "sender": agencies[event["sending_agency_id"]],
+                        "receiver": agencies[event["receiving_agency_id"]],
+                    }
+                    messages = [
+                        message
+                        for message in dispatch.plan(event, parties, self.messages)
+                        if message.channel == "email"
+                    ]  # SMS: not part of this baseline
                 sends[row.id] = [self.senders.submit(self.send, message) for message in messages]
             done = []
             for event_id, sending in sends.items():
@@ -255,11 +293,17 @@ class Mailing(threading.Thread):
     @staticmethod
     def agencies(session, rows):
         """{id: {"id", "name", "contacts"}} of the agencies the events name."""
-        wanted = {uuid.UUID(row.payload[side]) for row in rows
-                  for side in ("sending_agency_id", "receiving_agency_id")}
-        return {str(found.id): {"id": str(found.id), "name": found.name, "contacts": found.contacts}
-                for found in session.execute(select(Agency.id, Agency.name, Agency.contacts)
-                                             .where(Agency.id.in_(wanted)))}
+        wanted = {
+            uuid.UUID(row.payload[side])
+            for row in rows
+            for side in ("sending_agency_id", "receiving_agency_id")
+        }
+        return {
+            str(found.id): {"id": str(found.id), "name": found.name, "contacts": found.contacts}
+            for found in session.execute(
+                select(Agency.id, Agency.name, Agency.contacts).where(Agency.id.in_(wanted))
+            )
+        }
 
 
 if os.environ.get("MONOLITH_DATABASE_URL"):

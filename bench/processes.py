@@ -1,5 +1,7 @@
 """Starting and stopping the benchmark's processes, and watching them with
 psutil: peak memory (RSS) and CPU of every process of a system under load."""
+
+import contextlib
 import os
 import signal
 import socket
@@ -36,8 +38,15 @@ def start(command, log_path, env=None, cwd=None):
     Ctrl-C at the terminal reaches only the orchestrator, which then stops
     everything in order."""
     with open(log_path, "ab") as log:
-        return subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def group_alive(pgid):
@@ -73,7 +82,7 @@ def tree(root_pid):
     """The process `root_pid` and all its descendants."""
     try:
         root = psutil.Process(root_pid)
-        return [root] + root.children(recursive=True)
+        return [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
         return []
 
@@ -144,10 +153,8 @@ class Watch:
                     continue
             groups.setdefault(self.names[proc.pid], []).append(proc)
         for name, pid in self.extra.items():
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 groups[name] = [psutil.Process(pid)]
-            except psutil.NoSuchProcess:
-                pass
         groups.update(servers())
         return groups
 
@@ -219,7 +226,11 @@ def _gunicorn_label(system, proc, known):
     """The master is the gunicorn whose parent is not a gunicorn; workers are
     numbered as first seen."""
     parent = proc.parent()
-    if parent is None or parent.name() in ("sh", "dash", "bash") or "gunicorn" not in " ".join(parent.cmdline()):
+    if (
+        parent is None
+        or parent.name() in ("sh", "dash", "bash")
+        or "gunicorn" not in " ".join(parent.cmdline())
+    ):
         return f"{system} master"
     workers = sum(1 for name in set(known.values()) if name.startswith(f"{system} worker"))
     return f"{system} worker {workers + 1}"

@@ -6,6 +6,7 @@ its sample count, read here into the frames that take the most samples:
 `self` (the innermost frame, where the CPU is spent) and `own code` (the
 project's frames, whatever they call).
 """
+
 import collections
 import os
 import pathlib
@@ -23,8 +24,21 @@ def py_spy():
 
 
 def command(pid, seconds, out_path, rate=100):
-    return [py_spy(), "record", "--pid", str(pid), "--duration", str(int(seconds)),
-            "--rate", str(rate), "--format", "raw", "--nonblocking", "--output", str(out_path)]
+    return [
+        py_spy(),
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        str(rate),
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--output",
+        str(out_path),
+    ]
 
 
 def record(pids, seconds, out_dir):
@@ -33,10 +47,14 @@ def record(pids, seconds, out_dir):
     for name, pid in pids.items():
         out_path = pathlib.Path(out_dir) / f"profile-{name.replace(' ', '-')}.txt"
         cmd = command(pid, seconds, out_path)
-        log = open(pathlib.Path(out_dir) / f"py-spy-{name.replace(' ', '-')}.log", "wb")
-        started[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL, start_new_session=True),
-                         out_path, cmd)
+        log = open(pathlib.Path(out_dir) / f"py-spy-{name.replace(' ', '-')}.log", "wb")  # noqa: SIM115  (the process writes to it after this returns)
+        started[name] = (
+            subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            ),
+            out_path,
+            cmd,
+        )
         log.close()
     return started
 
@@ -44,7 +62,8 @@ def record(pids, seconds, out_dir):
 def failed(out_path):
     """What py-spy said when it wrote no profile (no ptrace permission, say)."""
     log = pathlib.Path(out_path).parent / pathlib.Path(out_path).name.replace("profile-", "py-spy-").replace(
-        ".txt", ".log")
+        ".txt", ".log"
+    )
     said = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
     return {"samples": 0, "self": [], "own": [], "error": said[0] if said else "no output"}
 

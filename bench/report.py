@@ -4,6 +4,7 @@ whole by every `make bench` (the markdown comes from TEMPLATE below).
 `python -m bench.report RESULTS.json` writes them again from a kept run
 (BENCH_KEEP=1 keeps the run's folder, results.json included).
 """
+
 import json
 import math
 import pathlib
@@ -234,8 +235,14 @@ def errors(run):
     return sum(call["failures"] for call in run["calls"].values())
 
 
-OUTSIDE = ("load generator (locust)", "orchestrator", "smtp sink", "rabbitmq", "postgresql",
-           "rest of the machine")
+OUTSIDE = (
+    "load generator (locust)",
+    "orchestrator",
+    "smtp sink",
+    "rabbitmq",
+    "postgresql",
+    "rest of the machine",
+)
 
 
 def cpu_ms_per_op(run, servers=False):
@@ -285,15 +292,22 @@ def cpu_ms_all(run):
 
 def worst_call(run):
     """(call, p99 ms) of the call with the highest p99 in `run`."""
-    return max(((name, call["p99_ms"]) for name, call in run["calls"].items()),
-               key=lambda item: item[1], default=(None, None))
+    return max(
+        ((name, call["p99_ms"]) for name, call in run["calls"].items()),
+        key=lambda item: item[1],
+        default=(None, None),
+    )
 
 
 def _network_levels(results):
     """Every level the network ran, journeys and creates only: [(label, run)]."""
-    found = [(f"{users} clients", run) for users, run in sorted(_users(results["levels"].get("network")).items())]
-    found += [(f"{users} clients, creates only", run)
-              for users, run in sorted(_users(results["levels"].get("network-create")).items())]
+    found = [
+        (f"{users} clients", run) for users, run in sorted(_users(results["levels"].get("network")).items())
+    ]
+    found += [
+        (f"{users} clients, creates only", run)
+        for users, run in sorted(_users(results["levels"].get("network-create")).items())
+    ]
     return found
 
 
@@ -311,38 +325,77 @@ def targets(results):
     found = []
     if run and base and created_per_second(base):
         rate, base_rate = created_per_second(run), created_per_second(base)
-        found.append(("journeys/s at least 0.5 of the same-work monolith's",
-                      f"{rate / base_rate:.2f} ({rate:.1f} / {base_rate:.1f})", rate >= 0.5 * base_rate, ""))
+        found.append(
+            (
+                "journeys/s at least 0.5 of the same-work monolith's",
+                f"{rate / base_rate:.2f} ({rate:.1f} / {base_rate:.1f})",
+                rate >= 0.5 * base_rate,
+                "",
+            )
+        )
         own, other = cpu_ms_all(run), cpu_ms_all(base)
-        found.append(("CPU per journey (with RabbitMQ's and PostgreSQL's) at most 2x the same-work monolith's",
-                      f"{own / other:.2f}x ({own:.1f} / {other:.1f} ms)" if own and other else "n/a",
-                      bool(own and other and own <= 2 * other), ""))
+        found.append(
+            (
+                "CPU per journey (with RabbitMQ's and PostgreSQL's) at most 2x the same-work monolith's",
+                f"{own / other:.2f}x ({own:.1f} / {other:.1f} ms)" if own and other else "n/a",
+                bool(own and other and own <= 2 * other),
+                "",
+            )
+        )
     else:
-        found.append(("journeys/s at least 0.5 of the same-work monolith's (and CPU per journey at most 2x)",
-                      "n/a: no same-work monolith level at 32 clients", False, ""))
+        found.append(
+            (
+                "journeys/s at least 0.5 of the same-work monolith's (and CPU per journey at most 2x)",
+                "n/a: no same-work monolith level at 32 clients",
+                False,
+                "",
+            )
+        )
     for users, bound in ((8, 150), (TARGET_USERS, 400)):
         level = network.get(users)
         name, p99 = worst_call(level) if level else (None, None)
         base_name, base_p99 = worst_call(same[users]) if same.get(users) else (None, None)
-        found.append((f"p99 of every call under {bound} ms at {users} clients",
-                      f"highest: {name} {p99:.0f} ms" if name else "n/a", p99 is not None and p99 < bound,
-                      f"highest: {base_name} {base_p99:.0f} ms" if base_name else ""))
+        found.append(
+            (
+                f"p99 of every call under {bound} ms at {users} clients",
+                f"highest: {name} {p99:.0f} ms" if name else "n/a",
+                p99 is not None and p99 < bound,
+                f"highest: {base_name} {base_p99:.0f} ms" if base_name else "",
+            )
+        )
     _, mail_p99 = mail_quantiles(run) if run else (None, None)
     _, base_mail_p99 = mail_quantiles(base) if base else (None, None)
-    found.append(("e-mail p99 under 1 s", fmt_seconds(mail_p99, run), mail_p99 is not None and mail_p99 < 1,
-                  fmt_seconds(base_mail_p99, base) if base else ""))
+    found.append(
+        (
+            "e-mail p99 under 1 s",
+            fmt_seconds(mail_p99, run),
+            mail_p99 is not None and mail_p99 < 1,
+            fmt_seconds(base_mail_p99, base) if base else "",
+        )
+    )
     creates = next(iter(_users(levels.get("network-create")).values()), None)
     _, create_mail_p99 = mail_quantiles(creates) if creates else (None, None)
-    found.append(("creates only, at the network's top create rate: e-mail p99 under 2 s",
-                  f"{fmt_seconds(create_mail_p99, creates)} at {created_per_second(creates):.0f} creates/s"
-                  if creates else "n/a: no create-only level",
-                  create_mail_p99 is not None and create_mail_p99 < 2, ""))
+    found.append(
+        (
+            "creates only, at the network's top create rate: e-mail p99 under 2 s",
+            f"{fmt_seconds(create_mail_p99, creates)} at {created_per_second(creates):.0f} creates/s"
+            if creates
+            else "n/a: no create-only level",
+            create_mail_p99 is not None and create_mail_p99 < 2,
+            "",
+        )
+    )
     measured = _network_levels(results)
     peaks = [(name, mb) for _, level in measured for name, mb in level.get("rss_mb", {}).items()]
     peak = max(peaks, key=lambda item: item[1], default=(None, None))
-    found.append((f"every process of the network under 150 {MB} (every level)",
-                  f"largest: {peak[0]} {peak[1]:.0f} {MB}" if peak[0] else "n/a",
-                  peak[0] is not None and peak[1] < 150, ""))
+    found.append(
+        (
+            f"every process of the network under 150 {MB} (every level)",
+            f"largest: {peak[0]} {peak[1]:.0f} {MB}" if peak[0] else "n/a",
+            peak[0] is not None and peak[1] < 150,
+            "",
+        )
+    )
     failed = sum(errors(level) for _, level in measured)
     found.append(("no error (every level of the network)", f"{failed} errors", failed == 0, ""))
     return found
@@ -357,11 +410,18 @@ def _create_only_targets(results, network):
     failed = sum(errors(level) for level in network.values())
     return [
         ("the journeys' targets", "n/a: BENCH_FLOW=create, the network's clients only create", False, ""),
-        ("creates only, at the network's top create rate: e-mail p99 under 2 s",
-         f"{fmt_seconds(mail_p99, run)} at {created_per_second(run):.0f} creates/s" if run else "n/a",
-         mail_p99 is not None and mail_p99 < 2, ""),
-        (f"every process of the network under 150 {MB} (every level)",
-         f"largest: {peak[0]} {peak[1]:.0f} {MB}" if peak[0] else "n/a", peak[0] is not None and peak[1] < 150, ""),
+        (
+            "creates only, at the network's top create rate: e-mail p99 under 2 s",
+            f"{fmt_seconds(mail_p99, run)} at {created_per_second(run):.0f} creates/s" if run else "n/a",
+            mail_p99 is not None and mail_p99 < 2,
+            "",
+        ),
+        (
+            f"every process of the network under 150 {MB} (every level)",
+            f"largest: {peak[0]} {peak[1]:.0f} {MB}" if peak[0] else "n/a",
+            peak[0] is not None and peak[1] < 150,
+            "",
+        ),
         ("no error (every level of the network)", f"{failed} errors", failed == 0, ""),
     ]
 
@@ -371,23 +431,32 @@ def summary_lines(results):
     levels = results["levels"]
     network = _users(levels.get("network"))
     lines = []
-    for name, system in (("ceiling (echo)", "echo"), ("monolith", "monolith"),
-                         ("same-work monolith", "monolith-journey")):
+    for name, system in (
+        ("ceiling (echo)", "echo"),
+        ("monolith", "monolith"),
+        ("same-work monolith", "monolith-journey"),
+    ):
         base = _users(levels.get(system))
-        ratios = [f"{u} clients {created_per_second(network[u]) / created_per_second(base[u]):.3f}"
-                  for u in sorted(network) if u in base and created_per_second(base[u])]
+        ratios = [
+            f"{u} clients {created_per_second(network[u]) / created_per_second(base[u]):.3f}"
+            for u in sorted(network)
+            if u in base and created_per_second(base[u])
+        ]
         if ratios:
             lines.append(f"network created/s as a ratio of the {name}: " + ", ".join(ratios))
     for name, got, met, monolith_got in targets(results):
-        lines.append(f"target: {name}: {got}: {'met' if met else 'MISSED'}"
-                     + (f" (same-work monolith: {monolith_got})" if monolith_got else ""))
+        lines.append(
+            f"target: {name}: {got}: {'met' if met else 'MISSED'}"
+            + (f" (same-work monolith: {monolith_got})" if monolith_got else "")
+        )
     return lines
 
 
 def level_line(system, run):
     """One console line per level, as the bench goes."""
-    line = (f"{system:9} {run['users']:3} clients: {created_per_second(run):7.1f}/s "
-            f"created, {errors(run)} errors")
+    line = (
+        f"{system:9} {run['users']:3} clients: {created_per_second(run):7.1f}/s created, {errors(run)} errors"
+    )
     first = run["calls"].get("create") or run["calls"].get("echo")
     if first:
         line += f", p50/p99 {first['p50_ms']:.0f}/{first['p99_ms']:.0f} ms"
@@ -414,7 +483,9 @@ def _by_process(runs, key, fmt):
     if not names:
         return "(not measured)"
     rows = [[name] + [fmt(runs[users].get(key, {}).get(name)) for users in levels] for name in names]
-    return _table(["process"] + [users if isinstance(users, str) else f"{users} clients" for users in levels], rows)
+    return _table(
+        ["process"] + [users if isinstance(users, str) else f"{users} clients" for users in levels], rows
+    )
 
 
 def _rss(value):
@@ -463,8 +534,9 @@ def _profile_section(results):
 
 def render(results):
     levels = results["levels"]
-    network, echo, monolith, same = (_users(levels.get(name))
-                                     for name in ("network", "echo", "monolith", "monolith-journey"))
+    network, echo, monolith, same = (
+        _users(levels.get(name)) for name in ("network", "echo", "monolith", "monolith-journey")
+    )
     machine, settings = results["machine"], results["settings"]
     machine_rows = [
         ("CPU", f"{machine['cpu_model']}, {machine['nproc']} cores (nproc)"),
@@ -475,22 +547,33 @@ def render(results):
         ("RabbitMQ", f"{machine['rabbitmq']} (Erlang {machine['erlang']})"),
         ("code", f"commit {machine['commit']}"),
         ("load average before the run", " / ".join(f"{x:.2f}" for x in machine["load_average_before"])),
-        ("run", f"{results['started']} to {results['finished']}, {settings['seconds']:g} s measured "
-                f"per level after {settings['warmup']:g} s warm-up"),
+        (
+            "run",
+            f"{results['started']} to {results['finished']}, {settings['seconds']:g} s measured "
+            f"per level after {settings['warmup']:g} s warm-up",
+        ),
         ("gateway", f"{settings['workers']} gunicorn workers x {settings['threads']} threads"),
     ]
     creates = {f"{users}, creates only": run for users, run in _users(levels.get("network-create")).items()}
     network_rows, call_rows, error_lines = _journey_rows(
         dict(sorted(network.items()), **creates),
-        lambda run: [_ms(cpu_ms_per_op(run)), _ms(cpu_ms_per_op(run, servers=True)), _bound(run, machine["nproc"])])
+        lambda run: [
+            _ms(cpu_ms_per_op(run)),
+            _ms(cpu_ms_per_op(run, servers=True)),
+            _bound(run, machine["nproc"]),
+        ],
+    )
 
     def versus(run):
         net = network.get(run["users"])
         own, other = (cpu_ms_all(net) if net else None), cpu_ms_all(run)
         rate = created_per_second(run)
-        return [_ms(cpu_ms_per_op(run)), _ms(cpu_ms_per_op(run, servers=True)),
-                f"{created_per_second(net) / rate:.2f}" if net and rate else "",
-                f"{own / other:.2f}" if own and other else ""]
+        return [
+            _ms(cpu_ms_per_op(run)),
+            _ms(cpu_ms_per_op(run, servers=True)),
+            f"{created_per_second(net) / rate:.2f}" if net and rate else "",
+            f"{own / other:.2f}" if own and other else "",
+        ]
 
     journey_rows, journey_call_rows, journey_errors = _journey_rows(dict(sorted(same.items())), versus)
     error_lines += [line.replace("- ", "- same-work monolith, ", 1) for line in journey_errors]
@@ -503,31 +586,51 @@ def render(results):
         for base, name in ((echo.get(users), "echo"), (monolith.get(users), "create")):
             if base:
                 base_rate = created_per_second(base)
-                row += [f"{base_rate:.0f}", _lat(base["calls"][name]), errors(base),
-                        f"{_ms(cpu_ms_per_op(base))}; {_ms(cpu_ms_per_op(base, servers=True))}",
-                        f"{rate / base_rate:.2f}" if rate is not None and base_rate else ""]
+                row += [
+                    f"{base_rate:.0f}",
+                    _lat(base["calls"][name]),
+                    errors(base),
+                    f"{_ms(cpu_ms_per_op(base))}; {_ms(cpu_ms_per_op(base, servers=True))}",
+                    f"{rate / base_rate:.2f}" if rate is not None and base_rate else "",
+                ]
             else:
                 row += ["", "", "", "", ""]
         baseline_rows.append(row)
     first_echo = echo.get(min(echo)) if echo else None
     check = first_echo.get("cooperation") if first_echo else None
-    cooperation = ("Check that nameko's standalone proxy cooperates under gevent: "
-                   f"{check['calls']} concurrent calls that each sleep {check['seconds_each']} s "
-                   f"in the echo service took {check['took']:.2f} s in all "
-                   f"({'they overlap' if check['overlapped'] else 'they did NOT overlap'}).") if check else ""
-    baselines = {**{f"echo {u}": r for u, r in echo.items()}, **{f"monolith {u}": r for u, r in monolith.items()}}
-    target_rows = ["| " + " | ".join([name, got, "yes" if met else "**no**", monolith_got]) + " |"
-                   for name, got, met, monolith_got in targets(results)]
+    cooperation = (
+        (
+            "Check that nameko's standalone proxy cooperates under gevent: "
+            f"{check['calls']} concurrent calls that each sleep {check['seconds_each']} s "
+            f"in the echo service took {check['took']:.2f} s in all "
+            f"({'they overlap' if check['overlapped'] else 'they did NOT overlap'})."
+        )
+        if check
+        else ""
+    )
+    baselines = {
+        **{f"echo {u}": r for u, r in echo.items()},
+        **{f"monolith {u}": r for u, r in monolith.items()},
+    }
+    target_rows = [
+        "| " + " | ".join([name, got, "yes" if met else "**no**", monolith_got]) + " |"
+        for name, got, met, monolith_got in targets(results)
+    ]
     return TEMPLATE.substitute(
         started=results["started"],
         locust=results.get("locust_version", ""),
         warmup=f"{settings['warmup']:g}",
         flow=settings.get("flow", "journey"),
-        create_level=(f"{settings['create_level']} clients" if settings.get("create_level")
-                      else "not in this run: BENCH_CREATE_LEVEL=0"),
+        create_level=(
+            f"{settings['create_level']} clients"
+            if settings.get("create_level")
+            else "not in this run: BENCH_CREATE_LEVEL=0"
+        ),
         journey_rows="\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in journey_rows)
         or "| (not in this run) |",
-        journey_call_rows="\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in journey_call_rows),
+        journey_call_rows="\n".join(
+            "| " + " | ".join(str(c) for c in row) + " |" for row in journey_call_rows
+        ),
         journey_rss=_by_process(dict(sorted(same.items())), "rss_mb", _rss),
         journey_cpu=_by_process(dict(sorted(same.items())), "cpu_percent", _cpu),
         seconds=f"{settings['seconds']:g}",
@@ -538,8 +641,12 @@ def render(results):
         nproc00=machine["nproc"] * 100,
         mb=MB,
         machine_rows="\n".join(f"| {name} | {value} |" for name, value in machine_rows),
-        note=" ".join(filter(None, [("Conditions: " + results["note"]) if results.get("note") else ""]
-                                + results.get("notes", []))),
+        note=" ".join(
+            filter(
+                None,
+                ["Conditions: " + results["note"] if results.get("note") else "", *results.get("notes", [])],
+            )
+        ),
         target_users=TARGET_USERS,
         target_rows="\n".join(target_rows) or "| (no network level at 32 clients) | | | |",
         network_rows="\n".join("| " + " | ".join(str(c) for c in row) + " |" for row in network_rows),
@@ -565,13 +672,32 @@ def _journey_rows(runs, cpu_cells):
         mail = run.get("mail")
         arrived = f"{mail['expected'] - mail['missing']} of {mail['expected']}" if mail else "n/a"
         calls_per_second = sum(call["per_second"] for call in run["calls"].values())
-        rows.append([users, f"{created_per_second(run):.1f}", f"{calls_per_second:.0f}", errors(run),
-                     fmt_seconds(p50, run), fmt_seconds(p99, run), arrived, *cpu_cells(run)])
+        rows.append(
+            [
+                users,
+                f"{created_per_second(run):.1f}",
+                f"{calls_per_second:.0f}",
+                errors(run),
+                fmt_seconds(p50, run),
+                fmt_seconds(p99, run),
+                arrived,
+                *cpu_cells(run),
+            ]
+        )
         for name in CALLS:
             call = run["calls"].get(name)
             if call:
-                call_rows.append([users, name, call["requests"], f"{call['p50_ms']:.0f}",
-                                  f"{call['p95_ms']:.0f}", f"{call['p99_ms']:.0f}", call["failures"]])
+                call_rows.append(
+                    [
+                        users,
+                        name,
+                        call["requests"],
+                        f"{call['p50_ms']:.0f}",
+                        f"{call['p95_ms']:.0f}",
+                        f"{call['p99_ms']:.0f}",
+                        call["failures"],
+                    ]
+                )
         for error in run.get("errors", []):
             error_lines.append(f"- {users} clients, {error['call']}: {error['count']} x `{error['error']}`")
     return rows, call_rows, error_lines
@@ -605,8 +731,13 @@ def plot(results, path):
         ("ceiling: echo calls/s", "echo", "tab:green", "--"),
     ]
     figure, (rate_axes, p99_axes) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ticks = sorted({int(u) for system in ("network", "monolith-journey", "monolith", "echo")
-                    for u in levels.get(system) or {}})
+    ticks = sorted(
+        {
+            int(u)
+            for system in ("network", "monolith-journey", "monolith", "echo")
+            for u in levels.get(system) or {}
+        }
+    )
     for label, system, colour, style in series:
         runs = _users(levels.get(system))
         if not runs:
@@ -614,20 +745,40 @@ def plot(results, path):
         users = sorted(runs)
         if system == "network" and results["settings"].get("flow") == "create":
             label = "network: creates/s"
-        rate_axes.plot(users, [created_per_second(runs[u]) for u in users], style, marker="o",
-                       color=colour, label=label)
-        p99_axes.plot(users, [worst_call(runs[u])[1] for u in users], style, marker="o", color=colour,
-                      label=label.split(":")[0] + (": p99 of its slowest call" if system in (
-                          "network", "monolith-journey") else ": p99"))
+        rate_axes.plot(
+            users, [created_per_second(runs[u]) for u in users], style, marker="o", color=colour, label=label
+        )
+        p99_axes.plot(
+            users,
+            [worst_call(runs[u])[1] for u in users],
+            style,
+            marker="o",
+            color=colour,
+            label=label.split(":")[0]
+            + (": p99 of its slowest call" if system in ("network", "monolith-journey") else ": p99"),
+        )
         if system == "monolith-journey":
-            rate_axes.plot(users, [created_per_second(runs[u]) / 2 for u in users], ":", color="grey",
-                           label="target: half the same-work monolith's journeys/s")
+            rate_axes.plot(
+                users,
+                [created_per_second(runs[u]) / 2 for u in users],
+                ":",
+                color="grey",
+                label="target: half the same-work monolith's journeys/s",
+            )
     for users, bound in ((8, 150), (TARGET_USERS, 400)):
         p99_axes.plot([users], [bound], "v", color="grey", markersize=7)
-        p99_axes.annotate(f"target {bound} ms", (users, bound), fontsize=7, color="grey",
-                          xytext=(4, 4), textcoords="offset points")
-    for axes, title, ylabel in ((rate_axes, "Throughput", "per second (log scale)"),
-                                (p99_axes, "p99 latency", "ms (log scale)")):
+        p99_axes.annotate(
+            f"target {bound} ms",
+            (users, bound),
+            fontsize=7,
+            color="grey",
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
+    for axes, title, ylabel in (
+        (rate_axes, "Throughput", "per second (log scale)"),
+        (p99_axes, "p99 latency", "ms (log scale)"),
+    ):
         axes.set_xscale("log", base=2)
         if ticks:
             axes.set_xticks(ticks, [str(t) for t in ticks])
@@ -652,4 +803,7 @@ def write(results, docs):
 
 
 if __name__ == "__main__":
-    write(json.loads(pathlib.Path(sys.argv[1]).read_text()), pathlib.Path(__file__).resolve().parent.parent / "docs")
+    write(
+        json.loads(pathlib.Path(sys.argv[1]).read_text()),
+        pathlib.Path(__file__).resolve().parent.parent / "docs",
+    )

@@ -11,6 +11,7 @@ does: reports.statement under reports.SETTINGS) for the last 12
 months grouped by month, and an agency's, and prints each plan's
 execution time. The scratch database is dropped at the end unless --keep.
 """
+
 import argparse
 import datetime
 import time
@@ -109,7 +110,9 @@ def explain(engine, group_by, agency_id=None, runs=3):
     scope = "network" if agency_id is None else "agency"
     statement = reports.statement(group_by, scope)
     values = {"start": first, "end": after, **({"agency_id": agency_id} if agency_id else {})}
-    explained = text("EXPLAIN (ANALYZE, BUFFERS) " + str(statement)).bindparams(*statement._bindparams.values())
+    explained = text("EXPLAIN (ANALYZE, BUFFERS) " + str(statement)).bindparams(
+        *statement._bindparams.values()
+    )
     best, plan = None, None
     with engine.connect() as conn:
         for _ in range(runs):
@@ -138,16 +141,21 @@ def main():
         began = time.monotonic()
         fill(engine, options.referrals)
         with engine.connect() as conn:
-            counted = conn.execute(text("SELECT (SELECT count(*) FROM referrals), "
-                                        "(SELECT count(*) FROM referral_history)")).one()
+            counted = conn.execute(
+                text("SELECT (SELECT count(*) FROM referrals), (SELECT count(*) FROM referral_history)")
+            ).one()
             agency_id = conn.execute(text("SELECT sending_agency_id FROM referrals LIMIT 1")).scalar()
-        print(f"{counted[0]} referrals, {counted[1]} history entries, made in {time.monotonic() - began:.0f} s")
+        print(
+            f"{counted[0]} referrals, {counted[1]} history entries, made in {time.monotonic() - began:.0f} s"
+        )
         start, end = reports.period({})
         print(f"the report's period: {start} to {end} ({datetime.date.today()})")
-        for label, group_by, scope in (("network-wide, by month", "month", None),
-                                       ("network-wide, by service type", "service_type", None),
-                                       ("network-wide, by region", "region", None),
-                                       ("one agency's, by month", "month", agency_id)):
+        for label, group_by, scope in (
+            ("network-wide, by month", "month", None),
+            ("network-wide, by service type", "service_type", None),
+            ("network-wide, by region", "region", None),
+            ("one agency's, by month", "month", agency_id),
+        ):
             took, plan = explain(engine, group_by, scope)
             print(f"{label}: {took:.1f} ms (best of 3 EXPLAIN ANALYZE)")
             if options.plans:

@@ -27,6 +27,7 @@ BENCH_URL + BENCH_ADMIN_KEY (+ BENCH_NETWORK_PID: bin/run's pid, for memory
 and profiles; + BENCH_SMTP_PORT: where that network sends its mail, for the
 e-mail times), GATEWAY_WORKERS and GATEWAY_THREADS (2 and 8), RABBIT_API_URI.
 """
+
 import concurrent.futures
 import contextlib
 import datetime
@@ -50,9 +51,9 @@ import requests
 from sqlalchemy.engine import make_url
 
 from bench import processes, profile, report
-from shared.storage.sealing import new_key
 from shared import config
 from shared.storage import migrate
+from shared.storage.sealing import new_key
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -81,10 +82,18 @@ class Settings:
             raise SystemExit("BENCH_URL needs BENCH_ADMIN_KEY (an admin key of that network).")
 
     def public(self):
-        return {"seconds": self.seconds, "warmup": self.warmup, "levels": self.levels,
-                "agencies": self.agencies, "drain": self.drain, "workers": self.workers,
-                "threads": self.threads, "external_network": bool(self.url), "flow": self.flow,
-                "create_level": self.create_level}
+        return {
+            "seconds": self.seconds,
+            "warmup": self.warmup,
+            "levels": self.levels,
+            "agencies": self.agencies,
+            "drain": self.drain,
+            "workers": self.workers,
+            "threads": self.threads,
+            "external_network": bool(self.url),
+            "flow": self.flow,
+            "create_level": self.create_level,
+        }
 
 
 class Rabbit:
@@ -97,8 +106,12 @@ class Rabbit:
 
     def create_vhost(self, vhost):
         requests.put(f"{self.base}/vhosts/{vhost}", auth=self.auth, timeout=10).raise_for_status()
-        requests.put(f"{self.base}/permissions/{vhost}/{self.auth[0]}", auth=self.auth, timeout=10,
-                     json={"configure": ".*", "write": ".*", "read": ".*"}).raise_for_status()
+        requests.put(
+            f"{self.base}/permissions/{vhost}/{self.auth[0]}",
+            auth=self.auth,
+            timeout=10,
+            json={"configure": ".*", "write": ".*", "read": ".*"},
+        ).raise_for_status()
 
     def delete_vhost(self, vhost):
         requests.delete(f"{self.base}/vhosts/{vhost}", auth=self.auth, timeout=30)
@@ -117,22 +130,33 @@ def amqp_uri(vhost):
 
 
 def database_url(key, name):
-    return (make_url(config.sqlalchemy_url(config.load()[key])).set(database=name)
-            .render_as_string(hide_password=False))
+    return (
+        make_url(config.sqlalchemy_url(config.load()[key]))
+        .set(database=name)
+        .render_as_string(hide_password=False)
+    )
 
 
 def machine():
-    model = next((line.split(":", 1)[1].strip() for line in
-                  pathlib.Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     server = make_url(config.sqlalchemy_url(config.load()["REFERRALS_DATABASE_URL"])).set(
-        drivername="postgresql", database="postgres")
+        drivername="postgresql", database="postgres"
+    )
     with psycopg.connect(server.render_as_string(hide_password=False)) as conn:
         postgres = conn.execute("SHOW server_version").fetchone()[0]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "memory_gib": psutil.virtual_memory().total / 2**30,
@@ -214,8 +238,9 @@ class Bench:
 
     def start_sink(self, port, name="smtp-sink"):
         path = self.work / f"{name}.tsv"
-        self.sink = self.start(name, [sys.executable, "-m", "bench.smtp_sink", str(port), str(path)],
-                               stop_timeout=10)
+        self.sink = self.start(
+            name, [sys.executable, "-m", "bench.smtp_sink", str(port), str(path)], stop_timeout=10
+        )
         processes.wait_for(lambda: processes.port_open(port), 15, "the SMTP sink")
         self.mailbox = Mailbox(path)
 
@@ -272,13 +297,26 @@ class Bench:
 
         def one(index):
             email = f"coordinator-{index}-{self.run_id}@bench.example.org"
-            agency = call("POST", "/v1/agencies", {
-                "name": f"Bench agency {index} {self.run_id}", "kind": "ngo",
-                "services": ["housing", "employment", "health", "legal"], "regions": ["AZ-BA", "AZ-GA"],
-                "languages": ["en"], "accepting_referrals": True,
-                "contacts": [{"name": f"Coordinator {index}", "email": email, "language": "en",
-                              "channels": ["email"]}],
-            })
+            agency = call(
+                "POST",
+                "/v1/agencies",
+                {
+                    "name": f"Bench agency {index} {self.run_id}",
+                    "kind": "ngo",
+                    "services": ["housing", "employment", "health", "legal"],
+                    "regions": ["AZ-BA", "AZ-GA"],
+                    "languages": ["en"],
+                    "accepting_referrals": True,
+                    "contacts": [
+                        {
+                            "name": f"Coordinator {index}",
+                            "email": email,
+                            "language": "en",
+                            "channels": ["email"],
+                        }
+                    ],
+                },
+            )
             key = call("POST", f"/v1/agencies/{agency['id']}/api-keys", {"role": "agency"})
             return {"id": agency["id"], "key": key["key"], "email": email}
 
@@ -289,14 +327,25 @@ class Bench:
     def level(self, spec, root_pid, label, profile_pids=None):
         """One level: the load process, the watch over the system's
         processes and, when asked, py-spy on `profile_pids`."""
-        name = (f"{spec['system']}-{spec['users']}" + ("-creates" if spec.get("flow") == "create" else "")
-                + ("-profiled" if profile_pids else ""))
-        spec = dict(spec, seconds=self.s.seconds, warmup=self.s.warmup, amqp_uri=self.amqp,
-                    marks=str(self.work / name))
+        name = (
+            f"{spec['system']}-{spec['users']}"
+            + ("-creates" if spec.get("flow") == "create" else "")
+            + ("-profiled" if profile_pids else "")
+        )
+        spec = dict(
+            spec,
+            seconds=self.s.seconds,
+            warmup=self.s.warmup,
+            amqp_uri=self.amqp,
+            marks=str(self.work / name),
+        )
         spec_path, out_path = self.work / f"{name}.spec.json", self.work / f"{name}.json"
         spec_path.write_text(json.dumps(spec))
-        load = processes.start([sys.executable, "-m", "bench.load", str(spec_path), str(out_path)],
-                               self.work / f"load-{name}.log", cwd=ROOT)
+        load = processes.start(
+            [sys.executable, "-m", "bench.load", str(spec_path), str(out_path)],
+            self.work / f"load-{name}.log",
+            cwd=ROOT,
+        )
         extra = {"load generator (locust)": load.pid, "orchestrator": os.getpid()}
         if self.sink:
             extra["smtp sink"] = self.sink.pid
@@ -304,8 +353,10 @@ class Bench:
         try:
             with processes.Watch(root_pid, label, extra) as watch:
                 deadline = time.monotonic() + self.s.seconds + self.s.warmup + 120
-                measuring, measured = pathlib.Path(f"{spec['marks']}.measuring"), pathlib.Path(
-                    f"{spec['marks']}.measured")
+                measuring, measured = (
+                    pathlib.Path(f"{spec['marks']}.measuring"),
+                    pathlib.Path(f"{spec['marks']}.measured"),
+                )
                 while not measuring.exists() and load.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.05)
                 watch.cpu_start()
@@ -328,12 +379,14 @@ class Bench:
         result = json.loads(out_path.read_text())
         if not spec.get("mail"):
             result.pop("created", None)
-        result.update(rss_mb=watch.rss_mb, cpu_percent=watch.cpu_percent,
-                      machine_percent=watch.machine_percent)
+        result.update(
+            rss_mb=watch.rss_mb, cpu_percent=watch.cpu_percent, machine_percent=watch.machine_percent
+        )
         if profiles:
             result["profiles"] = {
-                proc: dict(profile.top_frames(path) if path.exists() else profile.failed(path),
-                           command=" ".join(cmd))
+                proc: dict(
+                    profile.top_frames(path) if path.exists() else profile.failed(path), command=" ".join(cmd)
+                )
                 for proc, (_, path, cmd) in profiles.items()
             }
         return result
@@ -349,15 +402,23 @@ class Bench:
             "expected": len(wanted),
             "missing": missing,
             "waited": waited,
-            "seconds": sorted(self.mailbox.arrivals[key] - answered
-                              for key, answered in wanted.items() if key in self.mailbox.arrivals),
+            "seconds": sorted(
+                self.mailbox.arrivals[key] - answered
+                for key, answered in wanted.items()
+                if key in self.mailbox.arrivals
+            ),
         }
 
     def run_echo(self):
-        service = self.start("echo", [sys.executable, "-m", "bench.echo"],
-                             env=dict(os.environ, AMQP_URI=self.amqp), stop_timeout=15)
-        processes.wait_for(lambda: self.rabbit.has_queue(self.vhost, "rpc-bench_echo"), 60,
-                           "the echo service's queue")
+        service = self.start(
+            "echo",
+            [sys.executable, "-m", "bench.echo"],
+            env=dict(os.environ, AMQP_URI=self.amqp),
+            stop_timeout=15,
+        )
+        processes.wait_for(
+            lambda: self.rabbit.has_queue(self.vhost, "rpc-bench_echo"), 60, "the echo service's queue"
+        )
         runs = {}
         for index, users in enumerate(self.s.levels):
             spec = {"system": "echo", "users": users, "check_cooperation": index == 0}
@@ -373,11 +434,26 @@ class Bench:
 
         monolith.create_table(url_db)
         port = processes.free_port()
-        server = self.start("monolith", [
-            os.path.join(os.path.dirname(sys.executable), "gunicorn"), "bench.monolith:app",
-            "--worker-class", "gthread", "--workers", str(self.s.workers), "--threads", str(self.s.threads),
-            "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "--graceful-timeout", "10",
-        ], env=dict(os.environ, MONOLITH_DATABASE_URL=url_db, GATEWAY_THREADS=str(self.s.threads)))
+        server = self.start(
+            "monolith",
+            [
+                os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+                "bench.monolith:app",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                str(self.s.workers),
+                "--threads",
+                str(self.s.threads),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                "-",
+                "--graceful-timeout",
+                "10",
+            ],
+            env=dict(os.environ, MONOLITH_DATABASE_URL=url_db, GATEWAY_THREADS=str(self.s.threads)),
+        )
         processes.wait_for(lambda: processes.port_open(port), 30, "the monolith")
         runs = {}
         for users in self.s.levels:
@@ -396,18 +472,38 @@ class Bench:
         directory = monolith_journey.load_directory(url_db, self.s.agencies, self.run_id)
         port, smtp_port = processes.free_port(), processes.free_port()
         self.start_sink(smtp_port, "smtp-sink-monolith-journey")
-        server = self.start("monolith-journey", [
-            os.path.join(os.path.dirname(sys.executable), "gunicorn"), "-c", str(ROOT / "gateway" / "gunicorn.conf.py"),
-            "bench.monolith_journey:app", "--bind", f"127.0.0.1:{port}",
-        ], env=dict(os.environ, MONOLITH_DATABASE_URL=url_db, DATA_ENCRYPTION_KEYS=keys,
-                    SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp_port),
-                    GATEWAY_WORKERS=str(self.s.workers), GATEWAY_THREADS=str(self.s.threads),
-                    RATE_LIMIT_KEY_PREFIX="bench-" + uuid.uuid4().hex))
+        server = self.start(
+            "monolith-journey",
+            [
+                os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+                "-c",
+                str(ROOT / "gateway" / "gunicorn.conf.py"),
+                "bench.monolith_journey:app",
+                "--bind",
+                f"127.0.0.1:{port}",
+            ],
+            env=dict(
+                os.environ,
+                MONOLITH_DATABASE_URL=url_db,
+                DATA_ENCRYPTION_KEYS=keys,
+                SMTP_HOST="127.0.0.1",
+                SMTP_PORT=str(smtp_port),
+                GATEWAY_WORKERS=str(self.s.workers),
+                GATEWAY_THREADS=str(self.s.threads),
+                RATE_LIMIT_KEY_PREFIX="bench-" + uuid.uuid4().hex,
+            ),
+        )
         processes.wait_for(lambda: processes.port_open(port), 30, "the same-work monolith")
         runs = {}
         for users in self.s.levels:
-            spec = {"system": "monolith-journey", "users": users, "url": f"http://127.0.0.1:{port}",
-                    "directory": directory, "flow": "journey", "mail": True}
+            spec = {
+                "system": "monolith-journey",
+                "users": users,
+                "url": f"http://127.0.0.1:{port}",
+                "directory": directory,
+                "flow": "journey",
+                "mail": True,
+            }
             runs[users] = self.level(spec, server.pid, processes.monolith_journey_label)
             self.mail_times(runs[users])
             print(report.level_line("monolith-journey", runs[users]), flush=True)
@@ -429,15 +525,27 @@ class Bench:
         self.network_run = (url, directory, root_pid)
         runs = {}
         for users in self.s.levels:
-            spec = {"system": "network", "users": users, "url": url, "directory": directory,
-                    "flow": self.s.flow, "mail": True}
+            spec = {
+                "system": "network",
+                "users": users,
+                "url": url,
+                "directory": directory,
+                "flow": self.s.flow,
+                "mail": True,
+            }
             runs[users] = self.level(spec, root_pid, processes.network_label)
             self.mail_times(runs[users])
             print(report.level_line("network", runs[users]), flush=True)
         if self.s.create_level:
             users = self.s.create_level
-            spec = {"system": "network", "users": users, "url": url, "directory": directory,
-                    "flow": "create", "mail": True}
+            spec = {
+                "system": "network",
+                "users": users,
+                "url": url,
+                "directory": directory,
+                "flow": "create",
+                "mail": True,
+            }
             run = self.level(spec, root_pid, processes.network_label)
             self.mail_times(run)
             self.results["levels"]["network-create"] = {users: run}
@@ -450,10 +558,19 @@ class Bench:
         for proc in processes.tree(root_pid):
             name = processes.network_label(proc, names)
             names[proc.pid] = name
-        hot = {name: pid for pid, name in names.items()
-               if name in ("agencies", "referrals", "notifications") or "worker" in name}
-        spec = {"system": "network", "users": users, "url": url, "directory": directory,
-                "flow": self.s.flow, "mail": True}
+        hot = {
+            name: pid
+            for pid, name in names.items()
+            if name in ("agencies", "referrals", "notifications") or "worker" in name
+        }
+        spec = {
+            "system": "network",
+            "users": users,
+            "url": url,
+            "directory": directory,
+            "flow": self.s.flow,
+            "mail": True,
+        }
         run = self.level(spec, root_pid, processes.network_label, profile_pids=hot)
         self.mail_times(run)
         return run
@@ -479,25 +596,28 @@ def main():
             try:
                 results["machine"]["rabbitmq"], results["machine"]["erlang"] = bench.rabbit.versions()
             except requests.RequestException:
-                print(f"bench: RabbitMQ's management API does not answer at {bench.rabbit.base}; the bench "
-                      "makes a vhost of its own through it: rabbitmq-plugins enable rabbitmq_management",
-                      file=sys.stderr)
+                print(
+                    f"bench: RabbitMQ's management API does not answer at {bench.rabbit.base}; the bench "
+                    "makes a vhost of its own through it: rabbitmq-plugins enable rabbitmq_management",
+                    file=sys.stderr,
+                )
                 return 2
             results["note"] = os.environ.get("BENCH_NOTE", "")
             results["locust_version"] = importlib.metadata.version("locust")
-            results["started"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            results["started"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             bench.own_vhost()
             for system in settings.systems:
                 results["levels"][system] = getattr(bench, f"run_{system.replace('-', '_')}")()
             targets = report.targets(results)
-            wanted = settings.profile == "1" or (settings.profile == "auto" and targets
-                                                 and not all(met for _, _, met, _ in targets))
+            wanted = settings.profile == "1" or (
+                settings.profile == "auto" and targets and not all(met for _, _, met, _ in targets)
+            )
             network_run = getattr(bench, "network_run", None)
             if wanted and network_run and network_run[2]:
                 users = 32 if 32 in settings.levels else max(settings.levels)
                 print(f"bench: profiling the network at {users} users", flush=True)
                 results["profile"] = bench.run_profile(users)
-            results["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+            results["finished"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
             (work / "results.json").write_text(json.dumps(results, indent=1))
         report.write(results, ROOT / "docs")
         for line in report.summary_lines(results):

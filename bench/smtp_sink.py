@@ -5,6 +5,7 @@ e-mails takes no CPU from the load generator's or the network's.
 line per recipient to FILE: `<arrival unix time>\t<recipient>\t<reference>`
 (the reference is read from the subject).
 """
+
 import re
 import signal
 import sys

@@ -8,13 +8,13 @@ in `FIRST_NODE`, so that the network's connections are spread over the
 nodes; its fault (`rabbitmq-leader`) stops the node leading most of the
 services' quorum queues (`rabbitmqctl stop_app`) and leaves it stopped.
 """
+
 import collections
 import json
 import subprocess
 import time
 
 from shared import config
-
 from shared.plumbing import amqp_uri
 from tests.support.rabbit_cluster import RabbitCluster
 
@@ -26,16 +26,33 @@ class MachineBroker:
         self.vhost = vhost
         self.uri = amqp_uri.with_vhost(config.load()["AMQP_URI"], vhost)
         subprocess.run(["rabbitmqctl", "add_vhost", vhost], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"], check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+            check=True,
+            capture_output=True,
+        )
 
     def uri_for(self, process):
         return self.uri
 
     def messages(self):
         """How many messages wait in each queue of the run's vhost."""
-        listed = subprocess.run(["rabbitmqctl", "list_queues", "-p", self.vhost, "name", "messages", "--formatter",
-                                 "json", "--quiet"], check=True, capture_output=True, text=True).stdout
+        listed = subprocess.run(
+            [
+                "rabbitmqctl",
+                "list_queues",
+                "-p",
+                self.vhost,
+                "name",
+                "messages",
+                "--formatter",
+                "json",
+                "--quiet",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return {queue["name"]: queue["messages"] for queue in json.loads(listed or "[]")}
 
     def do_fault(self, down_seconds):
@@ -87,8 +104,13 @@ class ClusterBroker:
         connections = self.cluster.connections_by_node()
         self.cluster.stop_app(leader)
         stopped_at = time.monotonic()
-        return {"node_stopped": leader, "quorum_queues": len(queues), "queues_it_led": leaders[leader],
-                "connections_by_node_before": connections, "stopped_at": stopped_at}
+        return {
+            "node_stopped": leader,
+            "quorum_queues": len(queues),
+            "queues_it_led": leaders[leader],
+            "connections_by_node_before": connections,
+            "stopped_at": stopped_at,
+        }
 
     def after_fault(self):
         return {"running_after": [node.name for node in self.cluster.up()]}
@@ -101,7 +123,9 @@ def for_faults(faults, vhost):
     """The broker the faults need: a cluster for `rabbitmq-leader`, else the machine's own."""
     if ClusterBroker.fault in faults:
         if MachineBroker.fault in faults:
-            raise SystemExit(f"{ClusterBroker.fault} runs on a cluster of its own and {MachineBroker.fault} "
-                             "on the machine's node: run them apart")
+            raise SystemExit(
+                f"{ClusterBroker.fault} runs on a cluster of its own and {MachineBroker.fault} "
+                "on the machine's node: run them apart"
+            )
         return ClusterBroker(vhost)
     return MachineBroker(vhost)

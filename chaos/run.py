@@ -24,6 +24,7 @@ down (10). `rabbitmq` and `postgresql` restart the machine's own servers
 `rabbitmq-leader` runs the network on a 3-node RabbitMQ cluster of the run's
 own instead of the machine's node, and stops the node leading the queues.
 """
+
 import collections
 import json
 import os
@@ -41,16 +42,19 @@ import psycopg
 import requests
 
 from chaos import brokers
-from shared.storage.sealing import new_key
 from shared import config
 from shared.storage import migrate
+from shared.storage.sealing import new_key
 from tests.support import data
 from tests.support.sinks import HttpSink, SmtpSink, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PROCESSES = [line.split(": ", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()]
-ALL_FAULTS = ([f"kill:{name}" for name, _ in PROCESSES] + [f"term:{name}" for name, _ in PROCESSES]
-              + ["rabbitmq", "postgresql"])
+ALL_FAULTS = (
+    [f"kill:{name}" for name, _ in PROCESSES]
+    + [f"term:{name}" for name, _ in PROCESSES]
+    + ["rabbitmq", "postgresql"]
+)
 READY_WITHIN = 30.0
 ADMIN_KEY = "chaos-admin-" + uuid.uuid4().hex
 SENDER_EMAIL, RECEIVER_EMAIL = "sender@example.org", "receiver@example.org"
@@ -69,14 +73,25 @@ class Network:
 
     def start(self, name):
         command = dict(PROCESSES)[name]
-        log = open(self.work / f"{name}.log", "ab")
+        log = open(self.work / f"{name}.log", "ab")  # noqa: SIM115  (the process writes to it after this returns)
         env = dict(self.env, AMQP_URI=self.broker.uri_for(name))
-        self.processes[name] = subprocess.Popen(shlex.split(command), cwd=ROOT, env=env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes[name] = subprocess.Popen(
+            shlex.split(command),
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def start_all(self):
-        subprocess.run([sys.executable, "-m", "shared.commands.preflight"], cwd=ROOT, check=True, capture_output=True,
-                       env=dict(self.env, AMQP_URI=self.broker.uri_for("preflight")))
+        subprocess.run(
+            [sys.executable, "-m", "shared.commands.preflight"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            env=dict(self.env, AMQP_URI=self.broker.uri_for("preflight")),
+        )
         for name, _ in PROCESSES:
             self.start(name)
         self.watcher.start()
@@ -141,9 +156,12 @@ class Partners:
             key = uuid.uuid4().hex
             while self.running:
                 try:
-                    answer = requests.post(self.url + "/v1/referrals", json=data.referral(self.receiver_id),
-                                           headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": key},
-                                           timeout=30)
+                    answer = requests.post(
+                        self.url + "/v1/referrals",
+                        json=data.referral(self.receiver_id),
+                        headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": key},
+                        timeout=30,
+                    )
                     self.answers[answer.status_code] += 1
                 except requests.RequestException as error:
                     self.answers[type(error).__name__] += 1
@@ -225,11 +243,17 @@ def server_fault(fault, down_seconds, broker):
     if fault != "postgresql":
         raise SystemExit(f"{fault} cannot be done on this run's broker")
     cluster = sorted(os.listdir("/etc/postgresql"))[0]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "stop", "-m", "fast"],
+        check=True,
+        capture_output=True,
+    )
     time.sleep(down_seconds)
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", cluster, "main", "start"],
+        check=True,
+        capture_output=True,
+    )
     return {}
 
 
@@ -247,21 +271,33 @@ def main():
     run = "chaos_" + uuid.uuid4().hex[:8]
     base = config.load()
     broker = brokers.for_faults(faults, run)
-    databases = {key: base[key].rsplit("/", 1)[0] + f"/{service}_{run}" for service, key in
-                 config.DATABASE_KEYS.items()}
+    databases = {
+        key: base[key].rsplit("/", 1)[0] + f"/{service}_{run}"
+        for service, key in config.DATABASE_KEYS.items()
+    }
     work = pathlib.Path(tempfile.mkdtemp(prefix="chaos-"))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     report = {"faults": [], "work": str(work)}
     with SmtpSink() as smtp, HttpSink() as sms:
-        env = dict(os.environ, GATEWAY_PORT=str(port), BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
-                   SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port), SMS_BACKEND="http", SMS_HTTP_URL=sms.url,
-                   RATE_LIMIT="100000/minute", RATE_LIMIT_KEY_PREFIX=run, SESSION_SECRET=run,
-                   DATA_ENCRYPTION_KEYS=new_key(),  # the run's own, as its databases
-                   WEBHOOK_SECRET_KEYS=new_key(),
-                   NOTIFICATION_BACKOFF_SECONDS="1", PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
-                   PYTHONUNBUFFERED="1",
-                   **databases)
+        env = dict(
+            os.environ,
+            GATEWAY_PORT=str(port),
+            BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp.port),
+            SMS_BACKEND="http",
+            SMS_HTTP_URL=sms.url,
+            RATE_LIMIT="100000/minute",
+            RATE_LIMIT_KEY_PREFIX=run,
+            SESSION_SECRET=run,
+            DATA_ENCRYPTION_KEYS=new_key(),  # the run's own, as its databases
+            WEBHOOK_SECRET_KEYS=new_key(),
+            NOTIFICATION_BACKOFF_SECONDS="1",
+            PATH=f"{sys.prefix}/bin:{os.environ['PATH']}",
+            PYTHONUNBUFFERED="1",
+            **databases,
+        )
         network = Network(env, work, broker)
         smtp.messages, sms.received = Stamped(), Stamped()
         try:
@@ -269,13 +305,24 @@ def main():
             if wait(lambda: ready(url), 90) is None:
                 raise RuntimeError(f"the network did not become ready; logs in {work}")
             admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            sender = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(
-                name="Sender", contacts=[data.contact(email=SENDER_EMAIL)])).json()
-            receiver = requests.post(url + "/v1/agencies", headers=admin, json=data.agency(
-                name="Receiver", contacts=[data.contact(email=RECEIVER_EMAIL, channels=["email", "sms"])])
+            sender = requests.post(
+                url + "/v1/agencies",
+                headers=admin,
+                json=data.agency(name="Sender", contacts=[data.contact(email=SENDER_EMAIL)]),
             ).json()
-            key, receiver_key = (requests.post(f"{url}/v1/agencies/{agency['id']}/api-keys", headers=admin,
-                                               json={"role": "agency"}).json()["key"] for agency in (sender, receiver))
+            receiver = requests.post(
+                url + "/v1/agencies",
+                headers=admin,
+                json=data.agency(
+                    name="Receiver", contacts=[data.contact(email=RECEIVER_EMAIL, channels=["email", "sms"])]
+                ),
+            ).json()
+            key, receiver_key = (
+                requests.post(
+                    f"{url}/v1/agencies/{agency['id']}/api-keys", headers=admin, json={"role": "agency"}
+                ).json()["key"]
+                for agency in (sender, receiver)
+            )
             with Partners(url, key, receiver["id"], clients, receiver_key if accept else None) as partners:
                 time.sleep(pause)
                 for fault in faults:
@@ -291,30 +338,45 @@ def main():
                     ready_after = None if took is None else round(time.monotonic() - started, 1)
                     if fault == broker.fault:
                         details.update(broker.after_fault())
-                    report["faults"].append({
-                        "fault": fault, "ready_after_s": ready_after, "made_so_far": len(partners.made),
-                        "started_at": report_started,
-                        "gone_after_s": None if stopped is None else round(stopped, 1), **details})
+                    report["faults"].append(
+                        {
+                            "fault": fault,
+                            "ready_after_s": ready_after,
+                            "made_so_far": len(partners.made),
+                            "started_at": report_started,
+                            "gone_after_s": None if stopped is None else round(stopped, 1),
+                            **details,
+                        }
+                    )
                     time.sleep(pause)
-            report["answers"] = {str(code): count for code, count in sorted(partners.answers.items(), key=str)}
+            report["answers"] = {
+                str(code): count for code, count in sorted(partners.answers.items(), key=str)
+            }
             made_ids = set(partners.made.values())
             referrals_db = databases["REFERRALS_DATABASE_URL"]
             outboxes = [databases[key] for key in ("REFERRALS_DATABASE_URL", "AGENCIES_DATABASE_URL")]
 
             def outbox_waiting():
-                return sum(query(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]
-                           for db in outboxes)
+                return sum(
+                    query(db, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]
+                    for db in outboxes
+                )
 
             wait(lambda: not outbox_waiting(), 120)
-            stored = query(referrals_db, "SELECT r.id::text, r.reference, k.key FROM referrals r "
-                                         "LEFT JOIN idempotency_keys k ON k.referral_id = r.id")
+            stored = query(
+                referrals_db,
+                "SELECT r.id::text, r.reference, k.key FROM referrals r "
+                "LEFT JOIN idempotency_keys k ON k.referral_id = r.id",
+            )
             by_key = collections.Counter(key for _, _, key in stored)
             references = {row[0]: row[1] for row in stored}
 
             def named(text):
                 return next((word.strip(".,:;()") for word in text.split() if "REF-" in word), None)
 
-            accepted = {references[referral_id] for referral_id in partners.accepted if referral_id in references}
+            accepted = {
+                references[referral_id] for referral_id in partners.accepted if referral_id in references
+            }
 
             def mail_key(recipients, message):
                 """Whom an e-mail told about which referral: the receiver of a sent
@@ -323,13 +385,16 @@ def main():
 
             def delivered():
                 """(e-mails by whom and reference, SMS by reference)."""
-                return (collections.Counter(mail_key(*mail) for mail in list(smtp.messages)),
-                        collections.Counter(named(message["text"]) for message in list(sms.received)))
+                return (
+                    collections.Counter(mail_key(*mail) for mail in list(smtp.messages)),
+                    collections.Counter(named(message["text"]) for message in list(sms.received)),
+                )
 
             def all_delivered():
                 mails, texts = delivered()
-                return (all(mails[RECEIVER_EMAIL, ref] and texts[ref] for ref in references.values())
-                        and all(mails[SENDER_EMAIL, ref] for ref in accepted))
+                return all(mails[RECEIVER_EMAIL, ref] and texts[ref] for ref in references.values()) and all(
+                    mails[SENDER_EMAIL, ref] for ref in accepted
+                )
 
             wait(all_delivered, 180, 1)
             mails, texts = delivered()
@@ -342,41 +407,60 @@ def main():
                 reaches the sink just before the fault, or just after it when
                 the sender died with the last bytes on their way."""
                 first, by_fault = {}, collections.Counter()
-                for reference, arrived in zip(keys, times):
+                for reference, arrived in zip(keys, times, strict=False):
                     if reference not in first:
                         first[reference] = arrived
                         continue
-                    near = sorted((abs(f["started_at"] - first[reference]), f["fault"]) for f in report["faults"])
-                    by_fault[near[0][1] if near and near[0][0] <= 10 else "(no fault near the first send)"] += 1
+                    near = sorted(
+                        (abs(f["started_at"] - first[reference]), f["fault"]) for f in report["faults"]
+                    )
+                    by_fault[
+                        near[0][1] if near and near[0][0] <= 10 else "(no fault near the first send)"
+                    ] += 1
                 return dict(by_fault)
 
             report["doubled_by_fault"] = {
                 "email": doubled_by_fault([mail_key(*mail) for mail in smtp.messages], smtp.messages.times),
-                "sms": doubled_by_fault([named(m["text"]) for m in sms.received], sms.received.times)}
+                "sms": doubled_by_fault([named(m["text"]) for m in sms.received], sms.received.times),
+            }
             report["outbox_waiting"] = outbox_waiting()
-            report["dead_letters"] = sum(count for name, count in broker.messages().items()
-                                         if name.startswith("dead-letters."))
-            report["tracebacks_in_logs"] = {log.stem: log.read_text(errors="replace").count("Traceback")
-                                            for log in sorted(work.glob("*.log"))}
-            report.update({
-                "referrals_made": len(made_ids),
-                "referrals_lost": len(made_ids - set(references)),
-                "keys_with_two_referrals": sum(1 for key, count in by_key.items() if key and count > 1),
-                "referrals_without_their_email": sum(1 for ref in references.values()
-                                                     if not mails[RECEIVER_EMAIL, ref]),
-                "referrals_accepted": len(accepted),
-                "accepted_without_their_email": sum(1 for ref in accepted if not mails[SENDER_EMAIL, ref]),
-                "accept_answers": {str(code): count for code, count in
-                                   sorted(partners.accept_answers.items(), key=str)},
-                "referrals_without_their_sms": sum(1 for ref in references.values() if not texts[ref]),
-                "doubled_emails": sum(count - 1 for count in mails.values() if count > 1),
-                "doubled_sms": sum(count - 1 for count in texts.values() if count > 1),
-                "answers_500": partners.answers.get(500, 0) + partners.accept_answers.get(500, 0),
-                "processes_exited_on_their_own": dict(network.exits),
-                "faults_not_ready_within_30_s": [f["fault"] for f in report["faults"] if f["ready_after_s"] is None],
-                "stops_not_done_within_30_s": [f["fault"] for f in report["faults"]
-                                               if f["fault"].startswith("term:") and f["gone_after_s"] is None],
-            })
+            report["dead_letters"] = sum(
+                count for name, count in broker.messages().items() if name.startswith("dead-letters.")
+            )
+            report["tracebacks_in_logs"] = {
+                log.stem: log.read_text(errors="replace").count("Traceback")
+                for log in sorted(work.glob("*.log"))
+            }
+            report.update(
+                {
+                    "referrals_made": len(made_ids),
+                    "referrals_lost": len(made_ids - set(references)),
+                    "keys_with_two_referrals": sum(1 for key, count in by_key.items() if key and count > 1),
+                    "referrals_without_their_email": sum(
+                        1 for ref in references.values() if not mails[RECEIVER_EMAIL, ref]
+                    ),
+                    "referrals_accepted": len(accepted),
+                    "accepted_without_their_email": sum(
+                        1 for ref in accepted if not mails[SENDER_EMAIL, ref]
+                    ),
+                    "accept_answers": {
+                        str(code): count for code, count in sorted(partners.accept_answers.items(), key=str)
+                    },
+                    "referrals_without_their_sms": sum(1 for ref in references.values() if not texts[ref]),
+                    "doubled_emails": sum(count - 1 for count in mails.values() if count > 1),
+                    "doubled_sms": sum(count - 1 for count in texts.values() if count > 1),
+                    "answers_500": partners.answers.get(500, 0) + partners.accept_answers.get(500, 0),
+                    "processes_exited_on_their_own": dict(network.exits),
+                    "faults_not_ready_within_30_s": [
+                        f["fault"] for f in report["faults"] if f["ready_after_s"] is None
+                    ],
+                    "stops_not_done_within_30_s": [
+                        f["fault"]
+                        for f in report["faults"]
+                        if f["fault"].startswith("term:") and f["gone_after_s"] is None
+                    ],
+                }
+            )
         finally:
             network.stop()
             for database in databases.values():
@@ -384,31 +468,57 @@ def main():
             broker.close()
     print(markdown(report, clients))
     print(json.dumps(report))
-    passed = (report["referrals_lost"] == report["keys_with_two_referrals"] == report["answers_500"] == 0
-              and report["outbox_waiting"] == report["dead_letters"] == report["accepted_without_their_email"] == 0
-              and not report["processes_exited_on_their_own"] and not report["faults_not_ready_within_30_s"]
-              and not report["stops_not_done_within_30_s"]
-              and report["referrals_without_their_email"] == report["referrals_without_their_sms"] == 0)
+    passed = (
+        report["referrals_lost"] == report["keys_with_two_referrals"] == report["answers_500"] == 0
+        and report["outbox_waiting"] == report["dead_letters"] == report["accepted_without_their_email"] == 0
+        and not report["processes_exited_on_their_own"]
+        and not report["faults_not_ready_within_30_s"]
+        and not report["stops_not_done_within_30_s"]
+        and report["referrals_without_their_email"] == report["referrals_without_their_sms"] == 0
+    )
     return 0 if passed else 1
 
 
 def markdown(report, clients):
-    lines = [f"Clients: {clients}. Referrals made: {report['referrals_made']}.", "",
-             "| fault | process gone after (s) | ready again after (s) |", "|---|---|---|"]
-    lines += [f"| {f['fault']} | {'' if not f['fault'].startswith(('kill:', 'term:')) else f['gone_after_s'] if f['gone_after_s'] is not None else 'NOT within 30'}"
-              f" | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
-              for f in report["faults"]]
+    lines = [
+        f"Clients: {clients}. Referrals made: {report['referrals_made']}.",
+        "",
+        "| fault | process gone after (s) | ready again after (s) |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| {f['fault']} | {'' if not f['fault'].startswith(('kill:', 'term:')) else f['gone_after_s'] if f['gone_after_s'] is not None else 'NOT within 30'}"
+        f" | {f['ready_after_s'] if f['ready_after_s'] is not None else 'NOT within 30'} |"
+        for f in report["faults"]
+    ]
     for f in report["faults"]:
         if "node_stopped" in f:
-            lines += ["", f"{f['fault']}: {f['node_stopped']} stopped, leading {f['queues_it_led']} of the "
-                          f"{f['quorum_queues']} quorum queues; client connections by node before: "
-                          f"{f['connections_by_node_before']}; running after: {f['running_after']}."]
+            lines += [
+                "",
+                f"{f['fault']}: {f['node_stopped']} stopped, leading {f['queues_it_led']} of the "
+                f"{f['quorum_queues']} quorum queues; client connections by node before: "
+                f"{f['connections_by_node_before']}; running after: {f['running_after']}.",
+            ]
     lines += ["", "| figure | value |", "|---|---|"]
-    for name in ("stops_not_done_within_30_s", "referrals_lost", "outbox_waiting", "dead_letters",
-                 "referrals_accepted", "accepted_without_their_email", "accept_answers", "keys_with_two_referrals",
-                 "referrals_without_their_email",
-                 "referrals_without_their_sms", "answers_500", "processes_exited_on_their_own", "doubled_emails",
-                 "doubled_sms", "doubled_by_fault", "tracebacks_in_logs", "answers"):
+    for name in (
+        "stops_not_done_within_30_s",
+        "referrals_lost",
+        "outbox_waiting",
+        "dead_letters",
+        "referrals_accepted",
+        "accepted_without_their_email",
+        "accept_answers",
+        "keys_with_two_referrals",
+        "referrals_without_their_email",
+        "referrals_without_their_sms",
+        "answers_500",
+        "processes_exited_on_their_own",
+        "doubled_emails",
+        "doubled_sms",
+        "doubled_by_fault",
+        "tracebacks_in_logs",
+        "answers",
+    ):
         lines.append(f"| {name.replace('_', ' ')} | {report[name]} |")
     return "\n".join(lines)
 

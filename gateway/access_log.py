@@ -4,6 +4,7 @@ lines where LOG_FORMAT=json.
 A sign-in link's token is part of its path (/inbox/sign-in/<token>), so the
 access log shows that path with the token left out. Each access line carries
 the request's id, as the gateway answered it in X-Request-ID."""
+
 import re
 
 from gunicorn.glogging import Logger

@@ -12,6 +12,7 @@ internet and under the gateway's Content-Security-Policy, gateway/security.py).
 A plain Flask blueprint, not a flask-smorest one: the documentation is not an
 operation of the API, so it stays out of the OpenAPI document.
 """
+
 from flask import Blueprint, abort, render_template, send_from_directory
 from swagger_ui_bundle import swagger_ui_path
 
@@ -20,9 +21,11 @@ ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png
 YEAR_SECONDS = 365 * 24 * 3600
 
 blp = Blueprint(
-    "apidocs", __name__,
+    "apidocs",
+    __name__,
     template_folder="templates",
-    static_folder="static/apidocs", static_url_path="/docs/static",
+    static_folder="static/apidocs",
+    static_url_path="/docs/static",
 )
 
 

@@ -1,4 +1,5 @@
 """The gateway: partners' HTTP API over the services' RPC."""
+
 import logging
 from http import HTTPStatus
 
@@ -6,8 +7,7 @@ import flask_smorest
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import apidocs, auth, bodies, docs, limits, metrics, request_ids, security
-from gateway import inbox
+from gateway import apidocs, auth, bodies, docs, inbox, limits, metrics, request_ids, security
 from gateway.api import agencies, health, notifications, referrals, reports, webhooks
 from gateway.problems import from_http_exception, problem, with_retry_after
 from gateway.rpc import RpcPool, ServiceTimeout, ServiceUnavailable
@@ -44,13 +44,20 @@ def create_app(settings=None):
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         API_SPEC_OPTIONS={
-            "info": {"description": "Partner agencies' API of the returnee referral network. "
-                                    "Every error is application/problem+json (RFC 9457). Unknown "
-                                    "fields in a body and unknown query parameters are refused (422)."},
-            "components": {"securitySchemes": {"bearerKey": {
-                "type": "http", "scheme": "bearer",
-                "description": "An API key issued by the network's admins: `Authorization: Bearer <key>`.",
-            }}},
+            "info": {
+                "description": "Partner agencies' API of the returnee referral network. "
+                "Every error is application/problem+json (RFC 9457). Unknown "
+                "fields in a body and unknown query parameters are refused (422)."
+            },
+            "components": {
+                "securitySchemes": {
+                    "bearerKey": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An API key issued by the network's admins: `Authorization: Bearer <key>`.",
+                    }
+                }
+            },
             "security": [{"bearerKey": []}],
         },
     )

@@ -6,6 +6,7 @@ call returns (shared.plumbing.announced_cache): a revoked key fails on the very 
 request through every replica, and a key in use costs one basic.get on the
 broker instead of an RPC per request.
 """
+
 import hashlib
 
 from flask import abort, current_app, g, request
@@ -49,8 +50,9 @@ def digest(key):
 def authenticate():
     key = bearer_key()
     if key is None:
-        abort(401, description="An API key is required: Authorization: Bearer <key>.",
-              www_authenticate=BEARER)
+        abort(
+            401, description="An API key is required: Authorization: Bearer <key>.", www_authenticate=BEARER
+        )
     found = current_app.extensions["keys"].get(digest(key), lambda: call("agencies", "authenticate", key))
     if not found:
         abort(401, description="The API key is not valid.", www_authenticate=BEARER)
@@ -61,7 +63,9 @@ def key_cache(settings):
     """The process's cache of checked keys: {"agency_id", "role", "key_id", "prefix"}
     by digest, a key's entry gone when the directory announces it revoked."""
     return AnnouncedCache(
-        settings["AMQP_URI"], events.AGENCIES, [events.API_KEY_REVOKED],
+        settings["AMQP_URI"],
+        events.AGENCIES,
+        [events.API_KEY_REVOKED],
         names_in=lambda _, payload: [payload["key_id"]],
         name_of=lambda found: found["key_id"],
     )

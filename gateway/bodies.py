@@ -1,6 +1,7 @@
 """Checks of a request's body before anything else reads it: its size
 (413), its media type (415) and whether it is JSON at all (400). The
 marshmallow schemas then check what it says (422)."""
+
 import json
 
 from flask import abort, current_app, request

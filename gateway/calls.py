@@ -1,5 +1,6 @@
 """One RPC call from a request thread, through the app's pool, carrying
 the request's id to the service."""
+
 from flask import current_app
 
 from gateway import request_ids

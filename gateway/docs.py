@@ -8,6 +8,7 @@ operation what the gateway itself answers around every view (401, 429,
 431), so the document lists every status a partner can get and no
 catch-all `default`.
 """
+
 import http
 
 from apispec import BasePlugin
@@ -32,7 +33,8 @@ class Problem(Schema):
 
 class NotReady(Problem):
     down = fields.List(
-        fields.String(), required=True,
+        fields.String(),
+        required=True,
         metadata={"description": "What does not answer: `rabbitmq` or service names."},
     )
 
@@ -73,14 +75,30 @@ WITH_A_QUERY = (422,)
 
 # Headers some problems carry, besides X-Request-ID.
 PROBLEM_HEADERS = {
-    401: {"WWW-Authenticate": {"schema": {"type": "string"},
-                               "description": "`Bearer`: the scheme the key goes in."}},
-    429: {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
-                          "description": "Seconds until the key may call again."}},
-    503: {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
-                          "description": "Seconds after which the call is worth trying again."}},
-    504: {"Retry-After": {"schema": {"type": "integer", "minimum": 1},
-                          "description": "Seconds after which the call is worth trying again."}},
+    401: {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "description": "`Bearer`: the scheme the key goes in.",
+        }
+    },
+    429: {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Seconds until the key may call again.",
+        }
+    },
+    503: {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Seconds after which the call is worth trying again.",
+        }
+    },
+    504: {
+        "Retry-After": {
+            "schema": {"type": "integer", "minimum": 1},
+            "description": "Seconds after which the call is worth trying again.",
+        }
+    },
 }
 
 REQUEST_ID_PARAMETER = "RequestId"
@@ -96,7 +114,8 @@ def register_components(spec, problem_schema=Problem):
         lazy=True,
     )
     spec.components.parameter(
-        REQUEST_ID_PARAMETER, "header",
+        REQUEST_ID_PARAMETER,
+        "header",
         {
             "name": REQUEST_ID_HEADER,
             "required": False,

@@ -1,4 +1,5 @@
 """gunicorn settings for the gateway (`gunicorn -c gateway/gunicorn.conf.py`)."""
+
 import os
 import shutil
 import tempfile
@@ -30,7 +31,9 @@ def on_starting(server):
             if name.endswith(".db"):
                 os.remove(os.path.join(given, name))
     else:
-        _made_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+        _made_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+            prefix="gateway-metrics-"
+        )
 
 
 _made_metrics_dir = None
@@ -56,11 +59,20 @@ def _problem_instead_of_html(sock, status_int, reason, mesg):
     import uuid
 
     request_id = uuid.uuid4().hex
-    body = json.dumps({"type": "about:blank", "title": reason, "status": status_int,
-                       "detail": mesg or reason, "request_id": request_id}).encode()
-    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
-            f"X-Request-ID: {request_id}\r\n\r\n").encode("latin-1")
+    body = json.dumps(
+        {
+            "type": "about:blank",
+            "title": reason,
+            "status": status_int,
+            "detail": mesg or reason,
+            "request_id": request_id,
+        }
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n"
+        f"X-Request-ID: {request_id}\r\n\r\n"
+    ).encode("latin-1")
     gunicorn.util.write_nonblock(sock, head + body)
 
 

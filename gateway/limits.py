@@ -9,6 +9,7 @@ Redis going away does not stop the gateway: the limits are not counted
 meanwhile (they fail open), which the log says once, and once more when
 Redis is back.
 """
+
 import functools
 import logging
 import math
@@ -106,13 +107,16 @@ def storage_uri(settings):
     uri = settings["RATE_LIMIT_STORAGE_URI"]
     for scheme, ours in (("redis://", "gateway-redis://"), ("memory://", "gateway-memory://")):
         if uri.startswith(scheme):
-            return ours + uri[len(scheme):]
+            return ours + uri[len(scheme) :]
     raise ValueError(f"RATE_LIMIT_STORAGE_URI must be redis://... or memory://, not {uri!r}")
 
 
 def storage_options(settings):
-    return {"key_prefix": settings["RATE_LIMIT_KEY_PREFIX"]} if settings["RATE_LIMIT_STORAGE_URI"].startswith(
-        "redis://") else {}
+    return (
+        {"key_prefix": settings["RATE_LIMIT_KEY_PREFIX"]}
+        if settings["RATE_LIMIT_STORAGE_URI"].startswith("redis://")
+        else {}
+    )
 
 
 def caller_key():
@@ -146,7 +150,8 @@ def init_app(app, settings):
         reset_time = breached.window[0] if breached else time.time()
         wait = max(1, math.ceil(reset_time - time.time()))
         response = problem(
-            429, "Too Many Requests",
+            429,
+            "Too Many Requests",
             f"This API key is over its limit of {error.description}; try again in {wait} s.",
         )
         response.headers["Retry-After"] = str(wait)

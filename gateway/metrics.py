@@ -12,17 +12,31 @@ PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set up by
 gateway/gunicorn.conf.py) and /metrics adds them up, whichever worker
 answers; without that setting (tests, `flask run`) the process's own.
 """
+
 import os
 import time
 
 from flask import Response, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client import multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 
-REQUESTS = Counter("gateway_requests_total", "Answers of the gateway, by route, method and status",
-                   ["route", "method", "status"])
-DURATION = Histogram("gateway_request_duration_seconds", "How long the gateway took to answer, by route "
-                     "and method", ["route", "method"])
+REQUESTS = Counter(
+    "gateway_requests_total",
+    "Answers of the gateway, by route, method and status",
+    ["route", "method", "status"],
+)
+DURATION = Histogram(
+    "gateway_request_duration_seconds",
+    "How long the gateway took to answer, by route and method",
+    ["route", "method"],
+)
 UNMATCHED = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ENDPOINT = "metrics"

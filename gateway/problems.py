@@ -1,5 +1,6 @@
 """Every error as `application/problem+json` (RFC 9457), with the request's
 id in the body (`request_id`) so that a partner can quote it to operators."""
+
 from flask import has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 

@@ -1,6 +1,7 @@
 """Each request's id: the caller's `X-Request-ID` if it looks sane, else a
 new one; answered in the same header, put in every problem body, sent along
 with every RPC call and written in the gateway's own log lines."""
+
 from flask import g, request
 
 from shared.plumbing import request_id

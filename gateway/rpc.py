@@ -10,6 +10,7 @@ Each proxy keeps its worker context data in a dict of the pool's own, which
 the borrower fills before its calls (the request id): nameko sends that data
 as AMQP headers with every call the proxy makes.
 """
+
 import contextlib
 import logging
 import queue
@@ -18,7 +19,9 @@ import threading
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared.contract.errors import DATABASE_AWAY  # (importing shared.contract.errors registers the errors that cross RPC)
+from shared.contract.errors import (
+    DATABASE_AWAY,  # (importing shared.contract.errors registers the errors that cross RPC)
+)
 from shared.plumbing.away import BROKER_AWAY
 
 log = logging.getLogger(__name__)
@@ -95,7 +98,9 @@ class RpcPool:
             self.idle.put(entry)
             if error.exc_type in DATABASE_AWAY:
                 log.warning("a service cannot reach its database: %s", error.exc_type)
-                raise ServiceUnavailable("A service cannot reach its database just now; try again soon.") from None
+                raise ServiceUnavailable(
+                    "A service cannot reach its database just now; try again soon."
+                ) from None
             raise
         except RpcTimeout:
             self._drop(entry)  # a late reply would confuse the next borrower

@@ -1,4 +1,5 @@
 """The gateway application as gunicorn serves it: `gateway.wsgi:app`."""
+
 from gateway.app import create_app
 from shared.plumbing import request_id
 

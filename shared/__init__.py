@@ -1,4 +1,5 @@
 """Project-wide code: settings, event names and payloads, errors that cross RPC."""
+
 import warnings
 
 # nameko 2.14 runs on eventlet by design (../shared/DESIGN.md): its notice

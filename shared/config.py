@@ -4,6 +4,7 @@ Every process builds one plain dict of settings with `load()`; nameko services
 get that dict as their container config, so a test can hand a container its
 own databases and broker without touching the environment.
 """
+
 import os
 
 from shared.plumbing import amqp_uri
@@ -123,5 +124,5 @@ def sqlalchemy_url(url):
     """A PostgreSQL URL as SQLAlchemy wants it for psycopg 3."""
     for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     raise ValueError(f"not a PostgreSQL URL: {url!r}")

@@ -1,23 +1,23 @@
 """What every test shares: green threads, the real broker and databases of
 this run's own, and small stand-ins for the outside mail and SMS providers."""
+
 from shared.plumbing.green import patch
 
 patch()  # before anything else opens a socket, as in every service process
 
-import uuid  # noqa: E402
+import uuid
 
-import pytest  # noqa: E402
-import requests  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+import pytest
+import requests
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from shared import config  # noqa: E402
-
+from shared import config
+from shared.commands.preflight import check_postgresql, check_rabbitmq
 from shared.storage import migrate
-from shared.storage.db import make_engine  # noqa: E402
-from shared.storage.sealing import Sealer, new_key  # noqa: E402
-from shared.commands.preflight import check_postgresql, check_rabbitmq  # noqa: E402
-from tests.support.sinks import HttpSink, SmtpSink  # noqa: E402
+from shared.storage.db import make_engine
+from shared.storage.sealing import Sealer, new_key
+from tests.support.sinks import HttpSink, SmtpSink
 
 RUN_ID = uuid.uuid4().hex[:10]
 # The key that seals returnees' data in this run's services: one per run.
@@ -28,6 +28,8 @@ SEALER = Sealer.from_setting(DATA_ENCRYPTION_KEYS)  # for tests that call servic
 
 def pytest_sessionstart(session):
     """Say plainly what is missing instead of failing every test."""
+    if session.config.getoption("markexpr") == "rules":
+        return  # the fast lane: pure rules, no server needed
     settings = config.load()
     api = session.config.getoption("RABBIT_API_URI")
     problems = []
@@ -45,8 +47,10 @@ def pytest_sessionstart(session):
     try:
         check_postgresql(settings["REFERRALS_DATABASE_URL"])
     except Exception as error:
-        problems.append(f"PostgreSQL: {error} (start: pg_ctlcluster --skip-systemctl-redirect "
-                        "$(ls /etc/postgresql) main start)")
+        problems.append(
+            f"PostgreSQL: {error} (start: pg_ctlcluster --skip-systemctl-redirect "
+            "$(ls /etc/postgresql) main start)"
+        )
     if problems:
         pytest.exit("The tests need real servers:\n  " + "\n  ".join(problems), returncode=3)
 
@@ -91,8 +95,10 @@ def databases(database_urls, engines):
         empty(engine)
 
 
-TABLES = ("SELECT quote_ident(tablename) FROM pg_tables "
-          "WHERE schemaname = 'public' AND tablename <> 'alembic_version'")
+TABLES = (
+    "SELECT quote_ident(tablename) FROM pg_tables "
+    "WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+)
 
 
 def empty(engine):
@@ -104,8 +110,17 @@ def empty(engine):
         tables = conn.execute(text(TABLES)).scalars().all()
         if not tables:
             return
-        holding = conn.execute(text(" UNION ALL ".join(
-            f"SELECT '{table}' WHERE EXISTS (SELECT FROM {table})" for table in tables))).scalars().all()
+        holding = (
+            conn.execute(
+                text(
+                    " UNION ALL ".join(
+                        f"SELECT '{table}' WHERE EXISTS (SELECT FROM {table})" for table in tables
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
         if holding:
             conn.execute(text(f"TRUNCATE {', '.join(holding)} CASCADE"))
 

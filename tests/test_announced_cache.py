@@ -1,10 +1,14 @@
 """shared.plumbing.announced_cache against the real broker: what is cached, and that
 an announcement the broker has confirmed is never missed by the next use."""
+
 import pytest
 from nameko.standalone.events import get_event_exchange
 
 from shared.plumbing.announced_cache import AnnouncedCache
 from shared.plumbing.confirms import ConfirmingChannel
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
+
 
 SOURCE, CHANGED = "directory_under_test", "thing_changed"
 
@@ -23,9 +27,14 @@ def announce(rabbit_config):
 
 @pytest.fixture
 def cache(rabbit_config):
-    made = AnnouncedCache(rabbit_config["AMQP_URI"], SOURCE, [CHANGED],
-                          names_in=lambda _, payload: [payload["name"]],
-                          name_of=lambda value: value["name"], retry_seconds=0)
+    made = AnnouncedCache(
+        rabbit_config["AMQP_URI"],
+        SOURCE,
+        [CHANGED],
+        names_in=lambda _, payload: [payload["name"]],
+        name_of=lambda value: value["name"],
+        retry_seconds=0,
+    )
     yield made
     made.close()
 
@@ -87,8 +96,14 @@ def test_without_its_queue_the_cache_keeps_nothing_and_binds_again(cache, announ
 
 
 def test_entries_expire(rabbit_config):
-    cache = AnnouncedCache(rabbit_config["AMQP_URI"], SOURCE, [CHANGED], names_in=lambda *_: [],
-                           name_of=lambda value: value["name"], ttl=0)
+    cache = AnnouncedCache(
+        rabbit_config["AMQP_URI"],
+        SOURCE,
+        [CHANGED],
+        names_in=lambda *_: [],
+        name_of=lambda value: value["name"],
+        ttl=0,
+    )
     load = Loader()
     try:
         cache.get("key-a", load), cache.get("key-a", load)

@@ -1,4 +1,5 @@
 """docker-compose.yml is valid, and its processes run `make run`'s commands."""
+
 import json
 import os
 import pathlib
@@ -10,8 +11,11 @@ import pytest
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SECRETS = {"SESSION_SECRET": "compose-test-secret", "DATA_ENCRYPTION_KEYS": "Y29tcG9zZS10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE=",
-           "WEBHOOK_SECRET_KEYS": "d2ViaG9vay10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE="}
+SECRETS = {
+    "SESSION_SECRET": "compose-test-secret",
+    "DATA_ENCRYPTION_KEYS": "Y29tcG9zZS10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE=",
+    "WEBHOOK_SECRET_KEYS": "d2ViaG9vay10ZXN0LWtleS1vZi0zMi1ieXRlcyEhISE=",
+}
 
 
 def procfile():
@@ -23,8 +27,13 @@ def procfile():
 def compose():
     if not shutil.which("docker-compose"):
         pytest.skip("docker-compose is not installed (apt-get install docker-compose; .ci/run does)")
-    checked = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
-                             env=dict(os.environ, **SECRETS))
+    checked = subprocess.run(
+        ["docker-compose", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **SECRETS),
+    )
     assert checked.returncode == 0, checked.stderr
     return yaml.safe_load(checked.stdout)
 
@@ -35,22 +44,32 @@ def test_compose_wants_its_secrets(compose, setting):
     service seals returnees' data under DATA_ENCRYPTION_KEYS: without
     either, no network."""
     environment = {key: value for key, value in dict(os.environ, **SECRETS).items() if key != setting}
-    refused = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
-                             env=environment)
+    refused = subprocess.run(
+        ["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True, env=environment
+    )
     assert refused.returncode != 0 and setting in refused.stderr
     assert compose["services"]["gateway"]["environment"]["SESSION_SECRET"] == SECRETS["SESSION_SECRET"]
 
 
 def test_only_the_referrals_service_and_its_migrations_hold_the_data_keys(compose):
-    holders = {name for name, service in compose["services"].items()
-               if "DATA_ENCRYPTION_KEYS" in (service.get("environment") or {})}
+    holders = {
+        name
+        for name, service in compose["services"].items()
+        if "DATA_ENCRYPTION_KEYS" in (service.get("environment") or {})
+    }
     assert holders == {"referrals", "migrate"}
-    assert compose["services"]["referrals"]["environment"]["DATA_ENCRYPTION_KEYS"] == SECRETS["DATA_ENCRYPTION_KEYS"]
+    assert (
+        compose["services"]["referrals"]["environment"]["DATA_ENCRYPTION_KEYS"]
+        == SECRETS["DATA_ENCRYPTION_KEYS"]
+    )
 
 
 def test_only_the_notifications_service_holds_the_webhook_keys(compose):
-    holders = {name for name, service in compose["services"].items()
-               if "WEBHOOK_SECRET_KEYS" in (service.get("environment") or {})}
+    holders = {
+        name
+        for name, service in compose["services"].items()
+        if "WEBHOOK_SECRET_KEYS" in (service.get("environment") or {})
+    }
     assert holders == {"notifications"}
 
 
@@ -66,7 +85,11 @@ def test_every_process_of_make_run_runs_under_compose_with_the_same_command(comp
 def test_compose_runs_the_preflight_that_make_run_runs(compose):
     run_script = (ROOT / "bin" / "run").read_text()
     assert "python -m shared.commands.preflight" in run_script
-    assert as_words(compose["services"]["migrate"]["command"]) == ["python", "-m", "shared.commands.preflight"]
+    assert as_words(compose["services"]["migrate"]["command"]) == [
+        "python",
+        "-m",
+        "shared.commands.preflight",
+    ]
 
 
 def test_the_infrastructure_is_there_with_health_checks_and_restarts(compose):
@@ -102,7 +125,9 @@ def test_prometheus_scrapes_every_replica_of_every_process_on_its_metrics_port(c
     assert set(found) == set(procfile())
     for name, port in found.items():
         environment = services[name]["environment"]
-        assert str(port) == (environment["GATEWAY_PORT"] if name == "gateway" else environment["METRICS_PORT"]), name
+        assert str(port) == (
+            environment["GATEWAY_PORT"] if name == "gateway" else environment["METRICS_PORT"]
+        ), name
 
 
 def test_grafana_is_given_prometheus_and_the_dashboard_of_the_repository(compose):
@@ -113,11 +138,19 @@ def test_grafana_is_given_prometheus_and_the_dashboard_of_the_repository(compose
     assert source["url"] == "http://prometheus:9090" and "prometheus" in compose["services"]
     [provider] = yaml.safe_load((provisioning / "dashboards" / "network.yml").read_text())["providers"]
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
-    assert (dashboards / "network.json").is_file() and dashboards == ROOT / "deploy" / "grafana" / "dashboards"
-    dashboard = json.loads((dashboards / "network.json").read_text())  # valid JSON; its queries: tests/e2e/test_metrics.py
-    assert {target["datasource"]["uid"] for panel in dashboard["panels"] for target in panel.get("targets", ())} == {
-        source["uid"]}
-    assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == "/var/lib/grafana/dashboards/network.json"
+    assert (
+        dashboards / "network.json"
+    ).is_file() and dashboards == ROOT / "deploy" / "grafana" / "dashboards"
+    dashboard = json.loads(
+        (dashboards / "network.json").read_text()
+    )  # valid JSON; its queries: tests/e2e/test_metrics.py
+    assert {
+        target["datasource"]["uid"] for panel in dashboard["panels"] for target in panel.get("targets", ())
+    } == {source["uid"]}
+    assert (
+        grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+        == "/var/lib/grafana/dashboards/network.json"
+    )
 
 
 def test_every_service_can_be_scaled_and_the_gateway_grows_by_its_workers(compose):
@@ -128,10 +161,17 @@ def test_every_service_can_be_scaled_and_the_gateway_grows_by_its_workers(compos
     services = compose["services"]
     assert [name for name, service in services.items() if "container_name" in service] == []
     for name in procfile():
-        published = [str(port["published"]) if isinstance(port, dict) else str(port).rpartition(":")[0]
-                     for port in services[name].get("ports", [])]
+        published = [
+            str(port["published"]) if isinstance(port, dict) else str(port).rpartition(":")[0]
+            for port in services[name].get("ports", [])
+        ]
         assert published == (["8000"] if name == "gateway" else []), name
-    checked = subprocess.run(["docker-compose", "config"], cwd=ROOT, capture_output=True, text=True,
-                             env=dict(os.environ, **SECRETS, GATEWAY_WORKERS="6"))
+    checked = subprocess.run(
+        ["docker-compose", "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **SECRETS, GATEWAY_WORKERS="6"),
+    )
     assert checked.returncode == 0, checked.stderr
     assert yaml.safe_load(checked.stdout)["services"]["gateway"]["environment"]["GATEWAY_WORKERS"] == "6"

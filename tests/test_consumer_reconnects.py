@@ -10,11 +10,15 @@ the new connection: the service never took a message again. Here the
 connection is marked so as py-amqp marks it when such a write fails, while
 the broker stays up (the moment the race leaves behind), and the service
 must still answer."""
+
 import eventlet
+import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from shared.plumbing.messaging import QueueConsumer
 from shared.plumbing.rpc import rpc
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
 
 
 class Echo:
@@ -25,10 +29,15 @@ class Echo:
         return value
 
 
-def test_a_consumer_on_a_connection_a_worker_found_broken_takes_messages_again(container_factory, rabbit_config):
-    listed = f"{rabbit_config['AMQP_URI']};{rabbit_config['AMQP_URI']}"  # two "nodes", as a cluster's AMQP_URI
-    container = container_factory(Echo, dict(rabbit_config, AMQP_URI=listed, QUEUE_TYPE="classic",
-                                             DELIVERY_LIMIT="5"))
+def test_a_consumer_on_a_connection_a_worker_found_broken_takes_messages_again(
+    container_factory, rabbit_config
+):
+    listed = (
+        f"{rabbit_config['AMQP_URI']};{rabbit_config['AMQP_URI']}"  # two "nodes", as a cluster's AMQP_URI
+    )
+    container = container_factory(
+        Echo, dict(rabbit_config, AMQP_URI=listed, QUEUE_TYPE="classic", DELIVERY_LIMIT="5")
+    )
     container.start()
     with ClusterRpcProxy(rabbit_config, timeout=10) as proxy:
         assert proxy.echo_reconnects.echo(1) == 1

@@ -1,6 +1,7 @@
 """psycopg must let other green threads run while it waits for PostgreSQL
 (../shared/DESIGN.md): proven without a clock, by a query that can only
 finish if another green thread runs while it waits."""
+
 import eventlet
 import pytest
 from sqlalchemy import text
@@ -48,10 +49,12 @@ def test_concurrent_queries_overlap(engine):
 
     def count_active():
         with engine.connect() as conn:
-            return conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)'"
-                " AND state = 'active' AND datname = current_database()"
-            )).scalar()
+            return conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)'"
+                    " AND state = 'active' AND datname = current_database()"
+                )
+            ).scalar()
 
     threads = [eventlet.spawn(sleeper) for _ in range(10)]
     most = 0

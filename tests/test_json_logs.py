@@ -1,11 +1,16 @@
 """LOG_FORMAT=json: each log record is one line holding one JSON object with
 the network's fields; text lines otherwise, as before."""
+
 import datetime
 import io
 import json
 import logging
 
+import pytest
+
 from shared.plumbing import json_logs, request_id
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
 
 
 def written(monkeypatch, records, service="referrals"):
@@ -41,11 +46,15 @@ def test_each_record_is_one_line_of_json_with_the_request_id_when_there_is_one(m
     first, second = (json.loads(line) for line in lines)
     assert first["request_id"] == "req-4f2a"
     assert first["event"] == "referral REF-2026-000123 accepted"
-    assert (first["level"], first["service"], first["logger"]) == ("INFO", "referrals", "tests.json_logs.referrals")
+    assert (first["level"], first["service"], first["logger"]) == (
+        "INFO",
+        "referrals",
+        "tests.json_logs.referrals",
+    )
     assert "request_id" not in second and second["level"] == "WARNING"
     at = datetime.datetime.fromisoformat(first["time"])
     assert at.utcoffset() == datetime.timedelta(0)
-    assert abs((datetime.datetime.now(datetime.timezone.utc) - at).total_seconds()) < 600
+    assert abs((datetime.datetime.now(datetime.UTC) - at).total_seconds()) < 600
 
 
 def test_a_traceback_is_a_field_of_its_one_line(monkeypatch):
@@ -77,7 +86,9 @@ def test_text_lines_stay_the_default(monkeypatch):
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter(request_id.LOG_FORMAT))
     request_id.with_request_id(handler, "agencies")
-    record = logging.LogRecord("services.agencies", logging.INFO, __file__, 1, "key %s revoked", ("k1",), None)
+    record = logging.LogRecord(
+        "services.agencies", logging.INFO, __file__, 1, "key %s revoked", ("k1",), None
+    )
     handler.handle(record)
     assert stream.getvalue() == "INFO services.agencies [-]: key k1 revoked\n"
     monkeypatch.setenv("LOG_FORMAT", "json")

@@ -1,6 +1,7 @@
 """deploy/k8s/ is valid Kubernetes, offline, and runs what `make run` runs:
 each container the Procfile's command, each probe docker compose's health
 check, each secret only where it is needed and never a secret's value."""
+
 import ast
 import copy
 import pathlib
@@ -17,6 +18,9 @@ from kubernetes_validate.utils import ValidationError
 
 from shared import config
 
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
+
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
 BASE, OVERLAY = K8S / "base", K8S / "overlays" / "example"
@@ -29,9 +33,14 @@ KUSTOMIZATION = "kustomization.yaml"
 # config/crd/bases/rabbitmq.com_rabbitmqclusters.yaml, v1beta1): a field
 # misspelt or put at the wrong level fails here as it would at `kubectl apply`.
 QUANTITY = {"type": ["string", "integer"]}
-RESOURCES = {"type": "object", "additionalProperties": False,
-             "properties": {part: {"type": "object", "additionalProperties": QUANTITY}
-                            for part in ("requests", "limits", "claims")}}
+RESOURCES = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        part: {"type": "object", "additionalProperties": QUANTITY}
+        for part in ("requests", "limits", "claims")
+    },
+}
 RABBITMQ_CLUSTER = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -46,18 +55,48 @@ RABBITMQ_CLUSTER = {
                 "replicas": {"type": "integer", "minimum": 0},
                 "image": {"type": "string"},
                 "resources": RESOURCES,
-                "persistence": {"type": "object", "additionalProperties": False, "properties": {
-                    "storage": QUANTITY, "storageClassName": {"type": "string"}, "emptyDir": {"type": "object"}}},
-                "rabbitmq": {"type": "object", "additionalProperties": False, "properties": {
-                    key: {"type": "string"} for key in ("additionalConfig", "advancedConfig", "envConfig",
-                                                        "erlangInetConfig")} | {
-                    "additionalPlugins": {"type": "array", "items": {"type": "string"}}}},
-                "service": {"type": "object", "additionalProperties": False, "properties": {
-                    "type": {"type": "string"}, "annotations": {"type": "object"}, "labels": {"type": "object"},
-                    "ipFamilyPolicy": {"type": "string"}}},
-                **{key: {} for key in ("affinity", "autoEnableAllFeatureFlags", "delayStartSeconds",
-                                       "imagePullSecrets", "override", "secretBackend", "skipPostDeploySteps",
-                                       "tls", "tolerations")},
+                "persistence": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "storage": QUANTITY,
+                        "storageClassName": {"type": "string"},
+                        "emptyDir": {"type": "object"},
+                    },
+                },
+                "rabbitmq": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        key: {"type": "string"}
+                        for key in ("additionalConfig", "advancedConfig", "envConfig", "erlangInetConfig")
+                    }
+                    | {"additionalPlugins": {"type": "array", "items": {"type": "string"}}},
+                },
+                "service": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "type": {"type": "string"},
+                        "annotations": {"type": "object"},
+                        "labels": {"type": "object"},
+                        "ipFamilyPolicy": {"type": "string"},
+                    },
+                },
+                **{
+                    key: {}
+                    for key in (
+                        "affinity",
+                        "autoEnableAllFeatureFlags",
+                        "delayStartSeconds",
+                        "imagePullSecrets",
+                        "override",
+                        "secretBackend",
+                        "skipPostDeploySteps",
+                        "tls",
+                        "tolerations",
+                    )
+                },
                 "terminationGracePeriodSeconds": {"type": "integer", "minimum": 0},
             },
         },
@@ -68,11 +107,21 @@ RABBITMQ_CLUSTER = {
 SECRETS_NEEDED = {
     "agencies": {"AMQP_URI", "AGENCIES_DATABASE_URL", "BOOTSTRAP_ADMIN_KEY"},
     "referrals": {"AMQP_URI", "REFERRALS_DATABASE_URL", "DATA_ENCRYPTION_KEYS"},
-    "notifications": {"AMQP_URI", "NOTIFICATIONS_DATABASE_URL", "WEBHOOK_SECRET_KEYS", "SMTP_USERNAME",
-                      "SMTP_PASSWORD"},
+    "notifications": {
+        "AMQP_URI",
+        "NOTIFICATIONS_DATABASE_URL",
+        "WEBHOOK_SECRET_KEYS",
+        "SMTP_USERNAME",
+        "SMTP_PASSWORD",
+    },
     "gateway": {"AMQP_URI", "SESSION_SECRET"},
-    "migrate": {"AMQP_URI", "AGENCIES_DATABASE_URL", "REFERRALS_DATABASE_URL", "NOTIFICATIONS_DATABASE_URL",
-                "DATA_ENCRYPTION_KEYS"},
+    "migrate": {
+        "AMQP_URI",
+        "AGENCIES_DATABASE_URL",
+        "REFERRALS_DATABASE_URL",
+        "NOTIFICATIONS_DATABASE_URL",
+        "DATA_ENCRYPTION_KEYS",
+    },
 }
 SECRET_SETTINGS = set().union(*SECRETS_NEEDED.values())
 # Settings read outside shared/config.py's DEFAULTS: gunicorn.conf.py's, and
@@ -103,13 +152,19 @@ def pod_templates(resources=None):
 
 
 def containers(resources=None):
-    return {container["name"]: container for pod in pod_templates(resources).values()
-            for container in pod["containers"]}
+    return {
+        container["name"]: container
+        for pod in pod_templates(resources).values()
+        for container in pod["containers"]
+    }
 
 
 def procfile():
     lines = (ROOT / "Procfile").read_text().splitlines()
-    return {name: shlex.split(command) for name, command in (line.split(": ", 1) for line in lines if line.strip())}
+    return {
+        name: shlex.split(command)
+        for name, command in (line.split(": ", 1) for line in lines if line.strip())
+    }
 
 
 def validate(resource):
@@ -125,7 +180,8 @@ def test_every_manifest_is_valid_kubernetes(path):
     (below), as they are partial resources on their own."""
     for resource in documents(path):
         if path.parent == OVERLAY and resource["metadata"]["name"] in {
-                r["metadata"]["name"] for r in base_resources() if r["kind"] == resource["kind"]}:
+            r["metadata"]["name"] for r in base_resources() if r["kind"] == resource["kind"]
+        }:
             continue  # a patch
         validate(resource)
 
@@ -148,7 +204,9 @@ def test_every_file_a_kustomization_names_is_there():
     overlay name exists, and every base manifest is named."""
     for folder in (BASE, OVERLAY):
         kustomization = yaml.safe_load((folder / KUSTOMIZATION).read_text())
-        named = kustomization.get("resources", []) + [patch["path"] for patch in kustomization.get("patches", [])]
+        named = kustomization.get("resources", []) + [
+            patch["path"] for patch in kustomization.get("patches", [])
+        ]
         for name in named:
             assert (folder / name).exists(), f"{folder.name}/{KUSTOMIZATION} names {name}, which is missing"
         if folder == BASE:
@@ -165,7 +223,9 @@ def built_overlay():
     kustomize = shutil.which("kubectl") or shutil.which("kustomize")
     if not kustomize:
         pytest.skip("neither kubectl nor kustomize is installed: the overlay is checked file by file only")
-    built = subprocess.run([kustomize, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=120)
+    built = subprocess.run(
+        [kustomize, "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=120
+    )
     assert built.returncode == 0, built.stderr
     return [document for document in yaml.safe_load_all(built.stdout) if document]
 
@@ -180,12 +240,15 @@ def test_the_overlay_builds_into_valid_kubernetes_with_its_own_names(built_overl
     assert of_kind("Service", built_overlay)["postgres"]["spec"]["externalName"] == "db.example.org"
     assert of_kind("Deployment", built_overlay)["gateway"]["spec"]["replicas"] == 3
     assert {c["image"] for c in containers(built_overlay).values() if c["name"] != "redis"} == {
-        "registry.example.org/returnee-referral-network:1.0.0"}
+        "registry.example.org/returnee-referral-network:1.0.0"
+    }
     assert not [r for r in built_overlay if ".invalid" in yaml.safe_dump(r)], "a placeholder left unset"
     selector = of_kind("Service", built_overlay)["service-metrics"]["spec"]["selector"]
     for name, deployment in of_kind("Deployment", built_overlay).items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        assert (selector.items() <= labels.items()) == (name in ("agencies", "referrals", "notifications")), name
+        assert (selector.items() <= labels.items()) == (name in ("agencies", "referrals", "notifications")), (
+            name
+        )
 
 
 def test_every_process_of_make_run_runs_with_the_same_command():
@@ -215,22 +278,31 @@ def test_probes_are_docker_composes_health_checks_and_each_process_its_own_liven
 
 
 def secret_settings_of(container):
-    assert "envFrom" not in container or all("secretRef" not in source for source in container["envFrom"]), \
+    assert "envFrom" not in container or all("secretRef" not in source for source in container["envFrom"]), (
         "secrets are given one by one, by name"
-    return {variable["name"] for variable in container.get("env", [])
-            if "secretKeyRef" in variable.get("valueFrom", {})}
+    )
+    return {
+        variable["name"]
+        for variable in container.get("env", [])
+        if "secretKeyRef" in variable.get("valueFrom", {})
+    }
 
 
 def test_each_secret_is_given_only_to_the_containers_that_need_it():
     given = {name: secret_settings_of(container) for name, container in containers().items()}
     given.pop("redis")
     assert given == SECRETS_NEEDED
-    assert {name for name, settings in given.items() if "DATA_ENCRYPTION_KEYS" in settings} == {"referrals", "migrate"}
-    assert {name for name, settings in given.items() if "WEBHOOK_SECRET_KEYS" in settings} == {"notifications"}
+    assert {name for name, settings in given.items() if "DATA_ENCRYPTION_KEYS" in settings} == {
+        "referrals",
+        "migrate",
+    }
+    assert {name for name, settings in given.items() if "WEBHOOK_SECRET_KEYS" in settings} == {
+        "notifications"
+    }
 
 
 def test_no_secret_value_is_in_any_manifest():
-    for path in manifest_files() + [BASE / KUSTOMIZATION, OVERLAY / KUSTOMIZATION]:
+    for path in [*manifest_files(), BASE / KUSTOMIZATION, OVERLAY / KUSTOMIZATION]:
         text = path.read_text()
         assert not A_PASSWORD_IN_A_URL.search(text), path
         assert "secretGenerator" not in text, path
@@ -240,7 +312,10 @@ def test_no_secret_value_is_in_any_manifest():
                 assert not set(resource["data"]) & SECRET_SETTINGS, path
     for name, container in containers().items():
         for variable in container.get("env", []):
-            assert variable["name"] not in SECRET_SETTINGS or "value" not in variable, (name, variable["name"])
+            assert variable["name"] not in SECRET_SETTINGS or "value" not in variable, (
+                name,
+                variable["name"],
+            )
 
 
 def test_settings_are_the_networks_own():
@@ -272,30 +347,45 @@ def test_a_stopping_process_has_longer_than_its_longest_wait():
     longer than these timeouts (gunicorn's graceful_timeout for the gateway,
     plus the preStop pause that lets the Service forget the replica)."""
     settings = config.load(environ=of_kind("ConfigMap")["referral-network-settings"]["data"])
-    longest = max(float(settings[key]) for key in
-                  ("RPC_TIMEOUT_SECONDS", "NOTIFICATION_SEND_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS"))
-    gunicorn = {node.targets[0].id: node.value.value for node in ast.parse(
-        (ROOT / "gateway" / "gunicorn.conf.py").read_text()).body
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)}
+    longest = max(
+        float(settings[key])
+        for key in ("RPC_TIMEOUT_SECONDS", "NOTIFICATION_SEND_TIMEOUT_SECONDS", "WEBHOOK_TIMEOUT_SECONDS")
+    )
+    gunicorn = {
+        node.targets[0].id: node.value.value
+        for node in ast.parse((ROOT / "gateway" / "gunicorn.conf.py").read_text()).body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+    }
     templates = pod_templates()
     for name in procfile():
         grace = templates[name]["terminationGracePeriodSeconds"]
         assert grace > longest, name
     gateway = containers()["gateway"]
     pause = float(gateway["lifecycle"]["preStop"]["exec"]["command"][-1])
-    assert templates["gateway"]["terminationGracePeriodSeconds"] > pause + max(gunicorn["graceful_timeout"], longest)
+    assert templates["gateway"]["terminationGracePeriodSeconds"] > pause + max(
+        gunicorn["graceful_timeout"], longest
+    )
 
 
 def test_the_first_step_of_an_upgrade_applies_the_migration_and_none_of_the_network():
     """docs/operations.md applies `component notin (service,gateway)` first,
     waits for the migration Job, then applies the rest."""
+
     def first_step(resource):
-        return resource["metadata"].get("labels", {}).get("app.kubernetes.io/component") not in ("service", "gateway")
+        return resource["metadata"].get("labels", {}).get("app.kubernetes.io/component") not in (
+            "service",
+            "gateway",
+        )
 
     resources = base_resources()
     applied = {(r["kind"], r["metadata"]["name"]) for r in resources if first_step(r)}
-    assert {("Job", "migrate"), ("ConfigMap", "referral-network-settings"), ("RabbitmqCluster", "rabbitmq"),
-            ("Deployment", "redis"), ("Service", "postgres")} <= applied
+    assert {
+        ("Job", "migrate"),
+        ("ConfigMap", "referral-network-settings"),
+        ("RabbitmqCluster", "rabbitmq"),
+        ("Deployment", "redis"),
+        ("Service", "postgres"),
+    } <= applied
     assert not applied & {("Deployment", name) for name in procfile()}
     assert "component notin (service,gateway)" in (ROOT / "docs" / "operations.md").read_text()
 
@@ -316,5 +406,7 @@ def test_metrics_are_scraped_where_they_are_served():
         container = template["spec"]["containers"][0]
         assert {"name": "METRICS_PORT", "value": "9100"} in container["env"]
         assert {"name": "metrics", "containerPort": 9100} in container["ports"]
-        assert metrics["spec"]["selector"]["app.kubernetes.io/component"] == template["metadata"]["labels"][
-            "app.kubernetes.io/component"]
+        assert (
+            metrics["spec"]["selector"]["app.kubernetes.io/component"]
+            == template["metadata"]["labels"]["app.kubernetes.io/component"]
+        )

@@ -1,5 +1,6 @@
 """bin/local-secret: the secrets `make run` and `make up` make when none is
 set, kept outside the repository, the same at every start."""
+
 import base64
 import pathlib
 import subprocess
@@ -8,15 +9,25 @@ import pytest
 
 from shared.storage.sealing import WEBHOOK_SETTING, parse_keys
 
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
+
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def local_secret(name, state):
-    return subprocess.run([str(ROOT / "bin" / "local-secret"), name], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": str(state)}, timeout=30)
+    return subprocess.run(
+        [str(ROOT / "bin" / "local-secret"), name],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "XDG_STATE_HOME": str(state)},
+        timeout=30,
+    )
 
 
-@pytest.mark.parametrize("name, size", [("data-encryption-key", 32), ("session-secret", 48), ("webhook-secret-key", 32)])
+@pytest.mark.parametrize(
+    "name, size", [("data-encryption-key", 32), ("session-secret", 48), ("webhook-secret-key", 32)]
+)
 def test_a_local_secret_is_made_once_kept_private_and_said_where(tmp_path, name, size):
     made = local_secret(name, tmp_path)
     kept = tmp_path / "referral-network" / name

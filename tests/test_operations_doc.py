@@ -1,9 +1,13 @@
 """docs/operations.md's alerting rules are rules Prometheus can load, on the
 metrics the page lists, and cover what an operator must hear about."""
+
 import pathlib
 import re
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
 
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "operations.md"
 FUNCTIONS = {"histogram_quantile"}  # PromQL's own names that hold an underscore
@@ -14,7 +18,7 @@ def section(title):
     text = DOC.read_text()
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def listed_metrics():
@@ -33,8 +37,12 @@ def rules():
 
 def test_the_alerts_are_rules_on_the_metrics_the_page_lists():
     metrics = listed_metrics()
-    assert {"outbox_oldest_age_seconds", "dead_letters", "notification_sends_total",
-            "webhook_attempts_total"} <= metrics
+    assert {
+        "outbox_oldest_age_seconds",
+        "dead_letters",
+        "notification_sends_total",
+        "webhook_attempts_total",
+    } <= metrics
     for rule in rules():
         assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}, rule["alert"]
         assert rule["labels"]["severity"] in ("critical", "warning") and rule["annotations"]["summary"]
@@ -49,7 +57,10 @@ def test_every_alert_the_operators_need_is_there():
     assert "outbox_oldest_age_seconds) > 60" in exprs["OutboxStuck"]
     assert 'notification_sends_total{outcome="failed"}' in exprs["NotificationsFailing"]
     assert "dead_letters) > 0" in exprs["DeadLetters"]
-    assert "up{" in exprs["TargetDown"] and "kube_deployment_status_replicas_available" in exprs["ServiceNotReady"]
+    assert (
+        "up{" in exprs["TargetDown"]
+        and "kube_deployment_status_replicas_available" in exprs["ServiceNotReady"]
+    )
     assert "webhook_attempts_total" in exprs["WebhookDeliveriesFailing"]
 
 
@@ -63,5 +74,9 @@ def test_the_sizing_follows_from_its_figures():
     for per_day, peak, network, servers in rows:
         expected_peak = int(per_day.replace(",", "")) / (8 * 3600) * 5
         assert abs(float(peak) - expected_peak) <= 0.05 * expected_peak + 0.01, per_day
-        assert abs(float(network) - expected_peak * a / 1000) <= 0.05 * expected_peak * a / 1000 + 0.005, per_day
-        assert abs(float(servers) - expected_peak * b / 1000) <= 0.05 * expected_peak * b / 1000 + 0.005, per_day
+        assert abs(float(network) - expected_peak * a / 1000) <= 0.05 * expected_peak * a / 1000 + 0.005, (
+            per_day
+        )
+        assert abs(float(servers) - expected_peak * b / 1000) <= 0.05 * expected_peak * b / 1000 + 0.005, (
+            per_day
+        )

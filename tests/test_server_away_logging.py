@@ -1,22 +1,32 @@
 """A worker that failed because a server is away is logged as one line, not
 a traceback on every timer round, and work waits for such a server; any
 other failure keeps its traceback and is raised at once."""
+
 import logging
 import sys
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from shared.plumbing.messaging import patiently
 from shared.commands.serve import ServerAwayWithoutTraceback
+from shared.plumbing.messaging import patiently
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
 
 
 def record_of(error):
     try:
         raise error
     except Exception:
-        return logging.LogRecord("nameko.containers", logging.ERROR, __file__, 1, "error handling worker %s: %s",
-                                 ("<relay_outbox>", error), sys.exc_info())
+        return logging.LogRecord(
+            "nameko.containers",
+            logging.ERROR,
+            __file__,
+            1,
+            "error handling worker %s: %s",
+            ("<relay_outbox>", error),
+            sys.exc_info(),
+        )
 
 
 def test_a_server_away_is_one_warning_line():
@@ -48,7 +58,8 @@ def test_work_waits_patiently_for_a_server_and_not_for_a_fault_of_its_own(caplog
         assert patiently(work, "a test's work") == "done"
     assert len(tries) == 3
     assert [r.getMessage() for r in caplog.records] == [
-        "a test's work waits for a server that is away (OperationalError)"]  # said once
+        "a test's work waits for a server that is away (OperationalError)"
+    ]  # said once
     with pytest.raises(KeyError):
         patiently(lambda: {}["missing"], "a buggy work")
     with pytest.raises(OperationalError):

@@ -1,4 +1,5 @@
 """The directory: /v1/agencies."""
+
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import RAISE

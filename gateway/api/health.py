@@ -1,4 +1,5 @@
 """/healthz and /readyz: no key needed, never rate-limited."""
+
 from flask import current_app
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields

@@ -1,4 +1,5 @@
 """Referrals and their lifecycle: /v1/referrals."""
+
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import RAISE
@@ -20,18 +21,26 @@ from shared.contract.referrals import (
     ReferralQuery,
 )
 
-blp = Blueprint("referrals", __name__, url_prefix="/v1/referrals",
-                description="Referrals of returnees between agencies")
+blp = Blueprint(
+    "referrals", __name__, url_prefix="/v1/referrals", description="Referrals of returnees between agencies"
+)
 blp.before_request(authenticate)
 blp.before_request(require_agency)  # admin keys do not read returnees' personal data
 
 
 @blp.route("", methods=["POST"])
 @blp.arguments(NewReferral)
-@blp.doc(parameters=[{
-    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"},
-    "description": "The same key and body within 24 h answers the first result again.",
-}])
+@blp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": "Idempotency-Key",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "The same key and body within 24 h answers the first result again.",
+        }
+    ]
+)
 @blp.alt_response(201, schema=Referral, success=True)
 @problems(blp, 403, 409)
 def create_referral(_):
@@ -47,7 +56,9 @@ def create_referral(_):
 @problems(blp, 403)
 def list_referrals(**filters):
     """The caller's referrals, sent and received, newest first."""
-    return call("referrals", "list_referrals", caller().agency_id, ReferralQuery().dump(filters), caller().actor)
+    return call(
+        "referrals", "list_referrals", caller().agency_id, ReferralQuery().dump(filters), caller().actor
+    )
 
 
 @blp.route("/<uuid:referral_id>", methods=["GET"])
@@ -71,8 +82,15 @@ def _move_view(move, body_schema, party):
     @blp.alt_response(200, schema=Referral, success=True)
     @problems(blp, 403, 409)
     def view(_, referral_id):
-        return call("referrals", "move_referral", caller().agency_id, str(referral_id), move,
-                    request.get_json(silent=True) or {}, caller().actor)
+        return call(
+            "referrals",
+            "move_referral",
+            caller().agency_id,
+            str(referral_id),
+            move,
+            request.get_json(silent=True) or {},
+            caller().actor,
+        )
 
     view.__name__ = f"{move}_referral"
     view.__doc__ = f"{move.capitalize()} the referral (its {party})."
@@ -96,8 +114,14 @@ for _move, _schema, _party in (
 def erase_referral(_, referral_id):
     """Erase the returnee's data and every free text of the referral, in
     any status (its sender); erasing it again answers the same."""
-    return call("referrals", "erase_referral", caller().agency_id, str(referral_id),
-                request.get_json(silent=True) or {}, caller().actor)
+    return call(
+        "referrals",
+        "erase_referral",
+        caller().agency_id,
+        str(referral_id),
+        request.get_json(silent=True) or {},
+        caller().actor,
+    )
 
 
 @blp.route("/<uuid:referral_id>/access-log", methods=["GET"])
@@ -106,5 +130,6 @@ def erase_referral(_, referral_id):
 @problems(blp, 403)
 def referral_access_log(referral_id, **query):
     """Every read and change of the referral, oldest first (its sender)."""
-    return call("referrals", "referral_access_log", caller().agency_id, str(referral_id),
-                PageQuery().dump(query))
+    return call(
+        "referrals", "referral_access_log", caller().agency_id, str(referral_id), PageQuery().dump(query)
+    )

@@ -2,6 +2,7 @@
 referrals, sent and received; an admin key the whole network's, with small
 counts withheld by the referrals service (services/referrals/reports.py
 says what each figure counts). JSON, or CSV with `Accept: text/csv`."""
+
 import csv
 import io
 
@@ -14,8 +15,12 @@ from gateway.auth import authenticate, caller
 from gateway.calls import call
 from shared.contract.reports import COUNTS, FIGURES, Report, ReportQuery
 
-blp = Blueprint("reports", __name__, url_prefix="/v1/reports",
-                description="Figures on how the network works: referrals counted by group")
+blp = Blueprint(
+    "reports",
+    __name__,
+    url_prefix="/v1/reports",
+    description="Figures on how the network works: referrals counted by group",
+)
 blp.before_request(authenticate)
 
 CSV = "text/csv"
@@ -69,8 +74,12 @@ def as_csv(answer):
     for row in answer["rows"] + [totals]:
         writer.writerow([_cell(row.get(column)) for column in CSV_COLUMNS])
     name = f"referrals-{answer['group_by']}-{answer['from']}-{answer['to']}.csv"
-    return Response(text.getvalue().encode("utf-8"), mimetype=CSV, content_type=f"{CSV}; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return Response(
+        text.getvalue().encode("utf-8"),
+        mimetype=CSV,
+        content_type=f"{CSV}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _cell(value):

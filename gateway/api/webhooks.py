@@ -1,4 +1,5 @@
 """Partner systems' webhooks and their delivery logs: /v1/webhooks."""
+
 from flask import request
 from flask_smorest import Blueprint
 from marshmallow import RAISE
@@ -17,8 +18,12 @@ from shared.contract.webhooks import (
     WebhookWithSecret,
 )
 
-blp = Blueprint("webhooks", __name__, url_prefix="/v1/webhooks",
-                description="Signed calls to a partner's system on every change of its referrals")
+blp = Blueprint(
+    "webhooks",
+    __name__,
+    url_prefix="/v1/webhooks",
+    description="Signed calls to a partner's system on every change of its referrals",
+)
 blp.before_request(authenticate)
 blp.before_request(require_agency)  # a webhook hears of an agency's referrals
 
@@ -93,5 +98,6 @@ def test_webhook(webhook_id):
 @problems(blp, 403)
 def list_deliveries(webhook_id, **filters):
     """The webhook's deliveries, newest first: what each try got."""
-    return call("notifications", "list_webhook_deliveries", _agency(), str(webhook_id),
-                DeliveryQuery().dump(filters))
+    return call(
+        "notifications", "list_webhook_deliveries", _agency(), str(webhook_id), DeliveryQuery().dump(filters)
+    )

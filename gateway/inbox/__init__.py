@@ -6,13 +6,20 @@ sessions belong to the agencies service, referrals to the referrals
 service. The browser holds one cookie, signed with SESSION_SECRET: the
 session's id, the CSRF secret and the chosen language.
 """
+
 import datetime
 
 from flask import Blueprint
 from flask_wtf.csrf import CSRFProtect
 
-blp = Blueprint("inbox", __name__, url_prefix="/inbox", template_folder="templates",
-                static_folder="static", static_url_path="/static")
+blp = Blueprint(
+    "inbox",
+    __name__,
+    url_prefix="/inbox",
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/static",
+)
 
 COOKIE_NAME = "inbox_session"
 
@@ -20,8 +27,10 @@ COOKIE_NAME = "inbox_session"
 def init_app(app, settings):
     secret = settings.get("SESSION_SECRET")
     if not secret:
-        raise RuntimeError("SESSION_SECRET is not set: the coordinator pages need it to sign their cookies "
-                           "(`make run` makes and keeps one; set your own in production).")
+        raise RuntimeError(
+            "SESSION_SECRET is not set: the coordinator pages need it to sign their cookies "
+            "(`make run` makes and keeps one; set your own in production)."
+        )
     app.secret_key = secret
     app.config.update(
         SESSION_COOKIE_NAME=COOKIE_NAME,

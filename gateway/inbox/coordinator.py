@@ -2,6 +2,7 @@
 cookie, asked of the agencies service on every page (so a sign-out, or
 the contact's removal from the directory, ends it at once everywhere).
 The service is asked by the session id's digest, never the clear id."""
+
 from flask import g, session
 
 from gateway.auth import digest

@@ -1,5 +1,6 @@
 """Errors under /inbox as pages in the coordinator's language (the API's
 are problem+json): what went wrong, and where to go from there."""
+
 import logging
 
 from flask import g, make_response, render_template, request
@@ -42,8 +43,13 @@ def page(status, detail=None):
 
 @blp.errorhandler(CSRFError)
 def csrf_refused(error):
-    return page(400, gettext("The form had expired or did not come from this site: nothing was changed. "
-                             "Please go back, reload the page and try again."))
+    return page(
+        400,
+        gettext(
+            "The form had expired or did not come from this site: nothing was changed. "
+            "Please go back, reload the page and try again."
+        ),
+    )
 
 
 @blp.errorhandler(HTTPException)

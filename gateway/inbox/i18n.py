@@ -6,6 +6,7 @@ Which language a page is in: the one the coordinator chose with the
 switcher (remembered in the signed session cookie), else their contact's
 language in the directory, else the browser's, else Azerbaijani.
 """
+
 import datetime
 import io
 import pathlib
@@ -91,8 +92,11 @@ def baku_time(value, form="medium"):
         value = datetime.datetime.fromisoformat(value)
     locale = Locale.parse(current_language())
     local = value.astimezone(TIME_ZONE)
-    return get_datetime_format(form, locale=locale).replace("{1}", babel_format_date(local, form, locale=locale)) \
+    return (
+        get_datetime_format(form, locale=locale)
+        .replace("{1}", babel_format_date(local, form, locale=locale))
         .replace("{0}", babel_format_time(local, "short", locale=locale))
+    )
 
 
 def day(value, form="medium"):

@@ -1,6 +1,7 @@
 """Limits on asking for sign-in links: per e-mail address (known or not, so
 a 429 tells nothing about who is a coordinator) and per client address.
 Counted where the API's limits are (gateway.limits: Redis, or memory)."""
+
 import hashlib
 import math
 import time

@@ -7,6 +7,7 @@ creates the referral. A refusal shows the form as typed, with each
 field's problem next to it (422). A hidden form id is the request's
 Idempotency-Key: a double click sends one referral.
 """
+
 import datetime
 import uuid
 
@@ -17,10 +18,27 @@ from gateway.inbox import blp, coordinator, places, words
 from gateway.inbox.i18n import N_, TIME_ZONE, gettext
 from shared.contract.errors import Conflict, InvalidInput
 
-TEXT_FIELDS = ("receiving_agency_id", "service_type", "search_region", "search_language", "priority", "reason",
-               "given_name", "family_name", "date_of_birth", "sex", "phone", "preferred_language",
-               "returned_from", "return_date", "region", "vulnerabilities", "consent_method",
-               "consent_obtained_at", "form_id")
+TEXT_FIELDS = (
+    "receiving_agency_id",
+    "service_type",
+    "search_region",
+    "search_language",
+    "priority",
+    "reason",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "sex",
+    "phone",
+    "preferred_language",
+    "returned_from",
+    "return_date",
+    "region",
+    "vulnerabilities",
+    "consent_method",
+    "consent_obtained_at",
+    "form_id",
+)
 # A refused field's hint, in the coordinator's words; fields not named here get GENERIC.
 HINTS = {
     "receiving_agency_id": N_("Choose the agency to refer to (press \u201cFind agencies\u201d first)."),
@@ -46,9 +64,15 @@ def _typed():
 
 def _blank():
     now = datetime.datetime.now(TIME_ZONE).replace(second=0, microsecond=0, tzinfo=None)
-    return dict({name: "" for name in TEXT_FIELDS}, priority="normal", consent_given=False,
-                consent_method="written", consent_obtained_at=now.isoformat(timespec="minutes"),
-                form_id=uuid.uuid4().hex, service_type=request.args.get("service_type", ""))
+    return dict(
+        dict.fromkeys(TEXT_FIELDS, ""),
+        priority="normal",
+        consent_given=False,
+        consent_method="written",
+        consent_obtained_at=now.isoformat(timespec="minutes"),
+        form_id=uuid.uuid4().hex,
+        service_type=request.args.get("service_type", ""),
+    )
 
 
 def _matches(values):
@@ -67,9 +91,15 @@ def _matches(values):
 
 
 def _page(values, errors=None, status=200):
-    return render_template("inbox/new_referral.html", values=values, errors=errors or {},
-                           agencies=_matches(values), countries=places.countries(), regions=places.regions(),
-                           hints=HINTS), status
+    return render_template(
+        "inbox/new_referral.html",
+        values=values,
+        errors=errors or {},
+        agencies=_matches(values),
+        countries=places.countries(),
+        regions=places.regions(),
+        hints=HINTS,
+    ), status
 
 
 @blp.get("/referrals/new")
@@ -84,31 +114,60 @@ def send_referral():
         return _page(values)
     me = coordinator.current()
     try:
-        made = call("referrals", "create_referral", me["agency_id"], _body(values), "inbox-" + values["form_id"],
-                    coordinator.actor())
+        made = call(
+            "referrals",
+            "create_referral",
+            me["agency_id"],
+            _body(values),
+            "inbox-" + values["form_id"],
+            coordinator.actor(),
+        )
     except InvalidInput as refused:
         return _page(values, _form_errors(refused.errors or {}), 422)
     except Conflict:
         values["form_id"] = uuid.uuid4().hex  # a changed form after a sent one: a new referral
-        return _page(values, {"_form": gettext("This form was already sent, with other values. Please check "
-                                               "your referrals before you send it again.")}, 409)
+        return _page(
+            values,
+            {
+                "_form": gettext(
+                    "This form was already sent, with other values. Please check "
+                    "your referrals before you send it again."
+                )
+            },
+            409,
+        )
     flash(gettext("Referral %(reference)s was sent.", reference=made["reference"]), "success")
     return redirect(url_for("inbox.referral", referral_id=made["id"]), 303)
 
 
 def _body(values):
     """The API's NewReferral body from the form: empty fields left out."""
+
     def optional(name):
         return values[name] or None
 
-    returnee = {name: optional(name) for name in ("date_of_birth", "sex", "phone", "preferred_language",
-                                                  "returned_from", "return_date")}
-    returnee.update(given_name=values["given_name"], family_name=values["family_name"], region=values["region"],
-                    vulnerabilities=[line.strip() for line in values["vulnerabilities"].splitlines() if line.strip()])
-    consent = {"given": values["consent_given"], "method": optional("consent_method"),
-               "obtained_at": _baku_time(values["consent_obtained_at"])}
-    body = {"service_type": values["service_type"], "priority": values["priority"] or "normal",
-            "reason": optional("reason"), "returnee": returnee, "consent": consent}
+    returnee = {
+        name: optional(name)
+        for name in ("date_of_birth", "sex", "phone", "preferred_language", "returned_from", "return_date")
+    }
+    returnee.update(
+        given_name=values["given_name"],
+        family_name=values["family_name"],
+        region=values["region"],
+        vulnerabilities=[line.strip() for line in values["vulnerabilities"].splitlines() if line.strip()],
+    )
+    consent = {
+        "given": values["consent_given"],
+        "method": optional("consent_method"),
+        "obtained_at": _baku_time(values["consent_obtained_at"]),
+    }
+    body = {
+        "service_type": values["service_type"],
+        "priority": values["priority"] or "normal",
+        "reason": optional("reason"),
+        "returnee": returnee,
+        "consent": consent,
+    }
     if values["receiving_agency_id"]:
         body["receiving_agency_id"] = values["receiving_agency_id"]
     else:

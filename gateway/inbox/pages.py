@@ -1,4 +1,5 @@
 """The inbox and a referral's page, with the moves its coordinator may make."""
+
 from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 
 from gateway.calls import call
@@ -7,8 +8,13 @@ from gateway.inbox.i18n import LANGUAGE_NAMES, LANGUAGES, choose_language, curre
 from shared.contract.errors import Conflict, InvalidInput
 
 # Pages anyone may open: the sign-in pages and the stylesheet.
-PUBLIC_ENDPOINTS = {"inbox.sign_in_form", "inbox.ask_for_link", "inbox.sign_in_link", "inbox.use_link",
-                    "inbox.static"}
+PUBLIC_ENDPOINTS = {
+    "inbox.sign_in_form",
+    "inbox.ask_for_link",
+    "inbox.sign_in_link",
+    "inbox.use_link",
+    "inbox.static",
+}
 PER_PAGE = 25
 MOST_CHARACTERS = 4000  # of a move's text (shared.contract.referrals)
 
@@ -42,9 +48,16 @@ def keep_no_copy(response):
 def page_values():
     if not (request.path == "/inbox" or request.path.startswith("/inbox/")):
         return {}
-    return {"coordinator": g.get("coordinator"), "words": words, "language_links": _language_links(),
-            "current_language": current_language(), "country_name": places.country_name,
-            "region_name": places.region_name, "actor_label": actor_label, "choices": choices}
+    return {
+        "coordinator": g.get("coordinator"),
+        "words": words,
+        "language_links": _language_links(),
+        "current_language": current_language(),
+        "country_name": places.country_name,
+        "region_name": places.region_name,
+        "actor_label": actor_label,
+        "choices": choices,
+    }
 
 
 def choices(labels):
@@ -62,7 +75,9 @@ def actor_label(entry, names):
     if actor.get("type") == "coordinator":
         return gettext("%(name)s, %(agency)s", name=actor["name"], agency=agency)
     if actor.get("type") == "api_key":
-        return gettext("%(agency)s, through its own system (API key %(key)s…)", agency=agency, key=actor["name"])
+        return gettext(
+            "%(agency)s, through its own system (API key %(key)s…)", agency=agency, key=actor["name"]
+        )
     return agency
 
 
@@ -73,7 +88,9 @@ def _language_links():
     values = dict(request.view_args or {}) if endpoint == request.endpoint else {}
     if endpoint != request.endpoint:
         args = {}
-    return [(code, LANGUAGE_NAMES[code], url_for(endpoint, **values, **args, lang=code)) for code in LANGUAGES]
+    return [
+        (code, LANGUAGE_NAMES[code], url_for(endpoint, **values, **args, lang=code)) for code in LANGUAGES
+    ]
 
 
 def _choice(name, choices):
@@ -83,20 +100,30 @@ def _choice(name, choices):
 
 @blp.get("")
 def inbox():
-    filters = {"status": _choice("status", words.STATUSES),
-               "service_type": _choice("service_type", words.SERVICES),
-               "box": _choice("box", ("received", "sent"))}
+    filters = {
+        "status": _choice("status", words.STATUSES),
+        "service_type": _choice("service_type", words.SERVICES),
+        "box": _choice("box", ("received", "sent")),
+    }
     page = request.args.get("page", "1")
     page = int(page) if page.isdigit() and 0 < int(page) < 10_000 else 1
     me = coordinator.current()
     query = {key: value for key, value in filters.items() if value}
-    boxes = call("referrals", "coordinator_inbox", me["agency_id"], dict(query, page=page, per_page=PER_PAGE),
-                 coordinator.actor())
+    boxes = call(
+        "referrals",
+        "coordinator_inbox",
+        me["agency_id"],
+        dict(query, page=page, per_page=PER_PAGE),
+        coordinator.actor(),
+    )
     listed = boxes["received"]["items"] + boxes["sent"]["items"]
-    names = agency_names(*(r["sending_agency_id"] for r in listed), *(r["receiving_agency_id"] for r in listed))
+    names = agency_names(
+        *(r["sending_agency_id"] for r in listed), *(r["receiving_agency_id"] for r in listed)
+    )
     more = any(box["total"] > page * PER_PAGE for box in boxes.values())
-    return render_template("inbox/inbox.html", boxes=boxes, names=names, filters=filters, page=page, more=more,
-                           query=query)
+    return render_template(
+        "inbox/inbox.html", boxes=boxes, names=names, filters=filters, page=page, more=more, query=query
+    )
 
 
 def agency_names(*agency_ids):
@@ -113,14 +140,25 @@ def _referral_page(referral_id, status=200, failed_move=None, errors=None, typed
     me = coordinator.current()
     case = call("referrals", "referral_with_history", me["agency_id"], str(referral_id), coordinator.actor())
     shown = case["referral"]
-    names = agency_names(shown["sending_agency_id"], shown["receiving_agency_id"],
-                         *(entry["agency_id"] for entry in case["items"]))
+    names = agency_names(
+        shown["sending_agency_id"],
+        shown["receiving_agency_id"],
+        *(entry["agency_id"] for entry in case["items"]),
+    )
     side = "receiver" if shown["receiving_agency_id"] == me["agency_id"] else "sender"
     # the sender may erase the returnee's data in any status, once
     moves = case["moves"] + (["erase"] if side == "sender" and not shown.get("erased_at") else [])
-    page = render_template("inbox/referral.html", referral=shown, history=case["items"], moves=moves,
-                           names=names, side=side, failed_move=failed_move, errors=errors or {},
-                           typed=typed or {})
+    page = render_template(
+        "inbox/referral.html",
+        referral=shown,
+        history=case["items"],
+        moves=moves,
+        names=names,
+        side=side,
+        failed_move=failed_move,
+        errors=errors or {},
+        typed=typed or {},
+    )
     return page, status
 
 
@@ -131,19 +169,35 @@ def make_move(referral_id, move):
     me = coordinator.current()
     try:
         if move == "erase":
-            moved = call("referrals", "erase_referral", me["agency_id"], str(referral_id), body,
-                         coordinator.actor())
+            moved = call(
+                "referrals", "erase_referral", me["agency_id"], str(referral_id), body, coordinator.actor()
+            )
         else:
-            moved = call("referrals", "move_referral", me["agency_id"], str(referral_id), move, body,
-                         coordinator.actor())
+            moved = call(
+                "referrals",
+                "move_referral",
+                me["agency_id"],
+                str(referral_id),
+                move,
+                body,
+                coordinator.actor(),
+            )
     except InvalidInput:
         # the only field a move takes is its text: say so next to it, keep what was typed
-        problem = (gettext("This text is too long: at most %(most)s characters.", most=MOST_CHARACTERS)
-                   if body[field] else gettext("Please write this text."))
+        problem = (
+            gettext("This text is too long: at most %(most)s characters.", most=MOST_CHARACTERS)
+            if body[field]
+            else gettext("Please write this text.")
+        )
         return _referral_page(referral_id, 422, move, {field: problem}, body)
     except Conflict:
-        flash(gettext("This referral was changed by someone else before your answer arrived; "
-                      "here is how it stands now."), "warning")
+        flash(
+            gettext(
+                "This referral was changed by someone else before your answer arrived; "
+                "here is how it stands now."
+            ),
+            "warning",
+        )
         return redirect(url_for("inbox.referral", referral_id=referral_id), 303)
     flash(gettext(words.MOVE_DONE[move], reference=moved["reference"]), "success")
     return redirect(url_for("inbox.referral", referral_id=referral_id), 303)

@@ -1,5 +1,6 @@
 """Countries and Azerbaijan's regions by name, in the page's language
 (pycountry's ISO 3166 names and their translations), for the forms."""
+
 import functools
 import gettext as gettext_module
 
@@ -21,16 +22,22 @@ def _catalogue(domain, language):
 @functools.lru_cache(maxsize=8)
 def _countries(language):
     names = _catalogue("iso3166-1", language)
-    return sorted(((country.alpha_2, names.gettext(country.name)) for country in pycountry.countries),
-                  key=lambda pair: pair[1].casefold())
+    return sorted(
+        ((country.alpha_2, names.gettext(country.name)) for country in pycountry.countries),
+        key=lambda pair: pair[1].casefold(),
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def _regions(language):
     names = _catalogue("iso3166-2", language)
-    return sorted(((region.code, names.gettext(region.name))
-                   for region in pycountry.subdivisions.get(country_code=COUNTRY)),
-                  key=lambda pair: pair[1].casefold())
+    return sorted(
+        (
+            (region.code, names.gettext(region.name))
+            for region in pycountry.subdivisions.get(country_code=COUNTRY)
+        ),
+        key=lambda pair: pair[1].casefold(),
+    )
 
 
 def countries():

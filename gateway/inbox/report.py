@@ -1,6 +1,7 @@
 """The report page: the coordinator's agency's referrals (sent and
 received) per month by outcome, as a chart and a table, for a period the
 coordinator may choose; the same figures as CSV."""
+
 from babel.core import Locale
 from babel.numbers import format_decimal, format_percent
 from flask import render_template, request
@@ -34,9 +35,17 @@ def report():
         errors = {field: gettext(PERIOD_PROBLEMS[field]) for field in fields}
         answer, status = _report({}), 422
     values = {name: asked.get(name, answer[name]) for name in ("from", "to")}  # a refused one as typed
-    return render_template("inbox/report.html", answer=answer, bars=charts.month_bars(answer["rows"]),
-                           outcomes=charts.OUTCOMES, errors=errors, values=values,
-                           month_label=charts.month_label, percent=percent, decimal=decimal), status
+    return render_template(
+        "inbox/report.html",
+        answer=answer,
+        bars=charts.month_bars(answer["rows"]),
+        outcomes=charts.OUTCOMES,
+        errors=errors,
+        values=values,
+        month_label=charts.month_label,
+        percent=percent,
+        decimal=decimal,
+    ), status
 
 
 def percent(share):

@@ -5,6 +5,7 @@ coordinator's. The link's page only shows a button: a mail scanner that
 fetches the link spends nothing; the button's POST does. Neither the link
 nor the session id is ever logged (gateway.access_log hides the link).
 """
+
 from flask import current_app, redirect, render_template, request, url_for
 
 from gateway.auth import digest
@@ -25,13 +26,19 @@ def sign_in_form():
 def ask_for_link():
     email = request.form.get("email", "").strip()
     if not _is_address(email):
-        return render_template("inbox/sign_in.html", email=email,
-                               errors={"email": gettext("Please write an e-mail address, like name@example.org.")}), 422
+        return render_template(
+            "inbox/sign_in.html",
+            email=email,
+            errors={"email": gettext("Please write an e-mail address, like name@example.org.")},
+        ), 422
     wait = current_app.extensions["sign_in_limits"].retry_after(email, request.remote_addr or "unknown")
     if wait is not None:
-        page = render_template("inbox/problem.html", status=429, title=gettext("Too many sign-in requests"),
-                               detail=gettext("Please try again in %(minutes)s minute(s).",
-                                              minutes=max(1, round(wait / 60))))
+        page = render_template(
+            "inbox/problem.html",
+            status=429,
+            title=gettext("Too many sign-in requests"),
+            detail=gettext("Please try again in %(minutes)s minute(s).", minutes=max(1, round(wait / 60))),
+        )
         return page, 429, {"Retry-After": str(wait)}
     call("agencies", "request_sign_in", email)
     return render_template("inbox/sign_in.html", email="", errors={}, asked=True)

@@ -1,5 +1,6 @@
 """The names the pages give to the contract's values (statuses, services,
 moves, ...), marked for translation; pages translate them when shown."""
+
 from gateway.inbox.i18n import N_
 
 STATUSES = {

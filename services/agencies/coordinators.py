@@ -7,6 +7,7 @@ only as their SHA-256 digest (keys.digest, as API keys are). The gateway
 asks about them by digest too, so that no clear secret rides in a request
 message that the broker may write to disk.
 """
+
 import datetime
 import secrets
 import uuid
@@ -48,8 +49,14 @@ WHERE contact->>'id' = live.contact_id::text
 
 def _coordinator(row):
     contact = row.contact
-    return {"contact_id": contact["id"], "name": contact["name"], "email": contact.get("email"),
-            "language": contact["language"], "agency_id": str(row.agency_id), "agency_name": row.agency_name}
+    return {
+        "contact_id": contact["id"],
+        "name": contact["name"],
+        "email": contact.get("email"),
+        "language": contact["language"],
+        "agency_id": str(row.agency_id),
+        "agency_name": row.agency_name,
+    }
 
 
 def new_links(session, email):
@@ -61,21 +68,36 @@ def new_links(session, email):
     for row in session.execute(CONTACTS_BY_EMAIL, {"email": email}):
         contact_id = row.contact["id"]
         session.execute(select(func.pg_advisory_xact_lock(func.hashtext("sign-in:" + contact_id))))
-        live = session.scalar(select(func.count()).select_from(SignInToken).where(
-            SignInToken.contact_id == contact_id, SignInToken.used_at.is_(None),
-            SignInToken.expires_at > func.now()))
+        live = session.scalar(
+            select(func.count())
+            .select_from(SignInToken)
+            .where(
+                SignInToken.contact_id == contact_id,
+                SignInToken.used_at.is_(None),
+                SignInToken.expires_at > func.now(),
+            )
+        )
         if live >= LIVE_LINKS_PER_CONTACT:
             continue
         token = secrets.token_urlsafe(32)
-        session.execute(insert(SignInToken).values(
-            digest=keys.digest(token), agency_id=row.agency_id, contact_id=contact_id,
-            expires_at=func.now() + LINK_LIFETIME))
+        session.execute(
+            insert(SignInToken).values(
+                digest=keys.digest(token),
+                agency_id=row.agency_id,
+                contact_id=contact_id,
+                expires_at=func.now() + LINK_LIFETIME,
+            )
+        )
         links.append((token, _coordinator(row)))
     return links
 
 
 def _live_link(link_digest):
-    return (SignInToken.digest == link_digest, SignInToken.used_at.is_(None), SignInToken.expires_at > func.now())
+    return (
+        SignInToken.digest == link_digest,
+        SignInToken.used_at.is_(None),
+        SignInToken.expires_at > func.now(),
+    )
 
 
 def link_is_live(session, link_digest):
@@ -88,15 +110,22 @@ def sign_in(session, link_digest):
     {"session": clear session id, "coordinator": {...}}, or None when the
     link is unknown, used or expired, or its contact was removed since."""
     spent = session.execute(
-        update(SignInToken).where(*_live_link(link_digest)).values(used_at=func.now())
+        update(SignInToken)
+        .where(*_live_link(link_digest))
+        .values(used_at=func.now())
         .returning(SignInToken.agency_id, SignInToken.contact_id)
     ).first()
     if spent is None:
         return None
     clear = secrets.token_urlsafe(32)
-    session.execute(insert(CoordinatorSession).values(
-        digest=keys.digest(clear), agency_id=spent.agency_id, contact_id=spent.contact_id,
-        expires_at=func.now() + SESSION_LIFETIME))
+    session.execute(
+        insert(CoordinatorSession).values(
+            digest=keys.digest(clear),
+            agency_id=spent.agency_id,
+            contact_id=spent.contact_id,
+            expires_at=func.now() + SESSION_LIFETIME,
+        )
+    )
     coordinator = session_coordinator(session, keys.digest(clear))
     if coordinator is None:  # the contact is no longer in the directory
         return None
@@ -110,9 +139,11 @@ def session_coordinator(session, session_digest):
 
 
 def sign_out(session, session_digest):
-    session.execute(update(CoordinatorSession).where(
-        CoordinatorSession.digest == session_digest, CoordinatorSession.ended_at.is_(None)
-    ).values(ended_at=func.now()))
+    session.execute(
+        update(CoordinatorSession)
+        .where(CoordinatorSession.digest == session_digest, CoordinatorSession.ended_at.is_(None))
+        .values(ended_at=func.now())
+    )
 
 
 def end_access(session, contact_ids):
@@ -122,9 +153,11 @@ def end_access(session, contact_ids):
     ids = [uuid.UUID(str(contact_id)) for contact_id in contact_ids if contact_id]
     if not ids:
         return
-    session.execute(update(CoordinatorSession).where(
-        CoordinatorSession.contact_id.in_(ids), CoordinatorSession.ended_at.is_(None)
-    ).values(ended_at=func.now()))
+    session.execute(
+        update(CoordinatorSession)
+        .where(CoordinatorSession.contact_id.in_(ids), CoordinatorSession.ended_at.is_(None))
+        .values(ended_at=func.now())
+    )
     session.execute(delete(SignInToken).where(SignInToken.contact_id.in_(ids), SignInToken.used_at.is_(None)))
 
 
@@ -133,7 +166,13 @@ def delete_spent(session):
     links past their 15 minutes (used or not), sessions ended, idle too
     long or past their end. Returns (links, sessions) deleted."""
     links = session.execute(delete(SignInToken).where(SignInToken.expires_at < func.now())).rowcount
-    sessions = session.execute(delete(CoordinatorSession).where(or_(
-        CoordinatorSession.ended_at.is_not(None), CoordinatorSession.expires_at < func.now(),
-        CoordinatorSession.last_seen_at < func.now() - SESSION_IDLE))).rowcount
+    sessions = session.execute(
+        delete(CoordinatorSession).where(
+            or_(
+                CoordinatorSession.ended_at.is_not(None),
+                CoordinatorSession.expires_at < func.now(),
+                CoordinatorSession.last_seen_at < func.now() - SESSION_IDLE,
+            )
+        )
+    ).rowcount
     return links, sessions

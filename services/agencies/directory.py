@@ -1,4 +1,5 @@
 """The directory's rules, on a SQLAlchemy session: what the RPC methods do."""
+
 import datetime
 import uuid
 
@@ -12,10 +13,10 @@ from shared.contract.agencies import Agency as AgencySchema
 from shared.contract.agencies import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
 from shared.contract.agencies import ApiKey as ApiKeySchema
 from shared.contract.errors import Forbidden, InvalidInput, NotFound
-from shared.storage.models import utcnow
-from shared.plumbing.outbox import add_event
-from shared.storage.paging import page_of
 from shared.contract.validation import load
+from shared.plumbing.outbox import add_event
+from shared.storage.models import utcnow
+from shared.storage.paging import page_of
 
 agency_schema = AgencySchema()
 api_key_schema = ApiKeySchema()
@@ -79,9 +80,7 @@ def change(session, agency_id, body, caller_is_admin):
     if not caller_is_admin:
         admin_only = sorted(set(changes) - SELF_EDITABLE)
         if admin_only:
-            raise Forbidden(
-                "Only the network's admins change these fields: " + ", ".join(admin_only) + "."
-            )
+            raise Forbidden("Only the network's admins change these fields: " + ", ".join(admin_only) + ".")
     agency = _find(session, agency_id, lock=True)
     if "contacts" in changes:
         changes["contacts"] = contacts_with_ids(changes["contacts"], agency.contacts)
@@ -111,7 +110,7 @@ def contacts_with_ids(contacts, existing):
         raise InvalidInput("The contacts are not valid.", refused)
     unclaimed = {cid: old for cid, old in known.items() if cid not in given}
     stored = []
-    for contact, contact_id in zip(contacts, given):
+    for contact, contact_id in zip(contacts, given, strict=False):
         if contact_id is None:
             contact_id = next((cid for cid, old in unclaimed.items() if _same_person(old, contact)), None)
             unclaimed.pop(contact_id, None)
@@ -124,8 +123,11 @@ def _gone_or_readdressed(old_contacts, new_contacts):
     address (the address is what signs a coordinator in: a contact edited
     into someone else must not keep the first person's session)."""
     new_addresses = {contact["id"]: (contact.get("email") or "").casefold() for contact in new_contacts}
-    return [contact["id"] for contact in old_contacts if contact.get("id")
-            and new_addresses.get(contact["id"]) != (contact.get("email") or "").casefold()]
+    return [
+        contact["id"]
+        for contact in old_contacts
+        if contact.get("id") and new_addresses.get(contact["id"]) != (contact.get("email") or "").casefold()
+    ]
 
 
 def _same_person(old, new):
@@ -138,8 +140,11 @@ def _same_person(old, new):
 def search(session, filters):
     filters = load(AgencyQuery(), filters, "The search is not valid.")
     query = select(Agency)
-    for field, column in (("service", Agency.services), ("region", Agency.regions),
-                          ("language", Agency.languages)):
+    for field, column in (
+        ("service", Agency.services),
+        ("region", Agency.regions),
+        ("language", Agency.languages),
+    ):
         if field in filters:
             query = query.where(column.contains([filters[field]]))
     if "accepting" in filters:
@@ -182,8 +187,12 @@ def revoke_key(session, agency_id, key_id):
     if revoked is None:
         raise NotFound("No such API key.")
     # Gateways that cache keys drop it on this (shared.plumbing.announced_cache).
-    add_event(session, Outbox, events.API_KEY_REVOKED, {
-        "occurred_at": utcnow().isoformat(), "key_id": str(key_id), "agency_id": str(agency_id)})
+    add_event(
+        session,
+        Outbox,
+        events.API_KEY_REVOKED,
+        {"occurred_at": utcnow().isoformat(), "key_id": str(key_id), "agency_id": str(agency_id)},
+    )
 
 
 def authenticate(session, clear_key):
@@ -192,14 +201,13 @@ def authenticate(session, clear_key):
 
     One statement, so that the check costs one round trip in an autocommit
     session: it is asked on every partner request."""
-    found = select(ApiKey.id, ApiKey.agency_id, ApiKey.role, ApiKey.prefix, ApiKey.last_used_at).where(
-        ApiKey.digest == keys.digest(clear_key), ApiKey.revoked_at.is_(None)
-    ).cte("found")
-    stale = or_(found.c.last_used_at.is_(None), found.c.last_used_at < func.now() - LAST_USED_EVERY)
-    touch = (
-        update(ApiKey).where(ApiKey.id == found.c.id, stale).values(last_used_at=func.now())
-        .cte("touch")
+    found = (
+        select(ApiKey.id, ApiKey.agency_id, ApiKey.role, ApiKey.prefix, ApiKey.last_used_at)
+        .where(ApiKey.digest == keys.digest(clear_key), ApiKey.revoked_at.is_(None))
+        .cte("found")
     )
+    stale = or_(found.c.last_used_at.is_(None), found.c.last_used_at < func.now() - LAST_USED_EVERY)
+    touch = update(ApiKey).where(ApiKey.id == found.c.id, stale).values(last_used_at=func.now()).cte("touch")
     row = session.execute(
         select(found.c.id, found.c.agency_id, found.c.role, found.c.prefix).add_cte(touch)
     ).first()
@@ -241,6 +249,14 @@ def ensure_key(session, agency_id, clear_key, role):
 
 def ensure_admin_key(session, clear_key):
     """Make sure an admin key with this clear value exists (idempotent)."""
-    ensure(session, OPERATORS_ID, {"name": OPERATORS_NAME, "kind": "government",
-                                   "languages": ["az", "en", "ru"], "accepting_referrals": False})
+    ensure(
+        session,
+        OPERATORS_ID,
+        {
+            "name": OPERATORS_NAME,
+            "kind": "government",
+            "languages": ["az", "en", "ru"],
+            "accepting_referrals": False,
+        },
+    )
     ensure_key(session, OPERATORS_ID, clear_key, "admin")

@@ -1,4 +1,5 @@
 """API keys: random secrets shown once, kept only as a digest and a prefix."""
+
 import hashlib
 import secrets
 

@@ -1,5 +1,6 @@
 """The agencies service's own tables: the directory, the API keys, and the
 coordinators' sign-in links and sessions."""
+
 from sqlalchemy import DateTime, ForeignKey, Index, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,8 +41,12 @@ class Agency(Base):
         Index("ix_agencies_regions", "regions", postgresql_using="gin"),
         Index("ix_agencies_languages", "languages", postgresql_using="gin"),
         Index("ix_agencies_name_id", "name", "id"),
-        Index("ix_agencies_search_name_trgm", "search_name", postgresql_using="gin",
-              postgresql_ops={"search_name": "gin_trgm_ops"}),
+        Index(
+            "ix_agencies_search_name_trgm",
+            "search_name",
+            postgresql_using="gin",
+            postgresql_ops={"search_name": "gin_trgm_ops"},
+        ),
     )
 
 

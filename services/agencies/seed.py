@@ -7,6 +7,7 @@ agency ids, so every run prints the same keys. They are for trying the API on
 a demonstration network only: anyone with this code can derive them, so never
 seed a directory that holds real referrals.
 """
+
 import hashlib
 import uuid
 
@@ -22,66 +23,104 @@ ALL_REGIONS = ["AZ-BA", "AZ-GA", "AZ-SM", "AZ-LA", "AZ-MI", "AZ-SA", "AZ-NX", "A
 
 
 def contact(name, user, language, channels=("email",), phone=None):
-    return {"name": name, "email": f"{user}@example.org", "phone": phone, "language": language,
-            "channels": list(channels)}
+    return {
+        "name": name,
+        "email": f"{user}@example.org",
+        "phone": phone,
+        "language": language,
+        "channels": list(channels),
+    }
 
 
 AGENCIES = [
     {
-        "name": "State Migration Service of the Republic of Azerbaijan", "kind": "government",
-        "services": ["documentation", "legal"], "regions": ALL_REGIONS, "languages": ["az", "ru", "en"],
-        "contacts": [contact("Rashad Aliyev", "readmission.sms", "az", ("email", "sms"), "+994502001122"),
-                     contact("Olga Huseynova", "returns.sms", "ru")],
+        "name": "State Migration Service of the Republic of Azerbaijan",
+        "kind": "government",
+        "services": ["documentation", "legal"],
+        "regions": ALL_REGIONS,
+        "languages": ["az", "ru", "en"],
+        "contacts": [
+            contact("Rashad Aliyev", "readmission.sms", "az", ("email", "sms"), "+994502001122"),
+            contact("Olga Huseynova", "returns.sms", "ru"),
+        ],
     },
     {
-        "name": "Ministry of Labour and Social Protection of Population", "kind": "government",
-        "services": ["employment", "financial", "psychosocial"], "regions": ALL_REGIONS,
+        "name": "Ministry of Labour and Social Protection of Population",
+        "kind": "government",
+        "services": ["employment", "financial", "psychosocial"],
+        "regions": ALL_REGIONS,
         "languages": ["az", "ru"],
-        "contacts": [contact("Gunel Mammadova", "employment.labour", "az", ("email", "sms"), "+994552003344")],
+        "contacts": [
+            contact("Gunel Mammadova", "employment.labour", "az", ("email", "sms"), "+994552003344")
+        ],
     },
     {
-        "name": "Ministry of Health of the Republic of Azerbaijan", "kind": "government",
-        "services": ["health", "psychosocial"], "regions": ALL_REGIONS, "languages": ["az", "ru"],
+        "name": "Ministry of Health of the Republic of Azerbaijan",
+        "kind": "government",
+        "services": ["health", "psychosocial"],
+        "regions": ALL_REGIONS,
+        "languages": ["az", "ru"],
         "contacts": [contact("Dr. Elnur Hasanov", "returnee.health", "az")],
     },
     {
-        "name": "Ministry of Science and Education of the Republic of Azerbaijan", "kind": "government",
-        "services": ["education"], "regions": ALL_REGIONS, "languages": ["az", "ru", "en"],
+        "name": "Ministry of Science and Education of the Republic of Azerbaijan",
+        "kind": "government",
+        "services": ["education"],
+        "regions": ALL_REGIONS,
+        "languages": ["az", "ru", "en"],
         "contacts": [contact("Sevinj Guliyeva", "schooling.education", "az")],
     },
     {
-        "name": "IOM Azerbaijan", "kind": "international",
+        "name": "IOM Azerbaijan",
+        "kind": "international",
         "services": ["housing", "employment", "financial", "psychosocial", "health", "documentation"],
-        "regions": ["AZ-BA", "AZ-GA", "AZ-SM", "AZ-LA"], "languages": ["az", "ru", "en"],
-        "contacts": [contact("Leyla Ismayilova", "reintegration.iom", "en", ("email", "sms"), "+994503004455"),
-                     contact("Farid Karimov", "avrr.iom", "az")],
+        "regions": ["AZ-BA", "AZ-GA", "AZ-SM", "AZ-LA"],
+        "languages": ["az", "ru", "en"],
+        "contacts": [
+            contact("Leyla Ismayilova", "reintegration.iom", "en", ("email", "sms"), "+994503004455"),
+            contact("Farid Karimov", "avrr.iom", "az"),
+        ],
     },
     {
-        "name": "ICMPD Azerbaijan", "kind": "international",
-        "services": ["legal", "documentation", "employment"], "regions": ["AZ-BA", "AZ-GA"],
+        "name": "ICMPD Azerbaijan",
+        "kind": "international",
+        "services": ["legal", "documentation", "employment"],
+        "regions": ["AZ-BA", "AZ-GA"],
         "languages": ["en", "ru", "az"],
         "contacts": [contact("Anna Keller", "migration-partnership.icmpd", "en")],
     },
     {
-        "name": "Azerbaijan Red Crescent Society", "kind": "ngo",
-        "services": ["health", "psychosocial", "housing", "financial"], "regions": ALL_REGIONS,
+        "name": "Azerbaijan Red Crescent Society",
+        "kind": "ngo",
+        "services": ["health", "psychosocial", "housing", "financial"],
+        "regions": ALL_REGIONS,
         "languages": ["az", "ru"],
-        "contacts": [contact("Aynur Babayeva", "returnees.redcrescent", "az", ("email", "sms"), "+994505006677")],
+        "contacts": [
+            contact("Aynur Babayeva", "returnees.redcrescent", "az", ("email", "sms"), "+994505006677")
+        ],
     },
     {
-        "name": "Azerbaijan Migration Centre", "kind": "ngo",
-        "services": ["legal", "documentation", "psychosocial"], "regions": ["AZ-BA", "AZ-SM"],
+        "name": "Azerbaijan Migration Centre",
+        "kind": "ngo",
+        "services": ["legal", "documentation", "psychosocial"],
+        "regions": ["AZ-BA", "AZ-SM"],
         "languages": ["az", "ru", "en"],
         "contacts": [contact("Vugar Jafarov", "casework.migrationcentre", "ru")],
     },
     {
-        "name": "Legal Education Society", "kind": "ngo",
-        "services": ["legal"], "regions": ["AZ-BA", "AZ-GA", "AZ-LA"], "languages": ["az", "en"],
+        "name": "Legal Education Society",
+        "kind": "ngo",
+        "services": ["legal"],
+        "regions": ["AZ-BA", "AZ-GA", "AZ-LA"],
+        "languages": ["az", "en"],
         "contacts": [contact("Nigar Rzayeva", "legal-aid.les", "az")],
     },
     {
-        "name": "Gəncə Şəhər İcra Hakimiyyəti — Sosial Xidmətlər", "kind": "municipality",
-        "services": ["housing", "education"], "regions": ["AZ-GA"], "languages": ["az", "ru"],
+        "name": "Gəncə Şəhər İcra Hakimiyyəti — Sosial Xidmətlər",
+        "kind": "municipality",
+        "services": ["housing", "education"],
+        "regions": ["AZ-GA"],
+        "languages": ["az", "ru"],
         "contacts": [contact("Kamran Abbasov", "social.ganja", "az")],
     },
 ]

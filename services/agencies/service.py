@@ -1,5 +1,6 @@
 """The agencies service: the directory of agencies, their API keys, and
 their coordinators' sign-in and sessions."""
+
 import functools
 import logging
 import uuid
@@ -10,13 +11,13 @@ from nameko.extensions import DependencyProvider
 from services.agencies import coordinators, directory
 from services.agencies.models import Outbox
 from shared.contract import events
-from shared.storage.db import Database
 from shared.contract.errors import EXPECTED
-from shared.plumbing.outbox import OutboxRelay
 from shared.plumbing.metrics import Metrics
+from shared.plumbing.outbox import OutboxRelay
 from shared.plumbing.request_id import RequestId
 from shared.plumbing.rpc import rpc
 from shared.plumbing.timers import every
+from shared.storage.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +129,15 @@ class AgenciesService:
             with self.db.begin() as session:
                 links = coordinators.new_links(session, email)
             for token, coordinator in links:
-                dispatch(events.SIGN_IN_LINK, {
-                    "event_id": str(uuid.uuid4()), "token": token, "coordinator": coordinator,
-                    "valid_minutes": int(coordinators.LINK_LIFETIME.total_seconds() // 60)})
+                dispatch(
+                    events.SIGN_IN_LINK,
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "token": token,
+                        "coordinator": coordinator,
+                        "valid_minutes": int(coordinators.LINK_LIFETIME.total_seconds() // 60),
+                    },
+                )
                 log.info("sign-in link for contact %s sent to be e-mailed", coordinator["contact_id"])
         except Exception:  # the coordinator can ask again; the service goes on
             log.exception("a sign-in link could not be made or sent")

@@ -1,6 +1,7 @@
 """Which events reach whom, the rows that record each message (and the
 webhook deliveries an event owes), and the messages' delivery with retries
 whose schedule lives in the database."""
+
 import dataclasses
 import datetime
 import logging
@@ -16,13 +17,13 @@ from services.notifications.models import Notification
 from services.notifications.together import together
 from services.notifications.transports import DeliveryError, PermanentDeliveryError, send_timeout
 from shared.contract import events
+from shared.contract.notifications import Notification as NotificationSchema
+from shared.contract.notifications import NotificationQuery
+from shared.contract.validation import load
 from shared.plumbing.backoff import pause
 from shared.plumbing.messaging import patiently
 from shared.storage.models import utcnow
-from shared.contract.notifications import Notification as NotificationSchema
-from shared.contract.notifications import NotificationQuery
 from shared.storage.paging import page_of
-from shared.contract.validation import load
 
 log = logging.getLogger(__name__)
 notification_schema = NotificationSchema()
@@ -131,8 +132,15 @@ def _record_all(session, items):
             _take_lease(row, policy)
             messages.append({column: _json_ready(getattr(row, column)) for column in RECORDED})
         hook_event, hook_body, parties = hook or (None, None, ())
-        events_.append({"event_id": event_id, "event_type": event["event_type"], "hook_event": hook_event,
-                        "hook_body": hook_body, "parties": [str(party) for party in parties]})
+        events_.append(
+            {
+                "event_id": event_id,
+                "event_type": event["event_type"],
+                "hook_event": hook_event,
+                "hook_body": hook_body,
+                "parties": [str(party) for party in parties],
+            }
+        )
     handled = session.execute(RECORD, {"now": now, "events": events_, "messages": messages}).scalars()
     return {first[str(event_id)] for event_id in handled}
 
@@ -144,11 +152,27 @@ def _json_ready(value):
 
 
 # What `record` writes of a message (the other columns start empty).
-RECORDED = ("id", "event_id", "event", "referral_id", "agency_id", "channel", "recipient", "language",
-            "subject", "text_body", "html_body", "status", "attempts", "next_attempt_at", "created_at")
+RECORDED = (
+    "id",
+    "event_id",
+    "event",
+    "referral_id",
+    "agency_id",
+    "channel",
+    "recipient",
+    "language",
+    "subject",
+    "text_body",
+    "html_body",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
 _RECORDSET = ", ".join(  # the columns' SQL types, as the model declares them
     f"{column} {Notification.__table__.c[column].type.compile(dialect=postgresql.dialect())}"
-    for column in RECORDED)
+    for column in RECORDED
+)
 
 # Each event's messages go in only if the event's row is new. Written as
 # SQL: an INSERT .. ON CONFLICT built with SQLAlchemy 2.0 is compiled anew
@@ -176,8 +200,11 @@ WITH given AS (
         ON webhook.active AND webhook.agency_id = ANY(given.parties) AND given.hook_event = ANY(webhook.events)
 )
 SELECT event_id FROM handled
-""").bindparams(bindparam("now", type_=DateTime(timezone=True)), bindparam("events", type_=JSONB()),
-                bindparam("messages", type_=JSONB()))
+""").bindparams(
+    bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("events", type_=JSONB()),
+    bindparam("messages", type_=JSONB()),
+)
 
 
 def backoff(attempts, base_seconds):
@@ -235,13 +262,21 @@ def send_claimed(sessions, claims, mailer, sms, policy):
     a time with no transaction open, then record their outcomes."""
     if not claims:
         return
-    outcomes = list(eventlet.GreenPool(SIDE_BY_SIDE).imap(
-        lambda claim: send_message(claim, mailer, sms, policy.send_timeout), claims))
-    settled = [(claim, _outcome(claim, error, policy)) for claim, error in zip(claims, outcomes)]
+    outcomes = list(
+        eventlet.GreenPool(SIDE_BY_SIDE).imap(
+            lambda claim: send_message(claim, mailer, sms, policy.send_timeout), claims
+        )
+    )
+    settled = [
+        (claim, _outcome(claim, error, policy)) for claim, error in zip(claims, outcomes, strict=False)
+    ]
     # Sent, and so recorded whatever it takes: a message left `pending` would
     # be sent again when its lease ends. (A settled outcome is not settled twice.)
-    patiently(lambda: together(sessions, _write)(settled), "recording what was sent",
-              patience=policy.lease.total_seconds())
+    patiently(
+        lambda: together(sessions, _write)(settled),
+        "recording what was sent",
+        patience=policy.lease.total_seconds(),
+    )
 
 
 def _outcome(claim, error, policy):
@@ -250,8 +285,10 @@ def _outcome(claim, error, policy):
         return {"status": "sent", "sent_at": utcnow(), "last_error": None}
     if isinstance(error, PermanentDeliveryError) or claim.attempts >= policy.max_attempts:
         return {"status": "failed", "last_error": str(error)[:1000]}
-    return {"next_attempt_at": utcnow() + backoff(claim.attempts, policy.backoff_seconds),
-            "last_error": str(error)[:1000]}
+    return {
+        "next_attempt_at": utcnow() + backoff(claim.attempts, policy.backoff_seconds),
+        "last_error": str(error)[:1000],
+    }
 
 
 # How the tries went, each written only if its claim still holds (another
@@ -266,15 +303,25 @@ FROM unnest(:ids, :attempts, :statuses, :sent_at, :next_attempt_at, :last_errors
     AS o(id, attempts, status, sent_at, next_attempt_at, last_error)
 WHERE n.id = o.id AND n.status = 'pending' AND n.attempts = o.attempts
 RETURNING n.id
-""").bindparams(bindparam("ids", type_=ARRAY(Uuid())), bindparam("attempts", type_=ARRAY(Integer())),
-                bindparam("statuses", type_=ARRAY(Text())),
-                bindparam("sent_at", type_=ARRAY(DateTime(timezone=True))),
-                bindparam("next_attempt_at", type_=ARRAY(DateTime(timezone=True))),
-                bindparam("last_errors", type_=ARRAY(Text())))
+""").bindparams(
+    bindparam("ids", type_=ARRAY(Uuid())),
+    bindparam("attempts", type_=ARRAY(Integer())),
+    bindparam("statuses", type_=ARRAY(Text())),
+    bindparam("sent_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("next_attempt_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("last_errors", type_=ARRAY(Text())),
+)
 
 
 def _write(sessions, settled):
-    columns = {"ids": [], "attempts": [], "statuses": [], "sent_at": [], "next_attempt_at": [], "last_errors": []}
+    columns = {
+        "ids": [],
+        "attempts": [],
+        "statuses": [],
+        "sent_at": [],
+        "next_attempt_at": [],
+        "last_errors": [],
+    }
     for claim, outcome in settled:
         columns["ids"].append(claim.id)
         columns["attempts"].append(claim.attempts)
@@ -297,8 +344,9 @@ def _said(claim, outcome, held):
     elif status == "sent":
         log.debug("notification %s sent (attempt %d)", claim.id, claim.attempts)
     elif status == "failed":
-        log.error("notification %s failed after %d attempt(s): %s", claim.id, claim.attempts,
-                  outcome["last_error"])
+        log.error(
+            "notification %s failed after %d attempt(s): %s", claim.id, claim.attempts, outcome["last_error"]
+        )
     else:
         log.warning("notification %s attempt %d failed: %s", claim.id, claim.attempts, outcome["last_error"])
 
@@ -311,8 +359,12 @@ SET attempts = n.attempts + 1, next_attempt_at = now() + :lease
 FROM (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= now()
       ORDER BY next_attempt_at LIMIT :limit FOR UPDATE SKIP LOCKED) AS due
 WHERE n.id = due.id
-RETURNING {", ".join("n." + column for column in ("id", "channel", "recipient", "subject", "text_body", "html_body",
-                                                  "attempts"))}
+RETURNING {
+    ", ".join(
+        "n." + column
+        for column in ("id", "channel", "recipient", "subject", "text_body", "html_body", "attempts")
+    )
+}
 """).bindparams(bindparam("lease", type_=Interval()))
 
 

@@ -9,6 +9,7 @@ webhook is made and again at every delivery, on the addresses the delivery
 then connects to (a DNS answer that changes cannot point it inward).
 `WEBHOOK_ALLOW_PRIVATE` lifts both rules, for development and tests only.
 """
+
 import dataclasses
 import ipaddress
 import logging
@@ -87,8 +88,10 @@ def check(url, allow_private=False):
     if not allow_private and not all(is_public(address) for address in addresses):
         # The address itself is not said: an agency could map the network's own names with it.
         log.warning("webhook host %r refused: it resolves to %s", host, addresses)
-        raise Refused(f"The host {host!r} does not resolve to a public address: "
-                      "webhooks may only call the public internet.")
+        raise Refused(
+            f"The host {host!r} does not resolve to a public address: "
+            "webhooks may only call the public internet."
+        )
     if not addresses:
         raise Refused(f"The host {host!r} cannot be resolved.")
     return Endpoint(scheme, host, port, target, addresses[0])

@@ -2,6 +2,7 @@
 directory: the agencies service announces every change, so the copy stays
 current without an RPC per event; an agency not copied yet (the service was
 not listening when it was made) is asked for once and then kept."""
+
 import uuid
 
 from sqlalchemy import Uuid, any_, bindparam, select
@@ -13,26 +14,40 @@ from services.notifications.together import together
 
 def remember(session, agency):
     """Keep `agency` (as the directory dumps it), unless a newer state is kept."""
-    values = {"id": uuid.UUID(str(agency["id"])), "name": agency["name"],
-              "contacts": agency["contacts"], "updated_at": agency["updated_at"]}
+    values = {
+        "id": uuid.UUID(str(agency["id"])),
+        "name": agency["name"],
+        "contacts": agency["contacts"],
+        "updated_at": agency["updated_at"],
+    }
     statement = insert(KnownAgency).values(**values)
-    session.execute(statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={"name": statement.excluded.name, "contacts": statement.excluded.contacts,
-              "updated_at": statement.excluded.updated_at},
-        where=KnownAgency.updated_at < statement.excluded.updated_at,
-    ))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                "name": statement.excluded.name,
+                "contacts": statement.excluded.contacts,
+                "updated_at": statement.excluded.updated_at,
+            },
+            where=KnownAgency.updated_at < statement.excluded.updated_at,
+        )
+    )
 
 
 # The copies of some agencies: one statement whatever their number.
-READ = select(KnownAgency.__table__.c.id, KnownAgency.__table__.c.name, KnownAgency.__table__.c.contacts).where(
-    KnownAgency.__table__.c.id == any_(bindparam("ids", type_=ARRAY(Uuid()))))  # plain rows, no ORM bookkeeping
+READ = select(
+    KnownAgency.__table__.c.id, KnownAgency.__table__.c.name, KnownAgency.__table__.c.contacts
+).where(
+    KnownAgency.__table__.c.id == any_(bindparam("ids", type_=ARRAY(Uuid())))
+)  # plain rows, no ORM bookkeeping
 
 
 def _read(sessions, agency_ids):
     with sessions.connect() as session:  # one read: no transaction around it
-        return {str(row.id): {"id": str(row.id), "name": row.name, "contacts": row.contacts}
-                for row in session.execute(READ, {"ids": [uuid.UUID(each) for each in set(agency_ids)]})}
+        return {
+            str(row.id): {"id": str(row.id), "name": row.name, "contacts": row.contacts}
+            for row in session.execute(READ, {"ids": [uuid.UUID(each) for each in set(agency_ids)]})
+        }
 
 
 def lookup(sessions, agency_ids, fetch):

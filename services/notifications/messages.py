@@ -8,6 +8,7 @@ page in the coordinators' pages, or a sign-in link).
 An SMS template gives `full` and `short`: the first that fits one SMS is sent.
 A missing translation makes the whole message English, and is logged.
 """
+
 import logging
 import pathlib
 
@@ -23,19 +24,33 @@ FALLBACK_LANGUAGE = "en"
 
 SERVICE_NAMES = {
     "en": {
-        "housing": "housing", "employment": "employment", "health": "health care",
-        "psychosocial": "psychosocial support", "legal": "legal aid", "education": "education",
-        "documentation": "documents", "financial": "financial aid",
+        "housing": "housing",
+        "employment": "employment",
+        "health": "health care",
+        "psychosocial": "psychosocial support",
+        "legal": "legal aid",
+        "education": "education",
+        "documentation": "documents",
+        "financial": "financial aid",
     },
     "az": {
-        "housing": "mənzil təminatı", "employment": "məşğulluq", "health": "tibbi yardım",
-        "psychosocial": "psixososial dəstək", "legal": "hüquqi yardım", "education": "təhsil",
-        "documentation": "sənədləşmə", "financial": "maddi yardım",
+        "housing": "mənzil təminatı",
+        "employment": "məşğulluq",
+        "health": "tibbi yardım",
+        "psychosocial": "psixososial dəstək",
+        "legal": "hüquqi yardım",
+        "education": "təhsil",
+        "documentation": "sənədləşmə",
+        "financial": "maddi yardım",
     },
     "ru": {
-        "housing": "жильё", "employment": "трудоустройство", "health": "медицинская помощь",
-        "psychosocial": "психосоциальная поддержка", "legal": "юридическая помощь",
-        "education": "образование", "documentation": "оформление документов",
+        "housing": "жильё",
+        "employment": "трудоустройство",
+        "health": "медицинская помощь",
+        "psychosocial": "психосоциальная поддержка",
+        "legal": "юридическая помощь",
+        "education": "образование",
+        "documentation": "оформление документов",
         "financial": "материальная помощь",
     },
 }
@@ -96,7 +111,10 @@ class Messages:
         language = self._language("email", language, (event, "_layout.txt", "_layout.html"))
         context = self._values(language, context)
         folder = f"email/{language}"
-        plain, html = self.text.get_template(f"{folder}/{event}.j2"), self.html.get_template(f"{folder}/{event}.j2")
+        plain, html = (
+            self.text.get_template(f"{folder}/{event}.j2"),
+            self.html.get_template(f"{folder}/{event}.j2"),
+        )
         subject = " ".join(self._block(plain, "subject", context).split())  # one header line
         values = dict(context, subject=subject)
         if "link_text" in plain.blocks:

@@ -1,8 +1,8 @@
 """The notifications service's own tables: every message it owes, and the
 events it has already handled (so a redelivered event sends nothing twice);
 partners' webhooks and each delivery owed to one."""
+
 import uuid
-from typing import Optional
 
 from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
@@ -38,17 +38,17 @@ class Notification(Base):
     id: Id = id_column()
     event_id: Id
     event: Mapped[str] = mapped_column(Text)
-    referral_id: Mapped[Optional[uuid.UUID]]  # None for a message about no referral (a webhook turned off)
+    referral_id: Mapped[uuid.UUID | None]  # None for a message about no referral (a webhook turned off)
     agency_id: Id
     channel: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str] = mapped_column(Text)
     language: Mapped[str] = mapped_column(Text)
-    subject: Mapped[Optional[str]] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
     text_body: Mapped[str] = mapped_column(Text)
-    html_body: Mapped[Optional[str]] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Timestamp = timestamp_column()
     created_at: Timestamp = timestamp_column()
     sent_at: OptionalTimestamp = optional_timestamp_column()
@@ -57,9 +57,17 @@ class Notification(Base):
 
     __table_args__ = (
         # one message per event, channel and address (masked ones may look alike)
-        Index("uq_notifications_event_id_channel_recipient", "event_id", "channel", "recipient", unique=True,
-              postgresql_where="recipient_masked_at IS NULL"),
-        Index("ix_notifications_unmasked_created", "created_at", postgresql_where="recipient_masked_at IS NULL"),
+        Index(
+            "uq_notifications_event_id_channel_recipient",
+            "event_id",
+            "channel",
+            "recipient",
+            unique=True,
+            postgresql_where="recipient_masked_at IS NULL",
+        ),
+        Index(
+            "ix_notifications_unmasked_created", "created_at", postgresql_where="recipient_masked_at IS NULL"
+        ),
         Index("ix_notifications_due", "next_attempt_at", postgresql_where="status = 'pending'"),
         Index("ix_notifications_agency_created", "agency_id", "created_at", "id"),
     )
@@ -91,10 +99,10 @@ class Webhook(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     # sealed under WEBHOOK_SECRET_KEYS (shared.storage.sealing): a dump holds no secret
     secret: Mapped[bytes] = mapped_column(LargeBinary)
-    previous_secret: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    previous_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     previous_secret_expires_at: OptionalTimestamp = optional_timestamp_column()
     active: Mapped[bool] = mapped_column(default=True)
-    deactivated_reason: Mapped[Optional[str]] = mapped_column(Text)
+    deactivated_reason: Mapped[str | None] = mapped_column(Text)
     failing_since: OptionalTimestamp = optional_timestamp_column()  # None once a delivery succeeds
     owes_notice: Mapped[bool] = mapped_column(default=False)  # turned off; its agency not yet told
     created_at: Timestamp = timestamp_column()
@@ -117,8 +125,8 @@ class WebhookDelivery(Base):
     body: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    last_response_status: Mapped[Optional[int]]
-    last_error: Mapped[Optional[str]] = mapped_column(Text)
+    last_response_status: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Timestamp = timestamp_column()
     created_at: Timestamp = timestamp_column()
     delivered_at: OptionalTimestamp = optional_timestamp_column()

@@ -1,6 +1,7 @@
 """Notification records keep their recipient's address for
 NOTIFICATION_RETENTION_DAYS, then show it masked (the record stays: what
 was sent, when, and how it went)."""
+
 import datetime
 import re
 
@@ -31,8 +32,11 @@ def mask_expired(session, retention_days, batch=BATCH):
     cutoff = session.scalar(select(func.now())) - datetime.timedelta(days=retention_days)
     due = session.scalars(
         select(Notification)
-        .where(Notification.recipient_masked_at.is_(None), Notification.created_at < cutoff,
-               Notification.status != "pending")
+        .where(
+            Notification.recipient_masked_at.is_(None),
+            Notification.created_at < cutoff,
+            Notification.status != "pending",
+        )
         .order_by(Notification.created_at)
         .limit(batch)
         .with_for_update(skip_locked=True)

@@ -1,5 +1,6 @@
 """The notifications service: tells coordinators by e-mail and SMS, and
 partners' systems by webhooks."""
+
 import logging
 import uuid
 
@@ -12,14 +13,14 @@ from services.notifications.messages import Messages
 from services.notifications.metrics import notification_gauges, webhook_delivery_gauges
 from services.notifications.transports import Mailer, sms_backend
 from shared.contract import events
-from shared.storage.db import Database, Sessions, in_batches, make_engine
-from shared.storage.sealing import WEBHOOK_SETTING, Sealer
 from shared.contract.errors import EXPECTED
 from shared.plumbing.messaging import RpcProxy, event_handler
 from shared.plumbing.metrics import Metrics
 from shared.plumbing.request_id import RequestId
 from shared.plumbing.rpc import rpc
 from shared.plumbing.timers import every
+from shared.storage.db import Database, Sessions, in_batches, make_engine
+from shared.storage.sealing import WEBHOOK_SETTING, Sealer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ class NotificationsService:
 
     db = Database("NOTIFICATIONS_DATABASE_URL")
     request_id = RequestId()  # carries the gateway's X-Request-ID into log lines
-    metrics = Metrics(notification_gauges, webhook_delivery_gauges)  # counts calls and events; shared.plumbing.metrics
+    metrics = Metrics(
+        notification_gauges, webhook_delivery_gauges
+    )  # counts calls and events; shared.plumbing.metrics
     agencies = RpcProxy("agencies")
     transports = Transports()
     webhooks = WebhookDeliveries()
@@ -96,8 +99,11 @@ class NotificationsService:
             parties = {"sender": known[sender], "receiver": known[receiver]}
             rows = dispatch.plan(event, parties, self.transports.messages)
         transports = self.transports
-        hook = (webhook_delivery.event_name(event["event_type"]), webhook_delivery.referral_body(event),
-                (event["sending_agency_id"], event["receiving_agency_id"]))
+        hook = (
+            webhook_delivery.event_name(event["event_type"]),
+            webhook_delivery.referral_body(event),
+            (event["sending_agency_id"], event["receiving_agency_id"]),
+        )
         if not dispatch.record_together(self.db, event, rows, transports.policy, hook):
             log.info("event %s was handled before; nothing sent again", event["event_id"])
             return
@@ -159,8 +165,12 @@ class NotificationsService:
     @every("DELIVERY_SWEEP_SECONDS")
     def deliver(self):
         batch = dispatch.SIDE_BY_SIDE
-        while dispatch.deliver_due(self.db, self.transports.mailer, self.transports.sms,
-                                   self.transports.policy, limit=batch) == batch:
+        while (
+            dispatch.deliver_due(
+                self.db, self.transports.mailer, self.transports.sms, self.transports.policy, limit=batch
+            )
+            == batch
+        ):
             pass  # a full batch: more may be due
 
     @every("WEBHOOK_SWEEP_SECONDS")
@@ -169,11 +179,15 @@ class NotificationsService:
         deliverer.sweep()  # returns at once: the tries run in the deliverer's pool
         told = []
         try:
-            deliverer.tell_turned_off(lambda session, agency_id, url: told.extend(
-                self.tell_deactivated(session, agency_id, url)))
+            deliverer.tell_turned_off(
+                lambda session, agency_id, url: told.extend(self.tell_deactivated(session, agency_id, url))
+            )
         except Exception as error:  # still owed (owes_notice): told at a later sweep
-            log.warning("an agency could not be told yet that its webhook was turned off (%s: %s)",
-                        type(error).__name__, error)
+            log.warning(
+                "an agency could not be told yet that its webhook was turned off (%s: %s)",
+                type(error).__name__,
+                error,
+            )
         transports = self.transports
         dispatch.send_claimed(self.db, told, transports.mailer, transports.sms, transports.policy)
 
@@ -181,8 +195,9 @@ class NotificationsService:
         """The directory's record of an agency, from a timer's worker: within
         RPC_TIMEOUT_SECONDS, for a timer may fire before this service's reply
         queue is listened to, and a reply lost then would be waited for forever."""
-        with eventlet.Timeout(float(self.config["RPC_TIMEOUT_SECONDS"]),
-                              TimeoutError("the directory did not answer in time")):
+        with eventlet.Timeout(
+            float(self.config["RPC_TIMEOUT_SECONDS"]), TimeoutError("the directory did not answer in time")
+        ):
             return self.agencies.get_agency(agency_id)
 
     def tell_deactivated(self, session, agency_id, url):
@@ -191,8 +206,13 @@ class NotificationsService:
         agency = known_agencies.lookup(self.db, (agency_id,), self.ask_directory)[str(agency_id)]
         event = {"event_id": str(uuid.uuid4()), "event_type": "webhook_deactivated"}
         days = self.webhooks.settings.deactivate_after.total_seconds() / 86400
-        rows = dispatch.messages_to(agency, event, {"agency": agency["name"], "url": url, "days": f"{days:g}"},
-                                    self.transports.messages, channels=("email",))
+        rows = dispatch.messages_to(
+            agency,
+            event,
+            {"agency": agency["name"], "url": url, "days": f"{days:g}"},
+            self.transports.messages,
+            channels=("email",),
+        )
         dispatch.record(session, event, rows, self.transports.policy)
         return rows
 
@@ -215,8 +235,9 @@ class NotificationsService:
     @rpc(expected_exceptions=EXPECTED)
     def create_webhook(self, agency_id, body):
         with self.db.begin() as session:
-            return webhooks.create(session, self.webhooks.sealer, agency_id, body,
-                                   self.webhooks.settings.allow_private)
+            return webhooks.create(
+                session, self.webhooks.sealer, agency_id, body, self.webhooks.settings.allow_private
+            )
 
     @rpc(expected_exceptions=EXPECTED)
     def list_webhooks(self, agency_id, filters):

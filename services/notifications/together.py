@@ -12,6 +12,7 @@ during a run runs the next batch. A caller thus returns only once its own
 items are done, as it would with a round trip of its own; alone, it waits
 for nobody.
 """
+
 import threading
 import weakref
 
@@ -47,8 +48,11 @@ class Together:
             return result
         except BaseException as error:
             for turn in turns:
-                turn.error = error if isinstance(error, Exception) else ConnectionError(
-                    f"the batch was cut short ({type(error).__name__})")
+                turn.error = (
+                    error
+                    if isinstance(error, Exception)
+                    else ConnectionError(f"the batch was cut short ({type(error).__name__})")
+                )
             raise
         finally:
             with self.lock:  # the next to run a batch: the first who arrived meanwhile

@@ -5,6 +5,7 @@ A sender returns when the message went out, raises `DeliveryError` when it
 is worth trying again later, and `PermanentDeliveryError` when trying the
 same message again cannot help.
 """
+
 import collections
 import logging
 import select

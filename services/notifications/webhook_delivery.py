@@ -10,6 +10,7 @@ memory stays bounded however many are pending). A replica that dies
 mid-delivery leaves it claimed for a lease, after which any replica tries
 it again.
 """
+
 import dataclasses
 import datetime
 import logging
@@ -21,8 +22,8 @@ from standardwebhooks.webhooks import Webhook as Signer
 
 from services.notifications import endpoints, webhook_http, webhooks
 from services.notifications.metrics import WEBHOOK_ATTEMPTS
-from shared.plumbing.backoff import pause
 from shared.config import flag
+from shared.plumbing.backoff import pause
 from shared.storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,18 @@ def event_name(event_type):
 def referral_body(event):
     """The body of the delivery of a referral `event` (normalised): ids,
     status, service type and version; never anything about the returnee."""
-    data = {key: event[key] for key in ("referral_id", "reference", "status", "service_type",
-                                        "sending_agency_id", "receiving_agency_id", "version")}
+    data = {
+        key: event[key]
+        for key in (
+            "referral_id",
+            "reference",
+            "status",
+            "service_type",
+            "sending_agency_id",
+            "receiving_agency_id",
+            "version",
+        )
+    }
     return webhooks.body_of(event_name(event["event_type"]), _aware(event["occurred_at"]), data)
 
 
@@ -86,8 +97,11 @@ def headers(claim, now, sealer):
     secrets = [sealer.open_text(claim.secret)]
     if claim.previous_secret:
         secrets.append(sealer.open_text(claim.previous_secret))
-    return {"webhook-id": str(claim.event_id), "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": signature(secrets, claim.event_id, now, claim.body)}
+    return {
+        "webhook-id": str(claim.event_id),
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": signature(secrets, claim.event_id, now, claim.body),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,16 +127,20 @@ def attempt(claim, settings, sealer):
         return Outcome("retry", error=str(error))
     now = utcnow()
     try:
-        answer = webhook_http.post(endpoint, claim.body, headers(claim, now, sealer), settings.timeout,
-                                   settings.ca_file)
+        answer = webhook_http.post(
+            endpoint, claim.body, headers(claim, now, sealer), settings.timeout, settings.ca_file
+        )
     except webhook_http.Unreachable as error:
         return Outcome("retry", error=str(error)[:500])
     code, said = answer.status, answer.excerpt[:200]
     if 200 <= code < 300:
         return Outcome("delivered", code)
     if code >= 500 or code == 429:
-        wait = (webhook_http.retry_after_seconds(answer.retry_after, now, settings.retry_for.total_seconds())
-                if code == 429 else None)
+        wait = (
+            webhook_http.retry_after_seconds(answer.retry_after, now, settings.retry_for.total_seconds())
+            if code == 429
+            else None
+        )
         return Outcome("retry", code, f"HTTP {code}: {said}".strip(), wait=wait)
     if 300 <= code < 400:
         return Outcome("failed", code, f"HTTP {code}: redirects are not followed")
@@ -174,6 +192,7 @@ FROM settled WHERE webhooks.id = settled.webhook_id
 RETURNING webhooks.failing_since
 """).bindparams(bindparam("id", type_=Uuid()))
 
+
 class Deliverer:
     """The webhook deliveries of one replica (see the module's docstring)."""
 
@@ -206,9 +225,16 @@ class Deliverer:
         if room <= 0:
             return []
         with self.sessions.connect() as connection:  # one statement: a transaction of its own
-            return connection.execute(CLAIM, {
-                "busy": list(self.in_flight), "per_endpoint": self.settings.per_endpoint, "healthy": healthy,
-                "room": room, "lease": self.settings.lease}).all()
+            return connection.execute(
+                CLAIM,
+                {
+                    "busy": list(self.in_flight),
+                    "per_endpoint": self.settings.per_endpoint,
+                    "healthy": healthy,
+                    "room": room,
+                    "lease": self.settings.lease,
+                },
+            ).all()
 
     def _deliver(self, claim):
         try:
@@ -234,9 +260,15 @@ class Deliverer:
         status, next_at = outcome.status, None
         if status == "retry":
             now = utcnow()
-            wait = max(outcome.wait or 0.0,
-                       pause(claim.attempts, self.settings.backoff_seconds,
-                             MOST_BETWEEN_TRIES.total_seconds(), jitter=0.2))
+            wait = max(
+                outcome.wait or 0.0,
+                pause(
+                    claim.attempts,
+                    self.settings.backoff_seconds,
+                    MOST_BETWEEN_TRIES.total_seconds(),
+                    jitter=0.2,
+                ),
+            )
             left = (claim.created_at + self.settings.retry_for - now).total_seconds()
             if wait < left:
                 status, next_at = "pending", now + datetime.timedelta(seconds=wait)
@@ -245,28 +277,50 @@ class Deliverer:
         WEBHOOK_ATTEMPTS.labels("retry" if status == "pending" else status).inc()
         owes_notice = False
         with self.sessions.begin() as session:
-            held = session.execute(SETTLE, {
-                "id": claim.id, "attempts": claim.attempts, "status": status,
-                "response_status": outcome.response_status, "error": outcome.error,
-                "next_attempt_at": next_at}).first()
+            held = session.execute(
+                SETTLE,
+                {
+                    "id": claim.id,
+                    "attempts": claim.attempts,
+                    "status": status,
+                    "response_status": outcome.response_status,
+                    "error": outcome.error,
+                    "next_attempt_at": next_at,
+                },
+            ).first()
             # Turned off for failing too long only by a delivery that has
             # failed for good: not by one refusal long ago and a 503 now.
-            failing_too_long = (held and status == "failed" and held.failing_since is not None
-                                and held.failing_since <= utcnow() - self.settings.deactivate_after)
+            failing_too_long = (
+                held
+                and status == "failed"
+                and held.failing_since is not None
+                and held.failing_since <= utcnow() - self.settings.deactivate_after
+            )
             if outcome.gone or failing_too_long:
                 webhook = session.get(webhooks.Webhook, claim.webhook_id, with_for_update=True)
                 if webhook is not None and webhook.active:
-                    reason = ("its endpoint answered 410 Gone" if outcome.gone else
-                              f"every delivery failed for {self.settings.deactivate_after.total_seconds() / 3600:g} h")
+                    reason = (
+                        "its endpoint answered 410 Gone"
+                        if outcome.gone
+                        else f"every delivery failed for {self.settings.deactivate_after.total_seconds() / 3600:g} h"
+                    )
                     webhooks.deactivate(session, webhook, reason)
-                    webhook.owes_notice = owes_notice = not outcome.gone  # its agency is told (TELL_DEACTIVATED)
+                    webhook.owes_notice = (
+                        owes_notice
+                    ) = not outcome.gone  # its agency is told (TELL_DEACTIVATED)
                     log.warning("webhook %s deactivated: %s", webhook.id, reason)
         # Only once committed: a sweep told before would find nothing owed yet.
         self.notices_due = self.notices_due or owes_notice
         # Delivered is a DEBUG line, as an e-mail sent is (both are counted in
         # the metrics); a retry or a failure stays at INFO.
-        log.log(logging.DEBUG if status == "delivered" else logging.INFO, "webhook delivery %s (attempt %d): %s%s",
-                claim.id, claim.attempts, status, f" ({outcome.error})" if outcome.error else "")
+        log.log(
+            logging.DEBUG if status == "delivered" else logging.INFO,
+            "webhook delivery %s (attempt %d): %s%s",
+            claim.id,
+            claim.attempts,
+            status,
+            f" ({outcome.error})" if outcome.error else "",
+        )
 
     def tell_turned_off(self, tell):
         """`tell(session, agency_id, url)` for the webhooks turned off for
@@ -279,8 +333,12 @@ class Deliverer:
         self.notices_due = False
         try:
             with self.sessions.begin() as session:
-                owed = session.scalars(select(webhooks.Webhook).where(webhooks.Webhook.owes_notice)
-                                       .limit(20).with_for_update(skip_locked=True)).all()
+                owed = session.scalars(
+                    select(webhooks.Webhook)
+                    .where(webhooks.Webhook.owes_notice)
+                    .limit(20)
+                    .with_for_update(skip_locked=True)
+                ).all()
                 for webhook in owed:
                     tell(session, webhook.agency_id, webhook.url)
                     webhook.owes_notice = False

@@ -1,5 +1,7 @@
 """One POST of a webhook delivery, to the address `endpoints.check` found
 allowed, with no redirect followed and at most 1 KB of the answer read."""
+
+import contextlib
 import dataclasses
 import datetime
 import email.utils
@@ -31,12 +33,21 @@ def _host_header(endpoint):
 def _pool(endpoint, timeout, ca_file):
     """A one-connection pool to the checked address: the TLS server name and
     certificate check are the URL's host's, the socket goes to `address`."""
-    options = dict(port=endpoint.port, maxsize=1, retries=False,
-                   timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    options = {
+        "port": endpoint.port,
+        "maxsize": 1,
+        "retries": False,
+        "timeout": urllib3.Timeout(connect=timeout, read=timeout),
+    }
     if endpoint.scheme == "https":
-        return urllib3.HTTPSConnectionPool(endpoint.address, server_hostname=endpoint.host,
-                                           assert_hostname=endpoint.host, cert_reqs="CERT_REQUIRED",
-                                           ca_certs=ca_file or None, **options)
+        return urllib3.HTTPSConnectionPool(
+            endpoint.address,
+            server_hostname=endpoint.host,
+            assert_hostname=endpoint.host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_file or None,
+            **options,
+        )
     return urllib3.HTTPConnectionPool(endpoint.address, **options)
 
 
@@ -49,13 +60,25 @@ def post(endpoint, body, headers, timeout, ca_file=None):
     try:
         with eventlet.Timeout(timeout, Unreachable(f"no answer within {timeout:g} s")):
             response = pool.urlopen(
-                "POST", endpoint.target, body=body.encode(), redirect=False, preload_content=False,
+                "POST",
+                endpoint.target,
+                body=body.encode(),
+                redirect=False,
+                preload_content=False,
                 assert_same_host=False,
-                headers={**headers, "Host": _host_header(endpoint), "Content-Type": "application/json",
-                         "User-Agent": "referral-network-webhooks/1"})
+                headers={
+                    **headers,
+                    "Host": _host_header(endpoint),
+                    "Content-Type": "application/json",
+                    "User-Agent": "referral-network-webhooks/1",
+                },
+            )
         try:
-            return Answer(response.status, response.headers.get("Retry-After"),
-                          "" if 200 <= response.status < 300 else _excerpt(response))
+            return Answer(
+                response.status,
+                response.headers.get("Retry-After"),
+                "" if 200 <= response.status < 300 else _excerpt(response),
+            )
         finally:
             response.close()  # the rest is never read
     except urllib3.exceptions.HTTPError as error:
@@ -68,11 +91,8 @@ def post(endpoint, body, headers, timeout, ca_file=None):
 
 def _excerpt(response):
     excerpt = b""
-    with eventlet.Timeout(EXCERPT_SECONDS, False):
-        try:
-            excerpt = response.read(ANSWER_BYTES, decode_content=False)
-        except (urllib3.exceptions.HTTPError, OSError):
-            pass
+    with eventlet.Timeout(EXCERPT_SECONDS, False), contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+        excerpt = response.read(ANSWER_BYTES, decode_content=False)
     return excerpt.decode("utf-8", "replace")
 
 
@@ -94,5 +114,5 @@ def retry_after_seconds(value, now, most):
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
+        when = when.replace(tzinfo=datetime.UTC)
     return min(max(0.0, (when - now).total_seconds()), most)

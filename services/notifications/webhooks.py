@@ -1,6 +1,7 @@
 """Partners' webhooks: registered, listed, changed, deleted, tested and
 given a new secret by the agency that owns them; another agency's webhook
 does not exist for it (404)."""
+
 import base64
 import datetime
 import json
@@ -12,12 +13,12 @@ from sqlalchemy import select, update
 from services.notifications import endpoints
 from services.notifications.models import Webhook, WebhookDelivery
 from shared.contract.errors import InvalidInput, NotFound
-from shared.storage.models import utcnow
-from shared.storage.paging import page_of
 from shared.contract.validation import load
 from shared.contract.vocabulary import WEBHOOK_PING
 from shared.contract.webhooks import Delivery, DeliveryQuery, NewWebhook, WebhookChange, WebhookQuery
 from shared.contract.webhooks import Webhook as WebhookSchema
+from shared.storage.models import utcnow
+from shared.storage.paging import page_of
 
 SECRET_PREFIX = "whsec_"  # the Standard Webhooks form: whsec_ + base64 of the key's bytes
 SECRET_BYTES = 32
@@ -42,9 +43,17 @@ def create(session, sealer, agency_id, body, allow_private):
     """A new webhook; its secret is in the answer, and sealed in the database."""
     data = load(NewWebhook(), body, "The webhook is not valid.")
     now, secret = utcnow(), new_secret()
-    webhook = Webhook(id=uuid.uuid4(), agency_id=agency_id, url=_checked_url(data["url"], allow_private),
-                      events=_unique(data["events"]), description=data["description"],
-                      secret=sealer.seal_text(secret), active=True, created_at=now, updated_at=now)
+    webhook = Webhook(
+        id=uuid.uuid4(),
+        agency_id=agency_id,
+        url=_checked_url(data["url"], allow_private),
+        events=_unique(data["events"]),
+        description=data["description"],
+        secret=sealer.seal_text(secret),
+        active=True,
+        created_at=now,
+        updated_at=now,
+    )
     session.add(webhook)
     return dict(webhook_schema.dump(webhook), secret=secret)
 
@@ -67,8 +76,11 @@ def _owned(session, agency_id, webhook_id, lock=False):
 
 def listing(session, agency_id, filters):
     filters = load(WebhookQuery(), filters, "The list query is not valid.")
-    query = (select(Webhook).where(Webhook.agency_id == agency_id)
-             .order_by(Webhook.created_at.desc(), Webhook.id.desc()))
+    query = (
+        select(Webhook)
+        .where(Webhook.agency_id == agency_id)
+        .order_by(Webhook.created_at.desc(), Webhook.id.desc())
+    )
     return page_of(query, session, filters["page"], filters["per_page"], webhook_schema.dump)
 
 
@@ -97,8 +109,11 @@ def deactivate(session, webhook, reason):
     sent whenever it is turned on again."""
     webhook.active, webhook.deactivated_reason = False, reason
     table = WebhookDelivery.__table__
-    session.execute(update(table).where(table.c.webhook_id == webhook.id, table.c.status == "pending")
-                    .values(status="failed", last_error=f"the webhook was deactivated: {reason}"))
+    session.execute(
+        update(table)
+        .where(table.c.webhook_id == webhook.id, table.c.status == "pending")
+        .values(status="failed", last_error=f"the webhook was deactivated: {reason}")
+    )
 
 
 def delete(session, agency_id, webhook_id):
@@ -119,18 +134,29 @@ def ping(session, agency_id, webhook_id):
     """Owe the webhook a `ping` event, delivered like any other."""
     webhook = _owned(session, agency_id, webhook_id)
     event_id, now = uuid.uuid4(), utcnow()
-    session.add(WebhookDelivery(
-        id=uuid.uuid4(), webhook_id=webhook.id, event_id=event_id, event=WEBHOOK_PING,
-        body=body_of(WEBHOOK_PING, now, {"webhook_id": str(webhook.id)}),
-        status="pending", attempts=0, next_attempt_at=now, created_at=now,
-    ))
+    session.add(
+        WebhookDelivery(
+            id=uuid.uuid4(),
+            webhook_id=webhook.id,
+            event_id=event_id,
+            event=WEBHOOK_PING,
+            body=body_of(WEBHOOK_PING, now, {"webhook_id": str(webhook.id)}),
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
     return {"event_id": str(event_id)}
 
 
 def body_of(event, timestamp, data):
     """A delivery's body, as bytes are sent and signed (compact JSON)."""
-    return json.dumps({"type": event, "timestamp": timestamp.isoformat(), "data": data},
-                      separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        {"type": event, "timestamp": timestamp.isoformat(), "data": data},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def deliveries(session, agency_id, webhook_id, filters):

@@ -3,6 +3,7 @@ methods do. Every change is written with its history entry and its outbox
 event in the caller's one transaction. The returnee's data and the free
 texts are sealed with the caller's `sealer` (shared.storage.sealing)
 before they are bound, and opened when a referral is dumped."""
+
 import datetime
 import functools
 import hashlib
@@ -43,14 +44,21 @@ from services.referrals.models import (
 )
 from shared.contract import events
 from shared.contract.errors import Conflict, Forbidden, InvalidInput, NotFound
-from shared.storage.models import utcnow
-from shared.plumbing.outbox import add_event, event_row
-from shared.storage.paging import page_of
-from shared.contract.referrals import MOVE_BODIES, Actor, Consent, NewReferral, ReferralQuery, Returnee
+from shared.contract.referrals import (
+    MOVE_BODIES,
+    Actor,
+    Consent,
+    HistoryItem,
+    NewReferral,
+    ReferralQuery,
+    Returnee,
+)
 from shared.contract.referrals import History as HistorySchema
-from shared.contract.referrals import HistoryItem
 from shared.contract.referrals import Referral as ReferralSchema
 from shared.contract.validation import load
+from shared.plumbing.outbox import add_event, event_row
+from shared.storage.models import utcnow
+from shared.storage.paging import page_of
 
 # What is stored sealed is dumped apart, once opened (see `_dump`).
 referral_schema = ReferralSchema(exclude=("returnee", "consent", "reason", "outcome"))
@@ -123,8 +131,11 @@ def find_idempotent(session, sealer, sender_id, key, digest, actor=None):
     # An erased referral's digest is gone: the key still answers what it made.
     if earlier.request_digest is not None and not sealer.digest_matches(earlier.request_digest, digest):
         raise Conflict("This Idempotency-Key was used with another request body.")
-    session.add(AccessEntry(referral_id=earlier.referral_id, agency_id=sender_id, action="read",
-                            **actor_columns(actor)))
+    session.add(
+        AccessEntry(
+            referral_id=earlier.referral_id, agency_id=sender_id, action="read", **actor_columns(actor)
+        )
+    )
     return _dump(sealer, session.get(Referral, earlier.referral_id))
 
 
@@ -138,40 +149,70 @@ def _creation(with_idempotency_key):
     number = select(cast(reference_numbers.next_value(), Text).label("digits")).cte("number")
     # REF-2026-000123; past 999999 the number simply grows longer
     reference = bindparam("reference_prefix", type_=Text) + func.lpad(
-        number.c.digits, func.greatest(6, func.length(number.c.digits)), "0")
+        number.c.digits, func.greatest(6, func.length(number.c.digits)), "0"
+    )
     made = (
         insert(referrals)
         .from_select(["reference", *CREATED_COLUMNS], select(reference, *map(value, CREATED_COLUMNS)))
         .returning(referrals.c.reference)
         .cte("made")
     )
-    history = insert(HistoryEntry).values(
-        id=bindparam("history_id"), referral_id=value("id"), at=value("created_at"), event="created",
-        from_status=None, to_status=value("status"), agency_id=value("sending_agency_id"),
-        detail=value("reason"), actor_type=bindparam("actor_type", type_=Text),
-        actor_id=bindparam("actor_id", type_=Uuid), actor_name=bindparam("actor_name", type_=Text),
-    ).cte("history")
+    history = (
+        insert(HistoryEntry)
+        .values(
+            id=bindparam("history_id"),
+            referral_id=value("id"),
+            at=value("created_at"),
+            event="created",
+            from_status=None,
+            to_status=value("status"),
+            agency_id=value("sending_agency_id"),
+            detail=value("reason"),
+            actor_type=bindparam("actor_type", type_=Text),
+            actor_id=bindparam("actor_id", type_=Uuid),
+            actor_name=bindparam("actor_name", type_=Text),
+        )
+        .cte("history")
+    )
     outbox = Outbox.__table__
-    announced = insert(outbox).from_select(["id", "event_type", "created_at", "payload"], select(
-        bindparam("event_id", type_=outbox.c.id.type),
-        literal(events.REFERRAL_SENT),
-        value("created_at"),
-        # the payload's "reference" (None until the number is drawn) is set from `made`
-        bindparam("event_payload", type_=outbox.c.payload.type).op("||")(
-            func.jsonb_build_object("reference", made.c.reference)),
-    )).cte("announced")
+    announced = (
+        insert(outbox)
+        .from_select(
+            ["id", "event_type", "created_at", "payload"],
+            select(
+                bindparam("event_id", type_=outbox.c.id.type),
+                literal(events.REFERRAL_SENT),
+                value("created_at"),
+                # the payload's "reference" (None until the number is drawn) is set from `made`
+                bindparam("event_payload", type_=outbox.c.payload.type).op("||")(
+                    func.jsonb_build_object("reference", made.c.reference)
+                ),
+            ),
+        )
+        .cte("announced")
+    )
     statement = select(made.c.reference).add_cte(history, announced)
     if with_idempotency_key:
-        statement = statement.add_cte(insert(IdempotencyKey).values(
-            agency_id=value("sending_agency_id"), key=bindparam("idempotency_key"),
-            request_digest=bindparam("request_digest"), referral_id=value("id"), created_at=value("created_at"),
-        ).cte("idempotency"))
+        statement = statement.add_cte(
+            insert(IdempotencyKey)
+            .values(
+                agency_id=value("sending_agency_id"),
+                key=bindparam("idempotency_key"),
+                request_digest=bindparam("request_digest"),
+                referral_id=value("id"),
+                created_at=value("created_at"),
+            )
+            .cte("idempotency")
+        )
     return statement
 
 
 # The referral's columns `create` writes from its values (the reference is drawn in SQL).
-CREATED_COLUMNS = [column for column in Referral.__table__.columns.keys()
-                   if column not in ("reference", "overdue_announced_at", "closed_at", "erased_at")]
+CREATED_COLUMNS = [
+    column
+    for column in Referral.__table__.columns.keys()
+    if column not in ("reference", "overdue_announced_at", "closed_at", "erased_at")
+]
 CREATION = {with_key: _creation(with_key) for with_key in (False, True)}
 
 
@@ -203,8 +244,13 @@ def create(session, sealer, sender_id, data, response_hours, idempotency=None, a
     )
     event = event_row(events.REFERRAL_SENT, event_payload(referral, None, sender_id))
     values = {f"referral_{column}": getattr(referral, column) for column in CREATED_COLUMNS}
-    values.update(reference_prefix=f"REF-{now.year}-", history_id=uuid.uuid4(),
-                  event_id=event["id"], event_payload=event["payload"], **actor_columns(actor))
+    values.update(
+        reference_prefix=f"REF-{now.year}-",
+        history_id=uuid.uuid4(),
+        event_id=event["id"],
+        event_payload=event["payload"],
+        **actor_columns(actor),
+    )
     if idempotency:
         key, digest = idempotency
         values.update(idempotency_key=key, request_digest=sealer.digest(digest))
@@ -224,7 +270,9 @@ def opened_returnee(sealer, referral):
     sealed = sealer.open_json(referral.returnee)
     if sealed is None:
         return None
-    fields = dict(sealed, **{field: getattr(referral, column) for field, column in CLEAR_RETURNEE_FIELDS.items()})
+    fields = dict(
+        sealed, **{field: getattr(referral, column) for field, column in CLEAR_RETURNEE_FIELDS.items()}
+    )
     return {name: fields[name] for name in returnee_schema.fields if name in fields}
 
 
@@ -286,7 +334,9 @@ def _visible(session, agency_id, referral_id, lock=False):
 
 def read(session, sealer, agency_id, referral_id, actor=None):
     referral = _visible(session, agency_id, referral_id)
-    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor)))
+    session.add(
+        AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor))
+    )
     return _dump(sealer, referral)
 
 
@@ -310,21 +360,40 @@ def move(session, sealer, agency_id, referral_id, name, body, actor=None):
         raise
     detail = data.get(step.detail_field) if step.detail_field else None
     event = event_row(step.event, {})
-    row = session.execute(MOVE, {
-        "referral_id": referral_id, "agency_id": agency_id, "move": name, "target": step.target,
-        "sources": list(step.sources), "by_sender": step.party == "sender", "detail": sealer.seal_text(detail),
-        "sets_outcome": name == "complete", "closes": step.target in lifecycle.FINAL,
-        "history_id": uuid.uuid4(), "access_id": uuid.uuid4(),
-        "event_id": event["id"], "event_type": step.event,
-        "event_payload": dict(event["payload"], referral_id=str(referral_id), status=step.target,
-                              acting_agency_id=str(agency_id)),
-        **actor_columns(actor),
-    }).first()
+    row = session.execute(
+        MOVE,
+        {
+            "referral_id": referral_id,
+            "agency_id": agency_id,
+            "move": name,
+            "target": step.target,
+            "sources": list(step.sources),
+            "by_sender": step.party == "sender",
+            "detail": sealer.seal_text(detail),
+            "sets_outcome": name == "complete",
+            "closes": step.target in lifecycle.FINAL,
+            "history_id": uuid.uuid4(),
+            "access_id": uuid.uuid4(),
+            "event_id": event["id"],
+            "event_type": step.event,
+            "event_payload": dict(
+                event["payload"],
+                referral_id=str(referral_id),
+                status=step.target,
+                acting_agency_id=str(agency_id),
+            ),
+            **actor_columns(actor),
+        },
+    ).first()
     if row is None:
         raise NotFound("No such referral.")
     if row.id is None:  # found, not moved
-        _check_party(step, name, agency_id, Referral(
-            sending_agency_id=row.found_sender, receiving_agency_id=row.found_receiver))
+        _check_party(
+            step,
+            name,
+            agency_id,
+            Referral(sending_agency_id=row.found_sender, receiving_agency_id=row.found_receiver),
+        )
         raise Conflict(f"A referral that is {row.found_status} cannot become {step.target}.")
     moved = Referral(**{column: getattr(row, column) for column in Referral.__table__.columns.keys()})
     return _dump(sealer, moved, moved.updated_at)
@@ -381,14 +450,19 @@ SELECT found.status AS found_status, found.sending_agency_id AS found_sender,
     found.receiving_agency_id AS found_receiver, moved.*
 FROM found LEFT JOIN moved ON true
 """).bindparams(
-    bindparam("referral_id", type_=Uuid()), bindparam("agency_id", type_=Uuid()),
-    bindparam("history_id", type_=Uuid()), bindparam("access_id", type_=Uuid()),
-    bindparam("event_id", type_=Uuid()), bindparam("sources", type_=ARRAY(Text)),
-    bindparam("by_sender", type_=Boolean()), bindparam("sets_outcome", type_=Boolean()),
+    bindparam("referral_id", type_=Uuid()),
+    bindparam("agency_id", type_=Uuid()),
+    bindparam("history_id", type_=Uuid()),
+    bindparam("access_id", type_=Uuid()),
+    bindparam("event_id", type_=Uuid()),
+    bindparam("sources", type_=ARRAY(Text)),
+    bindparam("by_sender", type_=Boolean()),
+    bindparam("sets_outcome", type_=Boolean()),
     bindparam("closes", type_=Boolean()),
     bindparam("detail", type_=LargeBinary()),  # sealed
     bindparam("event_payload", type_=JSONB()),
-    bindparam("actor_type", type_=Text()), bindparam("actor_id", type_=Uuid()),
+    bindparam("actor_type", type_=Text()),
+    bindparam("actor_id", type_=Uuid()),
     bindparam("actor_name", type_=Text()),
 )
 
@@ -423,16 +497,27 @@ def listing(session, sealer, agency_id, filters, actor=None):
     now = utcnow()
     page, per_page = filters["page"], filters["per_page"]
     shape = (filters.get("box"), "status" in filters, "service_type" in filters, filters.get("overdue"))
-    rows = session.execute(_listed(*shape), {
-        "agency_id": uuid.UUID(str(agency_id)), "now": now, "status": filters.get("status"),
-        "service_type": filters.get("service_type"), "offset": (page - 1) * per_page, "limit": per_page,
-        **actor_columns(actor),
-    }).all()
-    return {"items": [_dump(sealer, referral, now) for _, referral in rows if referral is not None],
-            "page": page, "per_page": per_page, "total": rows[0].total}
+    rows = session.execute(
+        _listed(*shape),
+        {
+            "agency_id": uuid.UUID(str(agency_id)),
+            "now": now,
+            "status": filters.get("status"),
+            "service_type": filters.get("service_type"),
+            "offset": (page - 1) * per_page,
+            "limit": per_page,
+            **actor_columns(actor),
+        },
+    ).all()
+    return {
+        "items": [_dump(sealer, referral, now) for _, referral in rows if referral is not None],
+        "page": page,
+        "per_page": per_page,
+        "total": rows[0].total,
+    }
 
 
-@functools.lru_cache(maxsize=None)  # a few dozen shapes at most; building one costs more than running it
+@functools.cache  # a few dozen shapes at most; building one costs more than running it
 def _listed(box, by_status, by_service_type, overdue):
     """The statement of `listing` for one shape of filters, its values bind
     parameters: the page (a CTE), its reads inserted in the access log from
@@ -445,19 +530,39 @@ def _listed(box, by_status, by_service_type, overdue):
         shape["overdue"] = overdue
     agency_id, now = bindparam("agency_id", type_=Uuid), bindparam("now", type_=DateTime(timezone=True))
     selected = _selected(agency_id, shape, now, box)
-    page = (selected.order_by(*NEWEST_FIRST).offset(bindparam("offset", type_=Integer))
-            .limit(bindparam("limit", type_=Integer)).cte("page"))
-    logged = insert(AccessEntry).from_select(
-        ["id", "referral_id", "agency_id", "at", "action", "actor_type", "actor_id", "actor_name"],
-        select(func.gen_random_uuid(), page.c.id, agency_id, now, literal("list", Text),
-               bindparam("actor_type", type_=Text), bindparam("actor_id", type_=Uuid),
-               bindparam("actor_name", type_=Text)),
-    ).cte("logged")
+    page = (
+        selected.order_by(*NEWEST_FIRST)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+        .cte("page")
+    )
+    logged = (
+        insert(AccessEntry)
+        .from_select(
+            ["id", "referral_id", "agency_id", "at", "action", "actor_type", "actor_id", "actor_name"],
+            select(
+                func.gen_random_uuid(),
+                page.c.id,
+                agency_id,
+                now,
+                literal("list", Text),
+                bindparam("actor_type", type_=Text),
+                bindparam("actor_id", type_=Uuid),
+                bindparam("actor_name", type_=Text),
+            ),
+        )
+        .cte("logged")
+    )
     total = select(func.count()).select_from(selected.subquery()).scalar_subquery()
     listed = aliased(Referral, page)
     one = select(literal(1).label("one")).subquery("one")
-    return (select(total.label("total"), listed).select_from(one).outerjoin(listed, true())
-            .add_cte(logged).order_by(listed.created_at.desc(), listed.id.desc()))
+    return (
+        select(total.label("total"), listed)
+        .select_from(one)
+        .outerjoin(listed, true())
+        .add_cte(logged)
+        .order_by(listed.created_at.desc(), listed.id.desc())
+    )
 
 
 def inbox(session, sealer, agency_id, filters, actor):
@@ -476,7 +581,9 @@ def inbox(session, sealer, agency_id, filters, actor):
             boxes[box] = {"items": [], "page": filters["page"], "per_page": filters["per_page"], "total": 0}
             continue
         query = _selected(agency_id, filters, now, box).order_by(*order)
-        boxes[box] = page_of(query, session, filters["page"], filters["per_page"], functools.partial(_dump, sealer))
+        boxes[box] = page_of(
+            query, session, filters["page"], filters["per_page"], functools.partial(_dump, sealer)
+        )
     listed = boxes["received"]["items"] + boxes["sent"]["items"]
     if listed:
         log_list_reads(session, agency_id, listed, now, actor)
@@ -485,8 +592,15 @@ def inbox(session, sealer, agency_id, filters, actor):
 
 def log_list_reads(session, agency_id, items, now, actor):
     """The access log's entries for a list's listed referrals (`items`, dumped)."""
-    session.execute(LOG_LIST_READS, {"agency_id": agency_id, "at": now, **actor_columns(actor),
-                                     "referral_ids": [uuid.UUID(str(item["id"])) for item in items]})
+    session.execute(
+        LOG_LIST_READS,
+        {
+            "agency_id": agency_id,
+            "at": now,
+            **actor_columns(actor),
+            "referral_ids": [uuid.UUID(str(item["id"])) for item in items],
+        },
+    )
 
 
 # A page's reads in the access log: one statement whatever the page's size.
@@ -494,15 +608,21 @@ LOG_LIST_READS = text("""
 INSERT INTO referral_access_log (id, referral_id, agency_id, at, action, actor_type, actor_id, actor_name)
 SELECT gen_random_uuid(), referral_id, :agency_id, :at, 'list', :actor_type, :actor_id, :actor_name
 FROM unnest(:referral_ids) AS referral_id
-""").bindparams(bindparam("agency_id", type_=Uuid()), bindparam("at", type_=DateTime(timezone=True)),
-                bindparam("referral_ids", type_=ARRAY(Uuid())), bindparam("actor_type", type_=Text()),
-                bindparam("actor_id", type_=Uuid()), bindparam("actor_name", type_=Text()))
+""").bindparams(
+    bindparam("agency_id", type_=Uuid()),
+    bindparam("at", type_=DateTime(timezone=True)),
+    bindparam("referral_ids", type_=ARRAY(Uuid())),
+    bindparam("actor_type", type_=Text()),
+    bindparam("actor_id", type_=Uuid()),
+    bindparam("actor_name", type_=Text()),
+)
 
 
 def history(session, sealer, agency_id, referral_id, actor=None):
     referral = _visible(session, agency_id, referral_id)
-    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="history",
-                            **actor_columns(actor)))
+    session.add(
+        AccessEntry(referral_id=referral.id, agency_id=agency_id, action="history", **actor_columns(actor))
+    )
     return history_schema.dump({"items": _entries(session, sealer, referral.id)})
 
 
@@ -513,25 +633,37 @@ def _entries(session, sealer, referral_id):
         .where(HistoryEntry.referral_id == referral_id)
         .order_by(HistoryEntry.at, HistoryEntry.id)
     ).all()
-    return [{**{name: getattr(entry, name) for name in HISTORY_ITEM_FIELDS},
-             "detail": sealer.open_text(entry.detail)} for entry in entries]
+    return [
+        {
+            **{name: getattr(entry, name) for name in HISTORY_ITEM_FIELDS},
+            "detail": sealer.open_text(entry.detail),
+        }
+        for entry in entries
+    ]
 
 
 def read_with_history(session, sealer, agency_id, referral_id, actor):
     """A referral with its history, as a coordinator's page shows it: one
     read in the access log."""
     referral = _visible(session, agency_id, referral_id)
-    session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor)))
-    return {"referral": _dump(sealer, referral),
-            **history_schema.dump({"items": _entries(session, sealer, referral.id)}),
-            "moves": allowed_moves(referral, agency_id)}
+    session.add(
+        AccessEntry(referral_id=referral.id, agency_id=agency_id, action="read", **actor_columns(actor))
+    )
+    return {
+        "referral": _dump(sealer, referral),
+        **history_schema.dump({"items": _entries(session, sealer, referral.id)}),
+        "moves": allowed_moves(referral, agency_id),
+    }
 
 
 def allowed_moves(referral, agency_id):
     """The moves `agency_id` may make on `referral` now, in the table's order."""
     side = "sender" if str(referral.sending_agency_id) == str(agency_id) else "receiver"
-    return [name for name, step in lifecycle.MOVES.items()
-            if step.party == side and referral.status in step.sources]
+    return [
+        name
+        for name, step in lifecycle.MOVES.items()
+        if step.party == side and referral.status in step.sources
+    ]
 
 
 def announce_overdue(session):
@@ -542,16 +674,26 @@ def announce_overdue(session):
     now = session.scalar(select(func.now()))
     due = session.scalars(
         select(Referral)
-        .where(Referral.status == lifecycle.INITIAL, Referral.respond_by < now,
-               Referral.overdue_announced_at.is_(None))
+        .where(
+            Referral.status == lifecycle.INITIAL,
+            Referral.respond_by < now,
+            Referral.overdue_announced_at.is_(None),
+        )
         .limit(500)
         .with_for_update(skip_locked=True)
     ).all()
     for referral in due:
         referral.overdue_announced_at = now
         referral.version += 1
-        session.add(HistoryEntry(referral_id=referral.id, at=now, event="overdue",
-                                 from_status=referral.status, to_status=referral.status,
-                                 **actor_columns(OVERDUE_TIMER)))
+        session.add(
+            HistoryEntry(
+                referral_id=referral.id,
+                at=now,
+                event="overdue",
+                from_status=referral.status,
+                to_status=referral.status,
+                **actor_columns(OVERDUE_TIMER),
+            )
+        )
         announce(session, referral, events.REFERRAL_OVERDUE, referral.status, None)
     return len(due)

@@ -13,6 +13,7 @@ The erasure's own reason is checked (the sender must give one) but not
 kept: it is a free text about the returnee ("she withdrew her consent"),
 and erasure is there to remove exactly those. The history's `erased`
 entry says who erased and when."""
+
 import datetime
 import uuid
 
@@ -23,9 +24,9 @@ from services.referrals.models import AccessEntry, HistoryEntry, IdempotencyKey,
 from shared.contract import events
 from shared.contract.errors import Forbidden
 from shared.contract.paging import PageQuery
-from shared.storage.paging import page_of
 from shared.contract.referrals import AccessItem, Erase
 from shared.contract.validation import load
+from shared.storage.paging import page_of
 
 # The retention timer, as the history and the access log name it.
 RETENTION_TIMER = {"type": "system", "id": None, "name": "retention timer"}
@@ -52,19 +53,36 @@ def _erase(session, referral, agency_id, actor):
     """Erase `referral` (locked by the caller), as `agency_id` (None: the
     network itself), with its history entry, access-log entry and event."""
     # The database's clock, never before the referral's last change (as a move's: cases.MOVE).
-    now = max(session.scalar(select(func.clock_timestamp())),
-              referral.updated_at + datetime.timedelta(microseconds=1))
+    now = max(
+        session.scalar(select(func.clock_timestamp())),
+        referral.updated_at + datetime.timedelta(microseconds=1),
+    )
     referral.returnee = referral.consent = referral.reason = referral.outcome = None
     referral.erased_at = referral.updated_at = now
     referral.version += 1
-    session.execute(update(HistoryEntry)
-                    .where(HistoryEntry.referral_id == referral.id, HistoryEntry.detail.is_not(None))
-                    .values(detail=None), execution_options={"synchronize_session": False})
-    session.execute(update(IdempotencyKey).where(IdempotencyKey.referral_id == referral.id)
-                    .values(request_digest=None), execution_options={"synchronize_session": False})
+    session.execute(
+        update(HistoryEntry)
+        .where(HistoryEntry.referral_id == referral.id, HistoryEntry.detail.is_not(None))
+        .values(detail=None),
+        execution_options={"synchronize_session": False},
+    )
+    session.execute(
+        update(IdempotencyKey).where(IdempotencyKey.referral_id == referral.id).values(request_digest=None),
+        execution_options={"synchronize_session": False},
+    )
     who = actor_columns(actor)
-    session.add(HistoryEntry(referral_id=referral.id, at=now, event="erased", from_status=referral.status,
-                             to_status=referral.status, agency_id=agency_id, detail=None, **who))
+    session.add(
+        HistoryEntry(
+            referral_id=referral.id,
+            at=now,
+            event="erased",
+            from_status=referral.status,
+            to_status=referral.status,
+            agency_id=agency_id,
+            detail=None,
+            **who,
+        )
+    )
     session.add(AccessEntry(referral_id=referral.id, agency_id=agency_id, at=now, action="erase", **who))
     announce(session, referral, events.REFERRAL_ERASED, referral.status, agency_id)
 
@@ -100,13 +118,20 @@ def access_log(session, agency_id, referral_id, query):
     if str(referral.sending_agency_id) != str(agency_id):
         raise Forbidden("Only the sender of a referral may read its access log.")
     paging = load(page_query_schema, query or {}, "The access-log query is not valid.")
-    entries = (select(AccessEntry).where(AccessEntry.referral_id == referral.id)
-               .order_by(AccessEntry.at, AccessEntry.id))
+    entries = (
+        select(AccessEntry)
+        .where(AccessEntry.referral_id == referral.id)
+        .order_by(AccessEntry.at, AccessEntry.id)
+    )
     return page_of(entries, session, paging["page"], paging["per_page"], _access_item)
 
 
 def _access_item(entry):
-    actor = None if entry.actor_type is None else {
-        "type": entry.actor_type, "id": entry.actor_id, "name": entry.actor_name}
-    return access_item_schema.dump({"at": entry.at, "agency_id": entry.agency_id, "actor": actor,
-                                    "action": entry.action})
+    actor = (
+        None
+        if entry.actor_type is None
+        else {"type": entry.actor_type, "id": entry.actor_id, "name": entry.actor_name}
+    )
+    return access_item_schema.dump(
+        {"at": entry.at, "agency_id": entry.agency_id, "actor": actor, "action": entry.action}
+    )

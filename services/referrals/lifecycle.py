@@ -1,11 +1,11 @@
 """The referral state machine: the only legal moves, and who makes them.
 
-    sent -> accepted | declined | cancelled
-    accepted -> in_progress | cancelled
-    in_progress -> completed | cancelled
+sent -> accepted | declined | cancelled
+accepted -> in_progress | cancelled
+in_progress -> completed | cancelled
 """
+
 from dataclasses import dataclass
-from typing import Optional
 
 from shared.contract import events
 
@@ -17,7 +17,7 @@ class Move:
     target: str
     party: str  # "sender" or "receiver"
     event: str
-    detail_field: Optional[str] = None  # the body field that explains the move
+    detail_field: str | None = None  # the body field that explains the move
 
 
 MOVES = {

@@ -6,12 +6,13 @@ and the free texts that may name the person: `referrals.reason`,
 `referrals.outcome` and `referral_history.detail`; with the digest of the
 request that made a referral (`idempotency_keys`). NULL in any of them is
 "nothing": never given, or erased (see services.referrals.erasure)."""
+
 import uuid
-from typing import Optional
 
 from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, Sequence, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.plumbing.outbox import outbox_model
 from shared.storage.models import (
     Id,
     OptionalTimestamp,
@@ -22,7 +23,6 @@ from shared.storage.models import (
     timestamp_column,
     utcnow,
 )
-from shared.plumbing.outbox import outbox_model
 
 Base = new_base()
 Outbox = outbox_model(Base)
@@ -42,12 +42,12 @@ class Referral(Base):
     sending_agency_id: Id
     receiving_agency_id: Id
     # sealed: see shared.storage.sealing
-    reason: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
-    returnee: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # all but region and language
+    reason: Mapped[bytes | None] = mapped_column(LargeBinary)
+    returnee: Mapped[bytes | None] = mapped_column(LargeBinary)  # all but region and language
     returnee_region: Mapped[str] = mapped_column(Text)
-    returnee_language: Mapped[Optional[str]] = mapped_column(Text)
-    consent: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
-    outcome: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    returnee_language: Mapped[str | None] = mapped_column(Text)
+    consent: Mapped[bytes | None] = mapped_column(LargeBinary)
+    outcome: Mapped[bytes | None] = mapped_column(LargeBinary)
     respond_by: Timestamp = mapped_column(DateTime(timezone=True))
     overdue_announced_at: OptionalTimestamp = optional_timestamp_column()
     # for reports: the times of its answer (accept or decline) and completion,
@@ -66,12 +66,26 @@ class Referral(Base):
         Index("ix_referrals_sender_created", "sending_agency_id", "created_at", "id"),
         Index("ix_referrals_receiver_created", "receiving_agency_id", "created_at", "id"),
         Index("ix_referrals_sent_respond_by", "respond_by", postgresql_where="status = 'sent'"),
-        Index("ix_referrals_closed_unerased", "closed_at",
-              postgresql_where="erased_at IS NULL AND closed_at IS NOT NULL"),
+        Index(
+            "ix_referrals_closed_unerased",
+            "closed_at",
+            postgresql_where="erased_at IS NULL AND closed_at IS NOT NULL",
+        ),
         # reports (migration 0007): the network's referrals of a period, read from the index alone
-        Index("ix_referrals_created_at", "created_at", postgresql_include=[
-            "status", "overdue_announced_at", "answered_at", "completed_at", "service_type", "returnee_region",
-            "sending_agency_id", "receiving_agency_id"]),
+        Index(
+            "ix_referrals_created_at",
+            "created_at",
+            postgresql_include=[
+                "status",
+                "overdue_announced_at",
+                "answered_at",
+                "completed_at",
+                "service_type",
+                "returnee_region",
+                "sending_agency_id",
+                "receiving_agency_id",
+            ],
+        ),
     )
 
 
@@ -84,13 +98,13 @@ class HistoryEntry(Base):
     referral_id: Id = mapped_column(ForeignKey("referrals.id"), index=True)
     at: Timestamp = timestamp_column()
     event: Mapped[str] = mapped_column(Text)
-    from_status: Mapped[Optional[str]] = mapped_column(Text)
-    to_status: Mapped[Optional[str]] = mapped_column(Text)
-    agency_id: Mapped[Optional[uuid.UUID]]
-    detail: Mapped[Optional[bytes]] = mapped_column(LargeBinary)  # sealed
-    actor_type: Mapped[Optional[str]] = mapped_column(Text)  # api_key | coordinator | system
-    actor_id: Mapped[Optional[uuid.UUID]]
-    actor_name: Mapped[Optional[str]] = mapped_column(Text)
+    from_status: Mapped[str | None] = mapped_column(Text)
+    to_status: Mapped[str | None] = mapped_column(Text)
+    agency_id: Mapped[uuid.UUID | None]
+    detail: Mapped[bytes | None] = mapped_column(LargeBinary)  # sealed
+    actor_type: Mapped[str | None] = mapped_column(Text)  # api_key | coordinator | system
+    actor_id: Mapped[uuid.UUID | None]
+    actor_name: Mapped[str | None] = mapped_column(Text)
 
     @property
     def actor(self):
@@ -107,12 +121,12 @@ class AccessEntry(Base):
 
     id: Id = id_column()
     referral_id: Id = mapped_column(ForeignKey("referrals.id"), index=True)
-    agency_id: Mapped[Optional[uuid.UUID]]  # None: the network itself (the retention timer)
+    agency_id: Mapped[uuid.UUID | None]  # None: the network itself (the retention timer)
     at: Timestamp = timestamp_column()
     action: Mapped[str] = mapped_column(Text)
-    actor_type: Mapped[Optional[str]] = mapped_column(Text)
-    actor_id: Mapped[Optional[uuid.UUID]]
-    actor_name: Mapped[Optional[str]] = mapped_column(Text)
+    actor_type: Mapped[str | None] = mapped_column(Text)
+    actor_id: Mapped[uuid.UUID | None]
+    actor_name: Mapped[str | None] = mapped_column(Text)
 
 
 class IdempotencyKey(Base):
@@ -125,6 +139,6 @@ class IdempotencyKey(Base):
     agency_id: Id = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     # an HMAC of the body's SHA-256, with its key's id (sealing.Sealer.digest); null once erased
-    request_digest: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    request_digest: Mapped[bytes | None] = mapped_column(LargeBinary)
     referral_id: Id = mapped_column(ForeignKey("referrals.id"))
     created_at: Timestamp = timestamp_column(index=True)

@@ -30,6 +30,7 @@ agency, only those it sent or received; an erased referral still counts
 Small-cell suppression (network-wide answers only: an agency's report
 holds its own referrals, which it sees anyway): see `suppress`.
 """
+
 import datetime
 from zoneinfo import ZoneInfo
 
@@ -97,8 +98,10 @@ def statement(group_by, scope):
     key = KEYS[group_by]
     shown = SHOWN.get(group_by, "{}").format(key)
     return text(REPORT.format(key=key, shown=shown, scope=SCOPES[scope])).bindparams(
-        bindparam("start", type_=DateTime(timezone=True)), bindparam("end", type_=DateTime(timezone=True)),
-        *([bindparam("agency_id", type_=Uuid())] if scope == "agency" else []))
+        bindparam("start", type_=DateTime(timezone=True)),
+        bindparam("end", type_=DateTime(timezone=True)),
+        *([bindparam("agency_id", type_=Uuid())] if scope == "agency" else []),
+    )
 
 
 query_schema = ReportQuery()
@@ -144,8 +147,14 @@ def report(session, query, agency_id=None):
     if query["group_by"] == "month":
         rows = every_month(rows, start, end)
     rows.sort(key=lambda row: row["key"])
-    answer = {"from": start.isoformat(), "to": end.isoformat(), "group_by": query["group_by"],
-              "network": agency_id is None, "rows": rows, "totals": totals}
+    answer = {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "group_by": query["group_by"],
+        "network": agency_id is None,
+        "rows": rows,
+        "totals": totals,
+    }
     return suppress(answer) if agency_id is None else answer
 
 
@@ -212,14 +221,16 @@ def suppress(answer):
         if not primary or name in hidden_totals:
             continue
         others = [index for index in range(len(rows)) if index not in primary]
-        candidates = sorted((index for index in others if rows[index][name] >= SMALLEST_SHOWN),
-                            key=lambda index: (rows[index][name], rows[index]["key"]))
+        candidates = sorted(
+            (index for index in others if rows[index][name] >= SMALLEST_SHOWN),
+            key=lambda index: (rows[index][name], rows[index]["key"]),
+        )
         candidates += [index for index in others if rows[index][name] == 0]
         if candidates:
             hidden[candidates[0]].add(name)
         else:
             hidden_totals.add(name)
-    for row, withheld in zip(rows, hidden):
+    for row, withheld in zip(rows, hidden, strict=False):
         _withhold(row, withheld)
     _withhold(totals, hidden_totals)
     return answer
@@ -230,4 +241,6 @@ def _withhold(row, names):
         return
     for name in names:
         row[name] = None
-    row.update(suppressed=True, acceptance_rate=None, median_hours_to_answer=None, median_days_to_complete=None)
+    row.update(
+        suppressed=True, acceptance_rate=None, median_hours_to_answer=None, median_days_to_complete=None
+    )

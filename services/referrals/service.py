@@ -1,4 +1,5 @@
 """The referrals service: cases, their lifecycle, and the events they raise."""
+
 import logging
 
 from nameko.dependency_providers import Config
@@ -7,17 +8,17 @@ from sqlalchemy.exc import IntegrityError
 
 from services.referrals import cases, erasure, reports
 from services.referrals.models import Outbox
-from shared.storage.sealing import Sealing
 from shared.contract import events
-from shared.plumbing.announced_cache import AnnouncedCache
-from shared.storage.db import Database, in_batches
 from shared.contract.errors import EXPECTED, NotFound
-from shared.plumbing.outbox import OutboxRelay
+from shared.plumbing.announced_cache import AnnouncedCache
 from shared.plumbing.messaging import RpcProxy
 from shared.plumbing.metrics import Metrics
+from shared.plumbing.outbox import OutboxRelay
 from shared.plumbing.request_id import RequestId
 from shared.plumbing.rpc import rpc
 from shared.plumbing.timers import every
+from shared.storage.db import Database, in_batches
+from shared.storage.sealing import Sealing
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,9 @@ class DirectoryCache(DependencyProvider):
 
     def setup(self):
         self.cache = AnnouncedCache(
-            self.container.config["AMQP_URI"], events.AGENCIES, [events.AGENCY_UPDATED],
+            self.container.config["AMQP_URI"],
+            events.AGENCIES,
+            [events.AGENCY_UPDATED],
             names_in=lambda _, payload: [payload["agency"]["id"]],
             name_of=lambda agency: agency["id"],
         )

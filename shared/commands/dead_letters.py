@@ -10,14 +10,14 @@ came from (acking it here only once the broker confirmed the copy), where
 the service handles it as new. Events carry ids and statuses, never a
 returnee's data, so nothing shown here is personal.
 """
+
 import argparse
 import json
 import sys
 
 from shared import config
-
-from shared.plumbing import amqp_uri, queues
 from shared.commands.services import SERVICES
+from shared.plumbing import amqp_uri, queues
 
 
 def _each(channel, service):
@@ -70,9 +70,11 @@ def replay(connection, services, event_id=None):
         channel = connection.channel()
         for message in _each(channel, service):
             described = describe(service, message)
-            if event_id and described["event_id"] != event_id or not described["queue"]:
+            if (event_id and described["event_id"] != event_id) or not described["queue"]:
                 continue
-            headers = {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-")}
+            headers = {
+                key: value for key, value in (message.headers or {}).items() if not key.startswith("x-")
+            }
             message.properties["application_headers"] = headers
             channel.basic_publish_confirm(message, exchange="", routing_key=described["queue"])
             channel.basic_ack(message.delivery_tag)
@@ -82,15 +84,20 @@ def replay(connection, services, event_id=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=("list", "replay"))
     parser.add_argument("service", nargs="?", choices=sorted(SERVICES), help="one service (default: all)")
     parser.add_argument("--event-id", help="replay only this event")
     args = parser.parse_args(argv)
     services = [args.service] if args.service else sorted(SERVICES)
     with amqp_uri.connect(config.load()["AMQP_URI"], connect_timeout=5) as connection:
-        found = listing(connection, services) if args.action == "list" else replay(
-            connection, services, args.event_id)
+        found = (
+            listing(connection, services)
+            if args.action == "list"
+            else replay(connection, services, args.event_id)
+        )
     for each in found:
         print(json.dumps(each, default=str))
     print(f"{len(found)} message(s) {'set aside' if args.action == 'list' else 'replayed'}", file=sys.stderr)

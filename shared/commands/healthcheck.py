@@ -1,5 +1,6 @@
 """Does a service answer? `python -m shared.commands.healthcheck agencies` exits 0 when
 the service answers a ping over RabbitMQ: docker compose's health check."""
+
 import sys
 
 from nameko.standalone.rpc import ClusterRpcProxy

@@ -6,6 +6,7 @@ Redis only counts rate limits (and the gateway fails open without it), so
 its absence is said, and the network starts all the same. What it says are
 log lines of the service "migrate" (JSON lines where LOG_FORMAT=json).
 """
+
 import logging
 import sys
 
@@ -14,16 +15,13 @@ import redis
 from sqlalchemy.engine import make_url
 
 from shared import config
-
-from shared.plumbing import amqp_uri, queues, request_id
-
-from shared.storage import migrate
 from shared.commands.services import SERVICES, service_class
+from shared.plumbing import amqp_uri, queues, request_id
+from shared.storage import migrate
 
 HOW_TO_START = {
     "RabbitMQ": "start it with `rabbitmq-server -detached`",
-    "PostgreSQL": "start it with "
-    "`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
+    "PostgreSQL": "start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`",
     "Redis": "start it with `redis-server --daemonize yes --save '' --appendonly no`",
 }
 log = logging.getLogger("shared.commands.preflight")  # also when run as __main__
@@ -68,9 +66,11 @@ def main():
         try:
             redis.Redis.from_url(storage, socket_connect_timeout=3).ping()
         except redis.RedisError as error:
-            log.warning(f"Redis is not reachable at {_safe(storage)}: {error}\n  {HOW_TO_START['Redis']}; until it"
-                        f" is, the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them"
-                        f" in each process).")
+            log.warning(
+                f"Redis is not reachable at {_safe(storage)}: {error}\n  {HOW_TO_START['Redis']}; until it"
+                f" is, the gateway does not count rate limits (RATE_LIMIT_STORAGE_URI=memory:// counts them"
+                f" in each process)."
+            )
     try:
         migrate.upgrade_all(settings)
     except migrate.MigrationRefused as refused:
@@ -79,8 +79,10 @@ def main():
     with amqp_uri.connect(settings["AMQP_URI"]) as connection:
         for name in SERVICES:
             queues.ensure(connection, settings, service_class(name))
-    log.info(f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
-             f" (API docs at /docs, OpenAPI at /openapi.json).")
+    log.info(
+        f"Databases are up to date. The gateway will listen on http://localhost:{settings['GATEWAY_PORT']}"
+        f" (API docs at /docs, OpenAPI at /openapi.json)."
+    )
     return 0
 
 

@@ -4,22 +4,22 @@ The one entry point of every service process, for `make run` and docker
 compose alike: green threads first, then settings from the environment,
 then nameko's runner, which stops cleanly on SIGTERM or Ctrl-C.
 """
+
 from shared.plumbing.green import patch
 
 patch()
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import warnings  # noqa: E402
+import argparse
+import logging
+import sys
+import warnings
 
-from shared import config  # noqa: E402
-
+from shared import config
+from shared.commands.services import SERVICES, service_class
 from shared.plumbing import metrics, request_id
-
+from shared.plumbing.away import server_away
 from shared.storage import sealing
-from shared.plumbing.away import server_away  # noqa: E402
-from shared.commands.services import SERVICES, service_class  # noqa: E402
+
 
 class WithoutTraceback(logging.Filter):
     def filter(self, record):

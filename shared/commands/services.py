@@ -1,4 +1,5 @@
 """The network's services by name, each imported only when asked for."""
+
 import importlib
 
 SERVICES = {

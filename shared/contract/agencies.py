@@ -1,5 +1,6 @@
 """The agency directory's bodies, shared by the gateway (HTTP) and the
 agencies service (RPC) so that both check them the same way."""
+
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from shared.contract import standards
@@ -15,8 +16,12 @@ def _unique(values):
 class Contact(Schema):
     # Stable across edits: a PATCH names an existing contact by its id (or,
     # without one, by the same e-mail address or phone); others get a new id.
-    id = fields.UUID(load_default=None, metadata={
-        "description": "The contact's stable id; given in a change, it must name one of the agency's contacts."})
+    id = fields.UUID(
+        load_default=None,
+        metadata={
+            "description": "The contact's stable id; given in a change, it must name one of the agency's contacts."
+        },
+    )
     name = standards.Text(required=True, validate=validate.Length(min=1, max=200))
     email = standards.Text(allow_none=True, load_default=None, validate=standards.email_address)
     phone = standards.Text(allow_none=True, load_default=None, validate=standards.e164_phone)

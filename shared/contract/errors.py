@@ -4,6 +4,7 @@ nameko sends a raised exception to the caller by its import path; registering
 each with `deserialize_to_instance` makes the caller raise the same class with
 the same arguments, so the gateway can map it to an HTTP problem.
 """
+
 from nameko.exceptions import deserialize_to_instance
 
 

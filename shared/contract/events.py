@@ -5,6 +5,7 @@ Events travel on nameko's event exchange of the source service
 `@event_handler(SOURCE, TYPE)` receives them. A payload carries ids,
 statuses, agency ids, service type and reference: never a returnee's data.
 """
+
 from marshmallow import Schema, fields, validate
 
 REFERRALS = "referrals"  # the service whose exchange carries referral events

@@ -1,4 +1,5 @@
 """The notification records as the contract shows them."""
+
 from marshmallow import Schema, fields
 
 from shared.contract import standards

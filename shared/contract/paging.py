@@ -1,4 +1,5 @@
 """Paged lists, as every list call of the contract answers them."""
+
 from marshmallow import Schema, fields, validate
 
 MAX_PER_PAGE = 100

@@ -1,5 +1,6 @@
 """The referral bodies, shared by the gateway (HTTP) and the referrals
 service (RPC) so that both check them the same way."""
+
 from marshmallow import Schema, fields, validate
 
 from shared.contract import standards
@@ -20,15 +21,11 @@ class Returnee(Schema):
     date_of_birth = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
     sex = standards.Text(allow_none=True, load_default=None, validate=standards.one_of(SEXES))
     phone = standards.Text(allow_none=True, load_default=None, validate=standards.e164_phone)
-    preferred_language = standards.Text(
-        allow_none=True, load_default=None, validate=standards.language_code
-    )
+    preferred_language = standards.Text(allow_none=True, load_default=None, validate=standards.language_code)
     returned_from = standards.Text(allow_none=True, load_default=None, validate=standards.country_code)
     return_date = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
     region = standards.Text(required=True, validate=standards.subdivision_code)
-    vulnerabilities = fields.List(
-        standards.Text(validate=validate.Length(min=1, max=200)), load_default=list
-    )
+    vulnerabilities = fields.List(standards.Text(validate=validate.Length(min=1, max=200)), load_default=list)
 
 
 class Consent(Schema):
@@ -36,12 +33,8 @@ class Consent(Schema):
         required=True,
         validate=validate.Equal(True, error="The returnee's consent is required to refer them."),
     )
-    obtained_at = fields.AwareDateTime(
-        allow_none=True, load_default=None, validate=standards.not_in_future
-    )
-    method = standards.Text(
-        allow_none=True, load_default=None, validate=standards.one_of(CONSENT_METHODS)
-    )
+    obtained_at = fields.AwareDateTime(allow_none=True, load_default=None, validate=standards.not_in_future)
+    method = standards.Text(allow_none=True, load_default=None, validate=standards.one_of(CONSENT_METHODS))
 
 
 class NewReferral(Schema):
@@ -92,8 +85,7 @@ class Erase(Schema):
     reason = standards.Text(required=True, validate=validate.Length(min=1, max=4000))
 
 
-MOVE_BODIES = {"accept": NoBody, "start": NoBody, "decline": Decline, "cancel": Cancel,
-               "complete": Complete}
+MOVE_BODIES = {"accept": NoBody, "start": NoBody, "decline": Decline, "cancel": Cancel, "complete": Complete}
 
 
 class ReferralQuery(PageQuery):

@@ -1,5 +1,6 @@
 """The report's query and answer, shared by the gateway (HTTP) and the
 referrals service (RPC) so that both check them the same way."""
+
 import datetime
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
@@ -35,8 +36,11 @@ class ReportTotals(Schema):
 
     suppressed = fields.Boolean(
         required=True,
-        metadata={"description": "Network-wide answers only: true when a count here is withheld (null), "
-                                 "and with it the rates and medians."})
+        metadata={
+            "description": "Network-wide answers only: true when a count here is withheld (null), "
+            "and with it the rates and medians."
+        },
+    )
     sent = fields.Integer(allow_none=True, required=True)
     accepted = fields.Integer(allow_none=True, required=True)
     declined = fields.Integer(allow_none=True, required=True)
@@ -51,11 +55,15 @@ class ReportTotals(Schema):
 class ReportRow(ReportTotals):
     key = fields.String(
         required=True,
-        metadata={"description": "The group: a service type, an ISO 3166-2 region, a month (YYYY-MM) "
-                                 "or an agency's id."})
+        metadata={
+            "description": "The group: a service type, an ISO 3166-2 region, a month (YYYY-MM) "
+            "or an agency's id."
+        },
+    )
     name = fields.String(
         allow_none=True,
-        metadata={"description": "With region and agency groupings: the region's or the agency's name."})
+        metadata={"description": "With region and agency groupings: the region's or the agency's name."},
+    )
 
 
 class Report(Schema):
@@ -63,6 +71,7 @@ class Report(Schema):
     to = fields.Date(required=True)
     group_by = fields.String(required=True)
     network = fields.Boolean(
-        required=True, metadata={"description": "True for the whole network's report (admin keys)."})
+        required=True, metadata={"description": "True for the whole network's report (admin keys)."}
+    )
     rows = fields.List(fields.Nested(ReportRow), required=True)
     totals = fields.Nested(ReportTotals, required=True)

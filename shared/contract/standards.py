@@ -3,6 +3,7 @@
 ISO 3166-1/-2 and ISO 639-1 come from pycountry, E.164 phone numbers from
 phonenumbers, e-mail addresses from email-validator: no hand-made lists.
 """
+
 import datetime
 import re
 from functools import lru_cache
@@ -62,7 +63,7 @@ def not_in_future(value):
     """A time not after now, or a date that is not yet to come anywhere on
     Earth: a consent taken at 01:00 in Baku (UTC+4) is today there while it
     is still yesterday in UTC."""
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     if isinstance(value, datetime.datetime):
         future = value > now + CLOCK_SKEW if value.tzinfo else value.date() > (now + EARLIEST_OFFSET).date()
     else:

@@ -1,4 +1,5 @@
 """Turning marshmallow's verdicts into the errors the contract promises."""
+
 from marshmallow import ValidationError
 
 from shared.contract.errors import InvalidInput

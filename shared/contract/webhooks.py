@@ -1,5 +1,6 @@
 """Webhooks and their deliveries as the contract shows them (API.md,
 "Webhooks")."""
+
 from marshmallow import Schema, fields, validate
 
 from shared.contract import standards
@@ -14,8 +15,11 @@ def _url(**options):
 
 
 def _events(**options):
-    return fields.List(standards.Text(validate=standards.one_of(WEBHOOK_EVENTS)),
-                       validate=validate.Length(min=1, max=len(WEBHOOK_EVENTS)), **options)
+    return fields.List(
+        standards.Text(validate=standards.one_of(WEBHOOK_EVENTS)),
+        validate=validate.Length(min=1, max=len(WEBHOOK_EVENTS)),
+        **options,
+    )
 
 
 class NewWebhook(Schema):

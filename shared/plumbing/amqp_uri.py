@@ -10,6 +10,7 @@ connections this project opens itself go through `connect`, which tries
 every node once before it gives up. Each node's URL names its user,
 password and vhost, the same on every node of a cluster.
 """
+
 from urllib.parse import urlsplit
 
 from kombu import Connection
@@ -40,7 +41,9 @@ def rotated(uri, first):
 
 def with_vhost(uri, vhost):
     """The same nodes, each with `vhost` as its virtual host."""
-    return SEPARATOR.join(urlsplit(node)._replace(path="/" + vhost.lstrip("/")).geturl() for node in nodes(uri))
+    return SEPARATOR.join(
+        urlsplit(node)._replace(path="/" + vhost.lstrip("/")).geturl() for node in nodes(uri)
+    )
 
 
 def vhost(uri):

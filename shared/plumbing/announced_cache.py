@@ -18,6 +18,8 @@ a new queue is bound: while the queue is not there, changes could be
 missed. Entries also expire after `ttl` seconds, a bound on what an
 unforeseen failure could leave behind.
 """
+
+import contextlib
 import itertools
 import json
 import logging
@@ -38,8 +40,9 @@ class AnnouncedCache:
     makes stale every value `v` with `name_of(v)` among
     `names_in(event_type, payload)`."""
 
-    def __init__(self, amqp_uri, source, event_types, names_in, name_of, ttl=60.0,
-                 max_entries=10000, retry_seconds=1.0):
+    def __init__(
+        self, amqp_uri, source, event_types, names_in, name_of, ttl=60.0, max_entries=10000, retry_seconds=1.0
+    ):
         self.amqp_uri = amqp_uri
         self.exchange = get_event_exchange(source, {})
         self.event_types = tuple(event_types)
@@ -127,12 +130,13 @@ class AnnouncedCache:
     def _unbind(self, error=None):
         if self.connection is not None:
             if error is not None:
-                log.warning("announcements of %s not reachable (%s): caching stops until they are",
-                            self.exchange.name, error)
-            try:
+                log.warning(
+                    "announcements of %s not reachable (%s): caching stops until they are",
+                    self.exchange.name,
+                    error,
+                )
+            with contextlib.suppress(Exception):
                 self.connection.release()
-            except Exception:
-                pass
         self.connection = self.channel = self.queue_name = None
         self.entries.clear()
 

@@ -3,6 +3,7 @@
 Its own module, light on imports, so that the gateway and the commands can
 tell a server away from a fault without taking in nameko's consumers.
 """
+
 import socket
 
 from amqp.exceptions import AMQPError

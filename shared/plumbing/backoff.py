@@ -1,4 +1,5 @@
 """Exponential backoff: the one rule every retry of the network waits by."""
+
 import math
 import random
 

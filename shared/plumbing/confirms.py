@@ -9,6 +9,8 @@ channel in confirm mode, and the broker's acks (several at once with
 verdict. Messages are laid out as nameko's publisher lays them out (JSON
 body, persistent, the id as message_id), so nameko's handlers take them.
 """
+
+import contextlib
 import json
 import threading
 import time
@@ -57,10 +59,16 @@ class ConfirmingChannel:
         self.waiting, self.taken, self.refused = {}, set(), set()
         try:
             for message_id, routing_key, payload in messages:
-                body = amqp.Message(json.dumps(payload), content_type="application/json",
-                                    content_encoding="utf-8", delivery_mode=2, message_id=message_id)
-                self.channel.basic_publish(body, exchange=self.exchange.name, routing_key=routing_key,
-                                           mandatory=mandatory)
+                body = amqp.Message(
+                    json.dumps(payload),
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                    delivery_mode=2,
+                    message_id=message_id,
+                )
+                self.channel.basic_publish(
+                    body, exchange=self.exchange.name, routing_key=routing_key, mandatory=mandatory
+                )
                 self.waiting[self.next_tag] = message_id
                 self.next_tag += 1
             deadline = time.monotonic() + self.timeout
@@ -90,8 +98,6 @@ class ConfirmingChannel:
 
     def close(self):
         if self.connection is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self.connection.release()
-            except Exception:
-                pass
         self.connection = None

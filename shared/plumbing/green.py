@@ -5,6 +5,7 @@ function blocks the whole process while it waits for PostgreSQL, so after
 eventlet's monkey patching psycopg is switched to its select()-based wait,
 which eventlet has made cooperative: concurrent queries then overlap.
 """
+
 import eventlet
 
 

@@ -8,6 +8,7 @@ agencies, referrals, notifications, gateway, migrate), `logger`, `event`
 collector parses each line without knowing how the process writes text.
 What a line says is the same in both formats: only how it is written differs.
 """
+
 from pythonjsonlogger.json import JsonFormatter
 
 from shared import config
@@ -28,7 +29,12 @@ class JsonLines(JsonFormatter):
     def __init__(self, service):
         super().__init__(
             "%(levelname)s %(name)s %(message)s",
-            rename_fields={"levelname": "level", "name": "logger", "message": "event", "exc_info": "exception"},
+            rename_fields={
+                "levelname": "level",
+                "name": "logger",
+                "message": "event",
+                "exc_info": "exception",
+            },
             static_fields={"service": service},
             timestamp="time",
             json_ensure_ascii=False,  # Azerbaijani and Russian as they are

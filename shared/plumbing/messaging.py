@@ -11,6 +11,7 @@ on: its consumers reconnect with kombu's backoff.
 Every entrypoint and RPC proxy of the services comes from here or from
 shared.plumbing.rpc, so that they all share this consumer.
 """
+
 import functools
 import logging
 import time
@@ -50,8 +51,11 @@ class QueueConsumer(messaging.QueueConsumer):
     def get_consumers(self, consumer_cls, channel):
         """On every (re)connection: the service's dead-letter queue first, so
         that a message the broker sets aside always has a place to go."""
-        names = [provider.queue.name for provider in self._providers
-                 if provider.queue is not None and queues.DEAD_LETTER_KEY in (provider.queue.queue_arguments or {})]
+        names = [
+            provider.queue.name
+            for provider in self._providers
+            if provider.queue is not None and queues.DEAD_LETTER_KEY in (provider.queue.queue_arguments or {})
+        ]
         if names:
             queues.dead_letter_queue(self.container.service_name, names)(channel).declare()
         return super().get_consumers(consumer_cls, channel)
@@ -80,8 +84,12 @@ class QueueConsumer(messaging.QueueConsumer):
     def on_connection_error(self, exc, interval):
         """nameko's warning, with every node's password hidden (nameko's
         own hides the first node's only, when AMQP_URI lists several)."""
-        log.warning("Error connecting to broker at %s (%s). Retrying in %s seconds.",
-                    amqp_uri.safe(self.amqp_uri), exc, interval)
+        log.warning(
+            "Error connecting to broker at %s (%s). Retrying in %s seconds.",
+            amqp_uri.safe(self.amqp_uri),
+            exc,
+            interval,
+        )
 
     def ack_message(self, message):
         self._settle(super().ack_message, message, "acked")
@@ -94,8 +102,11 @@ class QueueConsumer(messaging.QueueConsumer):
         try:
             settle(message)
         except BROKER_AWAY as error:
-            log.warning("the broker went away before a message was %s (%s); it will be delivered again",
-                        what, type(error).__name__)
+            log.warning(
+                "the broker went away before a message was %s (%s); it will be delivered again",
+                what,
+                type(error).__name__,
+            )
 
 
 class EventHandler(events.EventHandler):
@@ -123,9 +134,13 @@ class EventHandler(events.EventHandler):
         tries = int((message.headers or {}).get("x-delivery-count") or 0) + 1
         if exc_info is not None and self.requeue_on_error and limit is not None and tries > limit:
             payload = message.payload if isinstance(message.payload, dict) else {}
-            log.error("event %s (%s) failed %d times: set aside in %s (python -m shared.commands.dead_letters list)",
-                      payload.get("event_id"), self.event_type, tries,
-                      queues.dead_letter_queue_name(self.container.service_name))
+            log.error(
+                "event %s (%s) failed %d times: set aside in %s (python -m shared.commands.dead_letters list)",
+                payload.get("event_id"),
+                self.event_type,
+                tries,
+                queues.dead_letter_queue_name(self.container.service_name),
+            )
         return super().handle_result(message, worker_ctx, result, exc_info)
 
 

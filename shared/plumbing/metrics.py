@@ -13,6 +13,7 @@ is added to a call's own work. A process serves them on METRICS_PORT
 No label carries personal data, a key or an id: only the service's name,
 a method or event name, and an outcome.
 """
+
 import logging
 import threading
 import time
@@ -29,12 +30,19 @@ from shared.plumbing import amqp_uri, queues
 
 log = logging.getLogger(__name__)
 
-RPC_CALLS = Counter("rpc_calls_total", "RPC calls a service answered: ok, refused (an expected error, "
-                    "a 4xx for the partner) or error", ["service", "method", "outcome"])
-RPC_DURATION = Histogram("rpc_call_duration_seconds", "How long a service took to answer an RPC call",
-                         ["service", "method"])
-EVENTS_HANDLED = Counter("events_handled_total", "Events a service's handlers took: ok, or error "
-                         "(requeued, or set aside after too many tries)", ["service", "event", "outcome"])
+RPC_CALLS = Counter(
+    "rpc_calls_total",
+    "RPC calls a service answered: ok, refused (an expected error, a 4xx for the partner) or error",
+    ["service", "method", "outcome"],
+)
+RPC_DURATION = Histogram(
+    "rpc_call_duration_seconds", "How long a service took to answer an RPC call", ["service", "method"]
+)
+EVENTS_HANDLED = Counter(
+    "events_handled_total",
+    "Events a service's handlers took: ok, or error (requeued, or set aside after too many tries)",
+    ["service", "event", "outcome"],
+)
 OUTCOMES = ("ok", "refused", "error")
 
 
@@ -103,15 +111,18 @@ class Metrics(DependencyProvider):
 
     def gauges(self):
         """The gauges of this container, read now."""
-        from shared.storage.db import Database
         from shared.plumbing.outbox import OutboxRelay
+        from shared.storage.db import Database
 
         database, relay = self.dependency(Database), self.dependency(OutboxRelay)
         found = []
         if database is not None:
             pool = database.engine.pool
-            connections = GaugeMetricFamily("db_pool_connections", "The service's database connections, "
-                                            "in use by a worker or idle in its pool", labels=["service", "state"])
+            connections = GaugeMetricFamily(
+                "db_pool_connections",
+                "The service's database connections, in use by a worker or idle in its pool",
+                labels=["service", "state"],
+            )
             connections.add_metric([self.service, "in_use"], pool.checkedout())
             connections.add_metric([self.service, "idle"], pool.checkedin())
             found.append(connections)
@@ -128,20 +139,28 @@ class Metrics(DependencyProvider):
         try:
             return list(reading(self.service, *args))
         except Exception as error:
-            log.warning("metrics: %s could not be read (%s: %s)", reading.__name__, type(error).__name__, error)
+            log.warning(
+                "metrics: %s could not be read (%s: %s)", reading.__name__, type(error).__name__, error
+            )
             return []
 
 
 def outbox_gauges(service, sessions, Outbox):
     waiting = Outbox.published_at.is_(None)  # the partial index ix_outbox_unpublished
     with sessions.single() as session:
-        count, age = session.execute(select(
-            func.count(), func.coalesce(func.extract("epoch", func.now() - func.min(Outbox.created_at)), 0)
-        ).where(waiting)).one()
+        count, age = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.extract("epoch", func.now() - func.min(Outbox.created_at)), 0),
+            ).where(waiting)
+        ).one()
     rows = GaugeMetricFamily("outbox_waiting", "Outbox rows not yet published", labels=["service"])
     rows.add_metric([service], count)
-    oldest = GaugeMetricFamily("outbox_oldest_age_seconds", "Age of the oldest outbox row not yet "
-                               "published (0 when none waits)", labels=["service"])
+    oldest = GaugeMetricFamily(
+        "outbox_oldest_age_seconds",
+        "Age of the oldest outbox row not yet published (0 when none waits)",
+        labels=["service"],
+    )
     oldest.add_metric([service], float(age))
     return [rows, oldest]
 
@@ -153,11 +172,15 @@ def dead_letter_gauge(service, uri):
     with amqp_uri.connect(uri, connect_timeout=2) as connection:
         try:
             waiting = connection.default_channel.queue_declare(
-                queues.dead_letter_queue_name(service), passive=True).message_count
+                queues.dead_letter_queue_name(service), passive=True
+            ).message_count
         except connection.channel_errors:  # 404: no such queue
             waiting = 0
-    gauge = GaugeMetricFamily("dead_letters", "Messages set aside in the service's dead-letter queue "
-                              "(python -m shared.commands.dead_letters list)", labels=["service"])
+    gauge = GaugeMetricFamily(
+        "dead_letters",
+        "Messages set aside in the service's dead-letter queue (python -m shared.commands.dead_letters list)",
+        labels=["service"],
+    )
     gauge.add_metric([service], waiting)
     return [gauge]
 
@@ -222,7 +245,9 @@ def metrics_and_liveness(registry=REGISTRY):
 def serve(port, address="0.0.0.0"):
     """Serve /metrics and /healthz on `port` from a thread of this process (a
     green one under eventlet, so it answers while the workers wait on I/O)."""
-    server = make_server(address, int(port), metrics_and_liveness(), ThreadingWSGIServer, handler_class=QuietHandler)
+    server = make_server(
+        address, int(port), metrics_and_liveness(), ThreadingWSGIServer, handler_class=QuietHandler
+    )
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     log.info("metrics on :%d/metrics", server.server_port)
     return server

@@ -7,6 +7,7 @@ confirmed it. With `mandatory` (for events someone must receive), an event no
 queue is bound for yet stays in the outbox for a later round. Rows are claimed with `FOR UPDATE SKIP LOCKED`, so several
 relays (one per replica) never publish the same row twice.
 """
+
 import logging
 import time
 import uuid
@@ -17,10 +18,10 @@ from sqlalchemy import Index, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shared.contract.errors import Unavailable
 from shared.plumbing import backoff
 from shared.plumbing.confirms import ConfirmingChannel
 from shared.storage.db import Database
-from shared.contract.errors import Unavailable
 from shared.storage.models import (
     Id,
     OptionalTimestamp,
@@ -92,8 +93,13 @@ class Relay:
         self.failures += 1
         wait = backoff.pause(self.failures, self.FIRST_PAUSE_SECONDS, self.MOST_PAUSE_SECONDS)
         self.paused_until = time.monotonic() + wait
-        log.warning("publishing %d event(s) failed (%s: %s); kept, next try in %.1f s",
-                    count, type(error).__name__, error, wait)
+        log.warning(
+            "publishing %d event(s) failed (%s: %s); kept, next try in %.1f s",
+            count,
+            type(error).__name__,
+            error,
+            wait,
+        )
 
     def _succeeded(self):
         if self.failures:
@@ -122,7 +128,8 @@ class Relay:
                 return 0
             try:
                 taken = self.channel.publish(
-                    [(str(row.id), row.event_type, row.payload) for row in rows], self.mandatory)
+                    [(str(row.id), row.event_type, row.payload) for row in rows], self.mandatory
+                )
             except Exception as error:  # broker down or connection lost: a later round retries
                 self._failed(len(rows), error)
                 return 0
@@ -132,8 +139,11 @@ class Relay:
                     # No consumer's queue is bound yet (or the broker refused it): a later round.
                     log.warning("event %s (%s) was not taken by the broker; kept", row.id, row.event_type)
             if taken:
-                session.execute(update(Outbox).where(Outbox.id.in_([uuid.UUID(i) for i in taken]))
-                                .values(published_at=utcnow()))
+                session.execute(
+                    update(Outbox)
+                    .where(Outbox.id.in_([uuid.UUID(i) for i in taken]))
+                    .values(published_at=utcnow())
+                )
             return len(taken)
 
     def close(self):
@@ -157,13 +167,17 @@ class Relay:
         staged_before, deadline = utcnow(), time.monotonic() + timeout
         while True:
             with self.sessions.begin() as session:
-                waiting = session.scalar(select(func.count()).select_from(Outbox).where(
-                    Outbox.published_at.is_(None), Outbox.created_at <= staged_before))
+                waiting = session.scalar(
+                    select(func.count())
+                    .select_from(Outbox)
+                    .where(Outbox.published_at.is_(None), Outbox.created_at <= staged_before)
+                )
             if not waiting:
                 return
             if time.monotonic() > deadline:
-                raise Unavailable("The change is saved but could not be announced yet; "
-                                  "make the same call again.")
+                raise Unavailable(
+                    "The change is saved but could not be announced yet; make the same call again."
+                )
             time.sleep(poll_seconds)
 
 
@@ -187,6 +201,11 @@ class OutboxRelay(DependencyProvider):
     def get_dependency(self, worker_ctx):
         if self.relay is None:  # the Database has been set up by the first worker
             database = next(dep for dep in self.container.dependencies if isinstance(dep, Database))
-            self.relay = Relay(database.sessions, self.Outbox, self.container.config, self.source_service,
-                               mandatory=self.mandatory)
+            self.relay = Relay(
+                database.sessions,
+                self.Outbox,
+                self.container.config,
+                self.source_service,
+                mandatory=self.mandatory,
+            )
         return self.relay

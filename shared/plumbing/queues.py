@@ -12,6 +12,7 @@ keeps RabbitMQ's classic queues (no delivery limit then).
 The names are nameko's: `rpc-<service>` for calls, and
 `evt-<source>-<event>--<service>.<method>` for each event handler.
 """
+
 import inspect
 import logging
 
@@ -38,14 +39,24 @@ def arguments(config, queue_name, dead_letters=True):
         return {}
     if not dead_letters:
         return dict(QUORUM)
-    return dict(QUORUM, **{"x-delivery-limit": int(config["DELIVERY_LIMIT"]),
-                           "x-dead-letter-exchange": DEAD_LETTERS.name, DEAD_LETTER_KEY: queue_name})
+    return dict(
+        QUORUM,
+        **{
+            "x-delivery-limit": int(config["DELIVERY_LIMIT"]),
+            "x-dead-letter-exchange": DEAD_LETTERS.name,
+            DEAD_LETTER_KEY: queue_name,
+        },
+    )
 
 
 def dead_letter_queue(service, queue_names):
     """The service's dead-letter queue (quorum), bound for each of its queues."""
-    return Queue(dead_letter_queue_name(service), durable=True, queue_arguments=dict(QUORUM),
-                 bindings=[binding(DEAD_LETTERS, routing_key=name) for name in sorted(queue_names)])
+    return Queue(
+        dead_letter_queue_name(service),
+        durable=True,
+        queue_arguments=dict(QUORUM),
+        bindings=[binding(DEAD_LETTERS, routing_key=name) for name in sorted(queue_names)],
+    )
 
 
 def service_queues(config, service_cls):
@@ -61,14 +72,23 @@ def service_queues(config, service_cls):
         for entrypoint in getattr(method, "nameko_entrypoints", ()):
             if isinstance(entrypoint, Rpc):
                 name = f"rpc-{service_cls.name}"
-                found[name] = Queue(name, get_rpc_exchange(config), routing_key=f"{service_cls.name}.*", durable=True,
-                                    queue_arguments=arguments(config, name, dead_letters=False))
+                found[name] = Queue(
+                    name,
+                    get_rpc_exchange(config),
+                    routing_key=f"{service_cls.name}.*",
+                    durable=True,
+                    queue_arguments=arguments(config, name, dead_letters=False),
+                )
             elif isinstance(entrypoint, EventHandler) and entrypoint.handler_type == SERVICE_POOL:
                 name = f"evt-{entrypoint.source_service}-{entrypoint.event_type}--{service_cls.name}.{method_name}"
                 transient = getattr(entrypoint, "transient", False)
-                found[name] = Queue(name, get_event_exchange(entrypoint.source_service, config),
-                                    routing_key=entrypoint.event_type, durable=not transient,
-                                    queue_arguments={} if transient else arguments(config, name))
+                found[name] = Queue(
+                    name,
+                    get_event_exchange(entrypoint.source_service, config),
+                    routing_key=entrypoint.event_type,
+                    durable=not transient,
+                    queue_arguments={} if transient else arguments(config, name),
+                )
     return [found[name] for name in sorted(found)]
 
 
@@ -87,8 +107,12 @@ def ensure(connection, config, service_cls):
             queue(connection.channel()).declare()
         except PreconditionFailed:
             moved = _recreate(connection, queue)
-            log.warning("queue %s made again with %s (%d message(s) kept)", queue.name,
-                        queue.queue_arguments or "classic arguments", moved)
+            log.warning(
+                "queue %s made again with %s (%d message(s) kept)",
+                queue.name,
+                queue.queue_arguments or "classic arguments",
+                moved,
+            )
         _drain_holding(connection, queue)
     dead_lettered = [queue.name for queue in wanted if DEAD_LETTER_KEY in (queue.queue_arguments or {})]
     if dead_lettered:
@@ -96,8 +120,13 @@ def ensure(connection, config, service_cls):
 
 
 def _holding(queue):
-    return Queue(f"{queue.name}.moving", queue.exchange, routing_key=queue.routing_key, durable=True,
-                 queue_arguments=dict(QUORUM))
+    return Queue(
+        f"{queue.name}.moving",
+        queue.exchange,
+        routing_key=queue.routing_key,
+        durable=True,
+        queue_arguments=dict(QUORUM),
+    )
 
 
 def _recreate(connection, queue):

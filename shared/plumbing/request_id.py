@@ -9,6 +9,7 @@ service. `RequestId` puts it where `RequestIdFilter` finds it for each log
 line the worker writes. A context variable holds it: each eventlet green
 thread, like each real thread, sees its own.
 """
+
 import contextvars
 import logging
 import re
@@ -18,7 +19,6 @@ import uuid
 from nameko.extensions import DependencyProvider
 
 from shared import config
-
 from shared.plumbing import json_logs
 
 CONTEXT_KEY = "request_id"  # in nameko's worker context data

@@ -1,4 +1,5 @@
 """A nameko timer whose interval comes from the service's settings."""
+
 from nameko.timer import Timer
 
 

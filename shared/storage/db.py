@@ -1,4 +1,5 @@
 """PostgreSQL access for the services: SQLAlchemy 2 on psycopg 3."""
+
 from nameko.extensions import DependencyProvider
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker

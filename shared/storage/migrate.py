@@ -3,6 +3,8 @@
 `python -m shared.storage.migrate` creates each service's database if it is missing
 and brings its schema up to date; `make run` does this before starting.
 """
+
+import contextlib
 import pathlib
 import sys
 
@@ -42,14 +44,10 @@ def ensure_database(url):
     server = target.set(drivername="postgresql", database="postgres")
     dsn = server.render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)).fetchone()
         if not exists:
-            try:
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # another process made it first
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(target.database)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another process made it first
 
 
 def drop_database(url):

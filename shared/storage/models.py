@@ -1,7 +1,7 @@
 """What every service's SQLAlchemy models have in common."""
+
 import datetime
 import uuid
-from typing import Optional
 
 from sqlalchemy import DateTime, MetaData, Uuid, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -16,7 +16,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
+    return datetime.datetime.now(datetime.UTC)
 
 
 def new_base():
@@ -42,4 +42,4 @@ def optional_timestamp_column(**options):
 
 Id = Mapped[uuid.UUID]
 Timestamp = Mapped[datetime.datetime]
-OptionalTimestamp = Mapped[Optional[datetime.datetime]]
+OptionalTimestamp = Mapped[datetime.datetime | None]

@@ -1,4 +1,5 @@
 """One page of a SELECT, with its total, as every list call of the contract answers."""
+
 from sqlalchemy import func, select
 
 

@@ -15,6 +15,7 @@ HMAC-SHA256, under a key derived from an encryption key, of the body's
 SHA-256, with that key's id in front, so that a guessed body cannot be
 checked against a dump, and a digest made before a rotation still matches.
 """
+
 import base64
 import binascii
 import hashlib
@@ -30,8 +31,10 @@ from nameko.extensions import DependencyProvider
 
 SETTING = "DATA_ENCRYPTION_KEYS"  # the returnee's personal data (the referrals service)
 WEBHOOK_SETTING = "WEBHOOK_SECRET_KEYS"  # partners' webhook secrets (the notifications service)
-PURPOSES = {SETTING: "the keys that encrypt returnees' personal data",
-            WEBHOOK_SETTING: "the keys that encrypt partners' webhook secrets"}
+PURPOSES = {
+    SETTING: "the keys that encrypt returnees' personal data",
+    WEBHOOK_SETTING: "the keys that encrypt partners' webhook secrets",
+}
 KEY_BYTES = 32
 ID_BYTES = 8
 NONCE_BYTES = 12
@@ -54,9 +57,11 @@ def parse_keys(value, setting=SETTING):
     """The keys `value` (the value of `setting`) names, first first."""
     words = [word.strip() for word in (value or "").split(",") if word.strip()]
     if not words:
-        raise KeysNotValid(f"{setting} is not set; it holds {PURPOSES[setting]} "
-                           f"(comma-separated base64 keys of {KEY_BYTES} bytes, the first encrypts; "
-                           f"{HOW_TO_MAKE_ONE}).")
+        raise KeysNotValid(
+            f"{setting} is not set; it holds {PURPOSES[setting]} "
+            f"(comma-separated base64 keys of {KEY_BYTES} bytes, the first encrypts; "
+            f"{HOW_TO_MAKE_ONE})."
+        )
     keys = []
     for place, word in enumerate(words, 1):
         try:
@@ -64,7 +69,9 @@ def parse_keys(value, setting=SETTING):
         except binascii.Error:
             key = None
         if key is None or len(key) != KEY_BYTES:
-            raise KeysNotValid(f"{setting}: key {place} is not {KEY_BYTES} bytes in base64 ({HOW_TO_MAKE_ONE}).")
+            raise KeysNotValid(
+                f"{setting}: key {place} is not {KEY_BYTES} bytes in base64 ({HOW_TO_MAKE_ONE})."
+            )
         keys.append(key)
     if len({key_id(key) for key in keys}) != len(keys):
         raise KeysNotValid(f"{setting} names the same key twice.")
@@ -100,8 +107,10 @@ class Sealer:
         sealed = bytes(sealed)
         cipher = self.ciphers.get(sealed[:ID_BYTES])
         if cipher is None:
-            raise CannotOpen(f"sealed under key {sealed[:ID_BYTES].hex()}, which {self.setting} does not hold")
-        nonce, body = sealed[ID_BYTES:ID_BYTES + NONCE_BYTES], sealed[ID_BYTES + NONCE_BYTES:]
+            raise CannotOpen(
+                f"sealed under key {sealed[:ID_BYTES].hex()}, which {self.setting} does not hold"
+            )
+        nonce, body = sealed[ID_BYTES : ID_BYTES + NONCE_BYTES], sealed[ID_BYTES + NONCE_BYTES :]
         try:
             return cipher.decrypt(nonce, body, None)
         except InvalidTag:

@@ -6,6 +6,7 @@ imported here, so a browser test can serve a gateway over this test's own
 services: ask for `services`, `make_app` and `serve`, then
 `url = serve(make_app())`.
 """
+
 import contextlib
 
 import pytest

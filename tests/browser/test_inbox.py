@@ -3,6 +3,7 @@ real HTTP, the real services, sign-in links read from the test SMTP server.
 Every page is checked in az, ru and en for untranslated text and by axe, at
 desktop and phone width; screenshots go to INBOX_SCREENSHOTS (`docs/` for
 the README) or a temporary folder."""
+
 import os
 import pathlib
 import re
@@ -22,7 +23,8 @@ from tests.gateway.conftest import bearer
 from tests.support import data
 from tests.support.browser import PHONE, axe_violations, console_errors, replaced, screenshot, wait_for
 from tests.support.inbox import sign_in_token
-from tests.support.sinks import readable, wait_for as eventually
+from tests.support.sinks import readable
+from tests.support.sinks import wait_for as eventually
 
 SHOTS = pathlib.Path(os.environ.get("INBOX_SCREENSHOTS") or tempfile.mkdtemp(prefix="inbox-shots-"))
 LANGUAGES = ("az", "ru", "en")
@@ -40,26 +42,42 @@ def world(services, make_app, serve, new_agency, smtp_sink):
     http = app.test_client()
     made = {}
     for role, name, language, services_offered in (
-            ("sender", "State Migration Service", "en", ["documentation"]),
-            ("receiver", "IOM Azerbaijan", "az", ["housing", "employment"]),
-            ("outsider", "Ganja Women's Resource Centre", "ru", ["psychosocial"])):
-        agency, key = new_agency(http, name=name, services=services_offered, regions=["AZ-BA", "AZ-GA"],
-                                 contacts=[data.contact(name=f"{role.title()} Coordinator", language=language,
-                                                        email=f"{role}-{uuid.uuid4().hex[:6]}@example.org")])
+        ("sender", "State Migration Service", "en", ["documentation"]),
+        ("receiver", "IOM Azerbaijan", "az", ["housing", "employment"]),
+        ("outsider", "Ganja Women's Resource Centre", "ru", ["psychosocial"]),
+    ):
+        agency, key = new_agency(
+            http,
+            name=name,
+            services=services_offered,
+            regions=["AZ-BA", "AZ-GA"],
+            contacts=[
+                data.contact(
+                    name=f"{role.title()} Coordinator",
+                    language=language,
+                    email=f"{role}-{uuid.uuid4().hex[:6]}@example.org",
+                )
+            ],
+        )
         made[role] = {"agency": agency, "key": key["key"], "email": agency["contacts"][0]["email"]}
     return {"url": url, "http": http, "smtp": smtp_sink, **made}
 
 
 def refer(world, **overrides):
-    made = requests.post(world["url"] + "/v1/referrals", headers=bearer(world["sender"]["key"]), timeout=10,
-                         json=data.referral(world["receiver"]["agency"]["id"], **overrides))
+    made = requests.post(
+        world["url"] + "/v1/referrals",
+        headers=bearer(world["sender"]["key"]),
+        timeout=10,
+        json=data.referral(world["receiver"]["agency"]["id"], **overrides),
+    )
     assert made.status_code == 201, made.text
     return made.json()
 
 
 def status_of(world, referral_id):
-    return requests.get(f"{world['url']}/v1/referrals/{referral_id}", headers=bearer(world["sender"]["key"]),
-                        timeout=10).json()["status"]
+    return requests.get(
+        f"{world['url']}/v1/referrals/{referral_id}", headers=bearer(world["sender"]["key"]), timeout=10
+    ).json()["status"]
 
 
 def sign_in(driver, world, role, count=1):
@@ -73,8 +91,9 @@ def sign_in(driver, world, role, count=1):
     driver.get(f"{world['url']}/inbox/sign-in/{token}")
     driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     # the link's page has an h1 too: wait for the inbox's address, not for any h1
-    WebDriverWait(driver, 10).until(lambda d: d.current_url == world["url"] + "/inbox",
-                                    message="not signed in: the inbox did not open")
+    WebDriverWait(driver, 10).until(
+        lambda d: d.current_url == world["url"] + "/inbox", message="not signed in: the inbox did not open"
+    )
     wait_for(driver, "h1")
 
 
@@ -102,9 +121,13 @@ def checked(driver, name, language, phone=False, status=200):
     if phone:
         assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth"), name
     # a page that answers 400 or 404 on purpose is "a failed load" to the console; nothing else may be there
-    answered = f"{driver.current_url} - Failed to load resource: the server responded with a status of {status} "
+    answered = (
+        f"{driver.current_url} - Failed to load resource: the server responded with a status of {status} "
+    )
     assert [e for e in console_errors(driver) if not (status != 200 and e.startswith(answered))] == [], name
-    assert driver.execute_script("return performance.getEntriesByType('navigation')[0].responseStatus") == status
+    assert (
+        driver.execute_script("return performance.getEntriesByType('navigation')[0].responseStatus") == status
+    )
     screenshot(driver, SHOTS / f"{name}-{language}{'-phone' if phone else ''}.png")
 
 
@@ -174,8 +197,11 @@ def test_a_receiver_answers_a_referral_from_first_to_last_move(browser, world):
     received = driver.find_element(By.ID, "received-heading").find_element(By.XPATH, "..").text
     assert made["reference"] in received and "Aysel Mammadova" in received
     driver.get(f"{world['url']}/inbox/referrals/{made['id']}")
-    for move, written, status in (("accept", None, "accepted"), ("start", None, "in_progress"),
-                                  ("complete", "Housed in a social flat in Ganja.", "completed")):
+    for move, written, status in (
+        ("accept", None, "accepted"),
+        ("start", None, "in_progress"),
+        ("complete", "Housed in a social flat in Ganja.", "completed"),
+    ):
         press(driver, move, written)
         assert status_of(world, made["id"]) == status
         assert driver.find_element(By.CSS_SELECTOR, ".notice.success").is_displayed()
@@ -184,12 +210,16 @@ def test_a_receiver_answers_a_referral_from_first_to_last_move(browser, world):
     assert not driver.find_elements(By.CSS_SELECTOR, "form.move")  # completed: nothing more to do
     driver.get(f"{world['url']}/inbox/referrals/{declined['id']}")
     press(driver, "decline", "")  # no reason: the browser asks for it (the server would too: 422)
-    assert driver.execute_script("return document.querySelector('form.move-decline textarea').matches(':invalid')")
+    assert driver.execute_script(
+        "return document.querySelector('form.move-decline textarea').matches(':invalid')"
+    )
     assert status_of(world, declined["id"]) == "sent"
     press(driver, "decline", "No places left in Baku this month.")
     assert status_of(world, declined["id"]) == "declined"
-    mail = eventually(lambda: [m for m in world["smtp"].to(world["sender"]["email"]) if "declined" in m["Subject"]],
-                      what="the sender's e-mail")[0]
+    mail = eventually(
+        lambda: [m for m in world["smtp"].to(world["sender"]["email"]) if "declined" in m["Subject"]],
+        what="the sender's e-mail",
+    )[0]
     assert f"/inbox/referrals/{declined['id']}" in readable(mail)
 
 
@@ -215,8 +245,14 @@ def test_a_sender_refers_through_the_form_and_the_receiver_hears_of_it(browser, 
     wait_for(driver, ".notice.success")
     referral_id = driver.current_url.rsplit("/", 1)[1]
     assert "Nigar Quliyeva" in driver.find_element(By.TAG_NAME, "main").text
-    mail = eventually(lambda: [m for m in world["smtp"].to(world["receiver"]["email"])
-                               if f"/inbox/referrals/{referral_id}" in readable(m)], what="the receiver's e-mail")[0]
+    mail = eventually(
+        lambda: [
+            m
+            for m in world["smtp"].to(world["receiver"]["email"])
+            if f"/inbox/referrals/{referral_id}" in readable(m)
+        ],
+        what="the receiver's e-mail",
+    )[0]
     assert "Nigar" not in readable(mail) and "Quliyeva" not in readable(mail)
 
 
@@ -226,15 +262,16 @@ def test_another_agency_s_coordinator_gets_404_and_a_form_without_its_token_chan
     sign_in(outsider, world, "outsider")
     outsider.get(f"{world['url']}/inbox/referrals/{made['id']}")
     assert "Aysel" not in outsider.page_source
-    status = outsider.execute_script(
-        "return performance.getEntriesByType('navigation')[0].responseStatus")
+    status = outsider.execute_script("return performance.getEntriesByType('navigation')[0].responseStatus")
     assert status == 404
     receiver = browser(lang="en")
     sign_in(receiver, world, "receiver")
     receiver.get(f"{world['url']}/inbox/referrals/{made['id']}")
     receiver.execute_script("document.querySelector('form.move-accept input[name=csrf_token]').remove()")
     press(receiver, "accept")
-    assert receiver.execute_script("return performance.getEntriesByType('navigation')[0].responseStatus") == 400
+    assert (
+        receiver.execute_script("return performance.getEntriesByType('navigation')[0].responseStatus") == 400
+    )
     assert status_of(world, made["id"]) == "sent"
 
 
@@ -244,39 +281,63 @@ def test_signing_out_ends_the_session_on_the_server(browser, world):
     cookie = driver.get_cookie("inbox_session")["value"]
     driver.find_element(By.CSS_SELECTOR, ".who button[type=submit]").click()
     wait_for(driver, "#email")
-    again = requests.get(world["url"] + "/inbox", cookies={"inbox_session": cookie}, allow_redirects=False,
-                         timeout=10)
+    again = requests.get(
+        world["url"] + "/inbox", cookies={"inbox_session": cookie}, allow_redirects=False, timeout=10
+    )
     assert again.status_code == 303 and again.headers["Location"] == "/inbox/sign-in"
 
 
 def test_the_inbox_puts_what_needs_an_answer_first_and_marks_it(browser, world, engines):
     """Also the README's pictures (INBOX_SCREENSHOTS=docs): the inbox and a
     referral page with a history of moves by a key and by a coordinator."""
-    people = [("Aysel", "Mammadova", "AZ-GA", "female"), ("Rauf", "Hasanov", "AZ-BA", "male"),
-              ("Nigar", "Quliyeva", "AZ-SM", "female"), ("Elvin", "Aliyev", "AZ-GA", "male")]
+    people = [
+        ("Aysel", "Mammadova", "AZ-GA", "female"),
+        ("Rauf", "Hasanov", "AZ-BA", "male"),
+        ("Nigar", "Quliyeva", "AZ-SM", "female"),
+        ("Elvin", "Aliyev", "AZ-GA", "male"),
+    ]
     late, urgent, new, answered = (
-        refer(world, priority="urgent" if n == 1 else "normal",
-              returnee=data.returnee(given_name=given, family_name=family, region=region, sex=sex))
-        for n, (given, family, region, sex) in enumerate(people))
+        refer(
+            world,
+            priority="urgent" if n == 1 else "normal",
+            returnee=data.returnee(given_name=given, family_name=family, region=region, sex=sex),
+        )
+        for n, (given, family, region, sex) in enumerate(people)
+    )
     with engines["REFERRALS_DATABASE_URL"].begin() as conn:
-        conn.execute(text("UPDATE referrals SET respond_by = now() - interval '2 hours' WHERE id = :id"),
-                     {"id": late["id"]})
+        conn.execute(
+            text("UPDATE referrals SET respond_by = now() - interval '2 hours' WHERE id = :id"),
+            {"id": late["id"]},
+        )
     receiver = world["receiver"]
-    accepted = requests.post(f"{world['url']}/v1/referrals/{answered['id']}/accept", headers=bearer(receiver["key"]),
-                             timeout=10)
+    accepted = requests.post(
+        f"{world['url']}/v1/referrals/{answered['id']}/accept", headers=bearer(receiver["key"]), timeout=10
+    )
     assert accepted.status_code == 200
-    back = requests.post(world["url"] + "/v1/referrals", headers=bearer(receiver["key"]), timeout=10,
-                         json=data.referral(world["sender"]["agency"]["id"], service_type="documentation",
-                                            reason="Needs a new identity card.",
-                                            returnee=data.returnee(given_name="Elvin", family_name="Aliyev",
-                                                                   sex="male")))
+    back = requests.post(
+        world["url"] + "/v1/referrals",
+        headers=bearer(receiver["key"]),
+        timeout=10,
+        json=data.referral(
+            world["sender"]["agency"]["id"],
+            service_type="documentation",
+            reason="Needs a new identity card.",
+            returnee=data.returnee(given_name="Elvin", family_name="Aliyev", sex="male"),
+        ),
+    )
     assert back.status_code == 201
     driver = browser(lang="en")
     sign_in(driver, world, "receiver")
-    driver.get(world["url"] + "/inbox?lang=en")  # the coordinator writes Azerbaijani; the README shows English
+    driver.get(
+        world["url"] + "/inbox?lang=en"
+    )  # the coordinator writes Azerbaijani; the README shows English
     rows = driver.find_elements(By.CSS_SELECTOR, "section[aria-labelledby=received-heading] li.case")
     assert [row.find_element(By.CSS_SELECTOR, ".reference").text for row in rows] == [
-        late["reference"], urgent["reference"], new["reference"], answered["reference"]]
+        late["reference"],
+        urgent["reference"],
+        new["reference"],
+        answered["reference"],
+    ]
     assert "Overdue" in rows[0].text and "overdue" in rows[0].get_attribute("class")
     assert "Urgent" in rows[1].text
     screenshot(driver, SHOTS / "inbox.png")
@@ -303,8 +364,10 @@ def test_a_coordinator_answers_by_keyboard_alone(browser, world):
     assert driver.switch_to.active_element.is_displayed()
     for _ in range(30):
         focused = driver.switch_to.active_element
-        if focused.tag_name == "button" and focused.find_element(By.XPATH, "..").get_attribute(
-                "class") == "move move-accept":
+        if (
+            focused.tag_name == "button"
+            and focused.find_element(By.XPATH, "..").get_attribute("class") == "move move-accept"
+        ):
             break
         focused.send_keys(Keys.TAB)
     else:

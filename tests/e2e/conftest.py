@@ -1,6 +1,7 @@
 """The real network, started as `make run` starts it (bin/run), on a
 RabbitMQ vhost and databases of its own, with stand-in mail and SMS
 providers; driven over HTTP."""
+
 import contextlib
 import os
 import pathlib
@@ -45,7 +46,9 @@ class Network:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=timeout)
         try:
-            wait_for(lambda: not _group_alive(self.process.pid), timeout=timeout, what="all processes to exit")
+            wait_for(
+                lambda: not _group_alive(self.process.pid), timeout=timeout, what="all processes to exit"
+            )
         except AssertionError:
             return False
         return True
@@ -80,7 +83,7 @@ def running_network(rabbit_manager, broker=None, replicas=None, **settings):
     databases = own_databases("e2e" + vhost[-4:])
     port = free_port()
     metrics_ports = {service: free_port() for service in ("agencies", "referrals", "notifications")}
-    log_file = tempfile.NamedTemporaryFile(prefix="network-", suffix=".log", delete=False)
+    log_file = tempfile.NamedTemporaryFile(prefix="network-", suffix=".log", delete=False)  # noqa: SIM115  (the process writes to it after this returns)
     amqp_uri = f"amqp://guest:guest@localhost:5672/{vhost}"
     with SmtpSink() as smtp, HttpSink() as sms:
         env = dict(
@@ -104,17 +107,26 @@ def running_network(rabbit_manager, broker=None, replicas=None, **settings):
             **databases,
         )
         env.update(settings)
-        concurrency = ["-c", ",".join(f"{name}={count}" for name, count in replicas.items())] if replicas else []
+        concurrency = (
+            ["-c", ",".join(f"{name}={count}" for name, count in replicas.items())] if replicas else []
+        )
         process = subprocess.Popen(
-            [str(ROOT / "bin" / "run"), *concurrency], cwd=ROOT, env=env, stdout=log_file,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [str(ROOT / "bin" / "run"), *concurrency],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         running = Network(process, f"http://127.0.0.1:{port}", log_file.name, smtp, sms)
         running.databases = databases
         running.vhost = vhost
         # each process's /metrics: the gateway's and each service's
-        running.metrics_urls = dict({service: f"http://127.0.0.1:{each}/metrics" for service, each in
-                                     metrics_ports.items()}, gateway=f"http://127.0.0.1:{port}/metrics")
+        running.metrics_urls = dict(
+            {service: f"http://127.0.0.1:{each}/metrics" for service, each in metrics_ports.items()},
+            gateway=f"http://127.0.0.1:{port}/metrics",
+        )
         try:
             wait_for(lambda: _ready(running), timeout=90, interval=0.5, what="the network to be ready")
             yield running

@@ -4,6 +4,7 @@ each service process and the gateway is killed (-9) and then stopped
 or doubled by key, no answer may be a 500, no process may exit on its own,
 and the network must be ready again within 30 s of each fault. (The broker
 and database restarts are `make chaos`'s: they stop the machine's servers.)"""
+
 import json
 import os
 import subprocess
@@ -16,8 +17,13 @@ FAULTS = [f"kill:{name}" for name, _ in PROCESSES] + ["term:referrals", "term:no
 
 def test_the_network_rides_out_kills_and_stops_under_load():
     ran = subprocess.run(
-        [sys.executable, "-m", "chaos.run"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, CHAOS_FAULTS=",".join(FAULTS), CHAOS_CLIENTS="2", CHAOS_PAUSE_SECONDS="3"))
+        [sys.executable, "-m", "chaos.run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, CHAOS_FAULTS=",".join(FAULTS), CHAOS_CLIENTS="2", CHAOS_PAUSE_SECONDS="3"),
+    )
     assert ran.stdout.strip(), ran.stderr[-3000:]
     report = json.loads(ran.stdout.strip().splitlines()[-1])
     assert report["referrals_made"] > 20, report

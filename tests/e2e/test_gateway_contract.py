@@ -2,6 +2,7 @@
 schemathesis sends what the served OpenAPI document allows (and what it
 forbids) to every operation and holds each answer against the document; the
 request id reaches every process's log lines; the health checks answer."""
+
 import concurrent.futures
 import os
 import re
@@ -42,12 +43,13 @@ def partners(network):
     def new_agency(**fields):
         made = network.call("POST", "/v1/agencies", ADMIN_KEY, json=data.agency(**fields))
         assert made.status_code == 201, made.text
-        key = network.call("POST", f"/v1/agencies/{made.json()['id']}/api-keys", ADMIN_KEY,
-                           json={"role": "agency"})
+        key = network.call(
+            "POST", f"/v1/agencies/{made.json()['id']}/api-keys", ADMIN_KEY, json={"role": "agency"}
+        )
         assert key.status_code == 201, key.text
         return made.json(), key.json()["key"]
 
-    sender, sender_key = new_agency(name="Contract Sender")
+    _sender, sender_key = new_agency(name="Contract Sender")
     receiver, receiver_key = new_agency(name="Contract Receiver")
     sent = network.call("POST", "/v1/referrals", sender_key, json=data.referral(receiver["id"]))
     assert sent.status_code == 201, sent.text
@@ -61,8 +63,11 @@ def drop_unsent_query_values(case):
     parameter is then a valid request, which the gateway rightly accepts."""
     if not isinstance(case.query, dict):
         return False
-    unsent = [name for name, value in case.query.items()
-              if value is None or (isinstance(value, (list, dict)) and not value)]
+    unsent = [
+        name
+        for name, value in case.query.items()
+        if value is None or (isinstance(value, (list, dict)) and not value)
+    ]
     for name in unsent:
         del case.query[name]
     return bool(unsent)
@@ -80,15 +85,21 @@ schema = schemathesis.pytest.from_fixture("served_document")
 @schema.parametrize()
 # The same examples every run, so that a red CI means the code changed;
 # CONTRACT_RANDOM=1 CONTRACT_EXAMPLES=80 explores further by hand.
-@settings(max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "12")), deadline=None, database=None,
-          derandomize=os.environ.get("CONTRACT_RANDOM") != "1", suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=int(os.environ.get("CONTRACT_EXAMPLES", "12")),
+    deadline=None,
+    database=None,
+    derandomize=os.environ.get("CONTRACT_RANDOM") != "1",
+    suppress_health_check=list(HealthCheck),
+)
 def test_every_answer_keeps_to_the_document(case, partners):
     # The directory is the admins' to manage; referrals and notifications
     # are between agencies (admin keys are refused there, as documented).
     key = ADMIN_KEY if case.path.startswith("/v1/agencies") else partners["sender_key"]
     excluded = [negative_data_rejection] if drop_unsent_query_values(case) else None
-    case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=CHECKS,
-                           excluded_checks=excluded, timeout=30)
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {key}"}, checks=CHECKS, excluded_checks=excluded, timeout=30
+    )
 
 
 def test_health_checks_answer_without_a_key(network):
@@ -99,8 +110,10 @@ def test_health_checks_answer_without_a_key(network):
 
 
 def test_what_gunicorn_refuses_before_the_app_is_a_problem_too(network):
-    for answer, status in ((network.call("GET", "/v1/agencies?q=" + "x" * 5000), 400),
-                           (network.call("GET", "/healthz", headers={"X-Big": "y" * 9000}), 431)):
+    for answer, status in (
+        (network.call("GET", "/v1/agencies?q=" + "x" * 5000), 400),
+        (network.call("GET", "/healthz", headers={"X-Big": "y" * 9000}), 431),
+    ):
         assert answer.status_code == status
         assert answer.headers["Content-Type"] == "application/problem+json"
         body = answer.json()
@@ -111,24 +124,34 @@ def test_what_gunicorn_refuses_before_the_app_is_a_problem_too(network):
 def test_the_request_id_reaches_every_process_log(network, partners):
     request_id = "e2e-" + uuid.uuid4().hex
     referral = partners["referral"]
-    answered = network.call("GET", f"/v1/referrals/{referral['id']}", partners["receiver_key"],
-                            headers={"X-Request-ID": request_id})
+    answered = network.call(
+        "GET",
+        f"/v1/referrals/{referral['id']}",
+        partners["receiver_key"],
+        headers={"X-Request-ID": request_id},
+    )
     assert answered.status_code == 200
     assert answered.headers["X-Request-ID"] == request_id
-    listed = network.call("GET", "/v1/notifications", partners["receiver_key"],
-                          headers={"X-Request-ID": request_id + "-n"})
+    listed = network.call(
+        "GET", "/v1/notifications", partners["receiver_key"], headers={"X-Request-ID": request_id + "-n"}
+    )
     assert listed.status_code == 200
 
     def lines_of(process, rid):
-        return [line for line in network.log().splitlines()
-                if re.match(rf"\S*\s*{process}\.1\s*\|", line) and f"[{rid}]" in line]
+        return [
+            line
+            for line in network.log().splitlines()
+            if re.match(rf"\S*\s*{process}\.1\s*\|", line) and f"[{rid}]" in line
+        ]
 
     wait_for(lambda: lines_of("notifications", request_id + "-n"), timeout=10, what="the notifications line")
     assert any("agencies.authenticate answered" in line for line in lines_of("agencies", request_id))
     assert any("referrals.get_referral answered" in line for line in lines_of("referrals", request_id))
     assert any('"GET /v1/referrals/' in line for line in lines_of("gateway", request_id))
-    assert any("notifications.list_notifications answered" in line
-               for line in lines_of("notifications", request_id + "-n"))
+    assert any(
+        "notifications.list_notifications answered" in line
+        for line in lines_of("notifications", request_id + "-n")
+    )
 
 
 def test_concurrent_requests_each_carry_their_own_id(network, partners):
@@ -137,15 +160,19 @@ def test_concurrent_requests_each_carry_their_own_id(network, partners):
     ids = [f"e2e-many-{n}-{uuid.uuid4().hex[:8]}" for n in range(24)]
 
     def fetch(request_id):
-        return network.call("GET", "/v1/agencies?per_page=1", ADMIN_KEY,
-                            headers={"X-Request-ID": request_id}).status_code
+        return network.call(
+            "GET", "/v1/agencies?per_page=1", ADMIN_KEY, headers={"X-Request-ID": request_id}
+        ).status_code
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
         assert list(pool.map(fetch, ids)) == [200] * len(ids)
 
     def lines(request_id, call):
-        return [line for line in network.log().splitlines()
-                if f"[{request_id}]" in line and f"agencies.{call} answered" in line]
+        return [
+            line
+            for line in network.log().splitlines()
+            if f"[{request_id}]" in line and f"agencies.{call} answered" in line
+        ]
 
     # Each request searched once under its own id (a leaked id would show
     # one search twice and another not at all); the key was checked by RPC

@@ -2,6 +2,7 @@
 them: every line the preflight, the three services and the gateway (gunicorn's
 own logs and its access log) write is one JSON object, a request's id is on
 the lines written for it, and a sign-in link's token stays out."""
+
 import json
 import re
 import uuid
@@ -21,7 +22,9 @@ HONCHO_PREFIX = re.compile(r"^\d\d:\d\d:\d\d (?P<process>\S+)\s+\| ")
 
 @pytest.fixture(scope="module")
 def network(rabbit_manager):
-    with running_network(rabbit_manager, LOG_FORMAT="json", LOG_LEVEL="DEBUG") as running:  # DEBUG: each call's line
+    with running_network(
+        rabbit_manager, LOG_FORMAT="json", LOG_LEVEL="DEBUG"
+    ) as running:  # DEBUG: each call's line
         yield running
 
 
@@ -33,7 +36,7 @@ def json_lines(network):
         prefix = HONCHO_PREFIX.match(line)
         if prefix and prefix["process"] == "system":
             continue
-        text = line[prefix.end():] if prefix else line
+        text = line[prefix.end() :] if prefix else line
         try:
             lines.append(json.loads(text))
         except ValueError:
@@ -48,16 +51,25 @@ def test_every_process_writes_json_lines_and_a_request_is_followed_by_its_id(net
     asking, opening = f"json-logs-ask-{uuid.uuid4().hex}", f"json-logs-open-{uuid.uuid4().hex}"
     browser = requests.Session()
     page = browser.get(network.url + "/inbox/sign-in", timeout=10)
-    asked = browser.post(network.url + "/inbox/sign-in", data={"email": address, "csrf_token": csrf_of(page.text)},
-                         headers={"X-Request-ID": asking}, timeout=10)
+    asked = browser.post(
+        network.url + "/inbox/sign-in",
+        data={"email": address, "csrf_token": csrf_of(page.text)},
+        headers={"X-Request-ID": asking},
+        timeout=10,
+    )
     assert asked.status_code == 200
     token = sign_in_token(network.smtp, address)
-    opened = browser.get(f"{network.url}/inbox/sign-in/{token}", headers={"X-Request-ID": opening}, timeout=10)
+    opened = browser.get(
+        f"{network.url}/inbox/sign-in/{token}", headers={"X-Request-ID": opening}, timeout=10
+    )
     assert opened.status_code == 200 and opened.headers["X-Request-ID"] == opening
 
     def access_line():
-        return [line for line in json_lines(network)
-                if line.get("request_id") == opening and line["logger"] == "gunicorn.access"]
+        return [
+            line
+            for line in json_lines(network)
+            if line.get("request_id") == opening and line["logger"] == "gunicorn.access"
+        ]
 
     opened_line = wait_for(access_line, what="the access log's JSON line")[0]
     assert opened_line["service"] == "gateway" and opened_line["level"] == "INFO"
@@ -67,6 +79,14 @@ def test_every_process_writes_json_lines_and_a_request_is_followed_by_its_id(net
     lines = json_lines(network)
     for line in lines:
         assert {"time", "level", "service", "logger", "event"} <= set(line), line
-    assert {line["service"] for line in lines} >= {"migrate", "agencies", "referrals", "notifications", "gateway"}
-    asked_in_agencies = [line for line in lines if line.get("request_id") == asking and line["service"] == "agencies"]
+    assert {line["service"] for line in lines} >= {
+        "migrate",
+        "agencies",
+        "referrals",
+        "notifications",
+        "gateway",
+    }
+    asked_in_agencies = [
+        line for line in lines if line.get("request_id") == asking and line["service"] == "agencies"
+    ]
     assert asked_in_agencies, "the agencies service's line for the sign-in request carries its id"

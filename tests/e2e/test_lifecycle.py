@@ -1,4 +1,5 @@
 """The referral lifecycle over HTTP, with real concurrent requests."""
+
 import eventlet
 import pytest
 
@@ -9,19 +10,24 @@ from tests.support import data
 @pytest.fixture(scope="module")
 def parties(network):
     made = {}
-    for name, services in (("sender", ["documentation"]), ("receiver", ["housing", "health"]),
-                           ("outsider", ["housing"])):
+    for name, services in (
+        ("sender", ["documentation"]),
+        ("receiver", ["housing", "health"]),
+        ("outsider", ["housing"]),
+    ):
         agency = network.call("POST", "/v1/agencies", ADMIN_KEY, json=data.agency(services=services)).json()
-        key = network.call("POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY,
-                           json={"role": "agency"}).json()["key"]
+        key = network.call(
+            "POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY, json={"role": "agency"}
+        ).json()["key"]
         made[name] = (agency["id"], key)
     return made
 
 
 def refer(network, parties, **overrides):
     receiver_id = parties["receiver"][0]
-    answer = network.call("POST", "/v1/referrals", parties["sender"][1],
-                          json=data.referral(receiver_id, **overrides))
+    answer = network.call(
+        "POST", "/v1/referrals", parties["sender"][1], json=data.referral(receiver_id, **overrides)
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -79,8 +85,13 @@ def test_idempotency_key_answers_the_first_result_again(network, parties):
     again = network.call("POST", "/v1/referrals", parties["sender"][1], json=body, headers=dict(headers))
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
-    other = network.call("POST", "/v1/referrals", parties["sender"][1],
-                         json=dict(body, priority="urgent"), headers=dict(headers))
+    other = network.call(
+        "POST",
+        "/v1/referrals",
+        parties["sender"][1],
+        json=dict(body, priority="urgent"),
+        headers=dict(headers),
+    )
     assert other.status_code == 409
     assert other.headers["Content-Type"] == "application/problem+json"
 
@@ -89,8 +100,12 @@ def test_identical_requests_racing_make_one_referral(network, parties):
     body = data.referral(parties["receiver"][0], reason="Racing twins")
     headers = {"Idempotency-Key": "e2e-race-key"}
     pool = eventlet.GreenPool()
-    answers = [pool.spawn(network.call, "POST", "/v1/referrals", parties["sender"][1], json=body,
-                          headers=dict(headers)) for _ in range(6)]
+    answers = [
+        pool.spawn(
+            network.call, "POST", "/v1/referrals", parties["sender"][1], json=body, headers=dict(headers)
+        )
+        for _ in range(6)
+    ]
     answers = [answer.wait() for answer in answers]
     assert {answer.status_code for answer in answers} == {201}
     assert len({answer.json()["id"] for answer in answers}) == 1

@@ -2,6 +2,7 @@
 after one referral's journey: the counters moved by exactly that journey,
 and no personal data, key or id in any line; and the Grafana dashboard
 asks only for metrics that the network exports."""
+
 import json
 import pathlib
 import re
@@ -26,9 +27,14 @@ def scrape(network):
     found = {}
     for process in PROCESSES:
         text = requests.get(network.metrics_urls[process], timeout=10).text
-        found[process] = (text, {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-                                 for family in text_string_to_metric_families(text)
-                                 for sample in family.samples})
+        found[process] = (
+            text,
+            {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            },
+        )
     return found
 
 
@@ -49,17 +55,36 @@ def moved(before, after, process, name):
 def parties(network):
     made = {}
     for role in ("sender", "receiver"):
-        contact = data.contact(channels=["email", "sms"], phone="+994501112233" if role == "sender" else
-                               "+994557778899")
-        agency = network.call("POST", "/v1/agencies", ADMIN_KEY, json=data.agency(
-            services=["housing", "documentation"], contacts=[contact])).json()
-        key = network.call("POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY,
-                           json={"role": "agency"}).json()["key"]
+        contact = data.contact(
+            channels=["email", "sms"], phone="+994501112233" if role == "sender" else "+994557778899"
+        )
+        agency = network.call(
+            "POST",
+            "/v1/agencies",
+            ADMIN_KEY,
+            json=data.agency(services=["housing", "documentation"], contacts=[contact]),
+        ).json()
+        key = network.call(
+            "POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY, json={"role": "agency"}
+        ).json()["key"]
         made[role] = (agency, key)
     # the directory's events handled, they are not the journey's: these two agencies' and the
     # operators' (made at start for BOOTSTRAP_ADMIN_KEY, and not always handled first)
-    wait_for(lambda: value(scrape(network), "notifications", "events_handled_total", service="notifications",
-                           event="agency_created", outcome="ok") >= 3, timeout=30, what="agency_created handled")
+    wait_for(
+        lambda: (
+            value(
+                scrape(network),
+                "notifications",
+                "events_handled_total",
+                service="notifications",
+                event="agency_created",
+                outcome="ok",
+            )
+            >= 3
+        ),
+        timeout=30,
+        what="agency_created handled",
+    )
     return made
 
 
@@ -71,15 +96,26 @@ def test_one_referral_journey_moves_exactly_its_counters(network, parties):
     created = network.call("POST", "/v1/referrals", sender_key, json=body)
     assert created.status_code == 201, created.text
     referral_id = created.json()["id"]
-    wait_for(lambda: len(network.smtp.messages) == mails + 1 and len(network.sms.received) == texts + 1,
-             timeout=30, what="the receiver told by e-mail and SMS")
+    wait_for(
+        lambda: len(network.smtp.messages) == mails + 1 and len(network.sms.received) == texts + 1,
+        timeout=30,
+        what="the receiver told by e-mail and SMS",
+    )
     accepted = network.call("POST", f"/v1/referrals/{referral_id}/accept", receiver_key)
     assert accepted.status_code == 200, accepted.text
-    wait_for(lambda: len(network.smtp.messages) == mails + 2 and len(network.sms.received) == texts + 2,
-             timeout=30, what="the sender told by e-mail and SMS")
+    wait_for(
+        lambda: len(network.smtp.messages) == mails + 2 and len(network.sms.received) == texts + 2,
+        timeout=30,
+        what="the sender told by e-mail and SMS",
+    )
     # each send is counted once its outcome is recorded, just after it went out
-    wait_for(lambda: sum(moved(before, scrape(network), "notifications", "notification_sends_total").values()) == 4,
-             timeout=30, what="the four sends counted")
+    wait_for(
+        lambda: (
+            sum(moved(before, scrape(network), "notifications", "notification_sends_total").values()) == 4
+        ),
+        timeout=30,
+        what="the four sends counted",
+    )
     after = scrape(network)
 
     assert moved(before, after, "gateway", "gateway_requests_total") == {
@@ -95,16 +131,23 @@ def test_one_referral_journey_moves_exactly_its_counters(network, parties):
         (("method", "move_referral"), ("outcome", "ok"), ("service", "referrals")): 1,
     }
     for process in ("agencies", "referrals", "notifications"):  # nothing refused, nothing failed
-        assert not {labels for labels in moved(before, after, process, "rpc_calls_total")
-                    if ("outcome", "ok") not in labels}, process
+        assert not {
+            labels
+            for labels in moved(before, after, process, "rpc_calls_total")
+            if ("outcome", "ok") not in labels
+        }, process
     assert moved(before, after, "notifications", "events_handled_total") == {
         (("event", "referral_sent"), ("outcome", "ok"), ("service", "notifications")): 1,
         (("event", "referral_accepted"), ("outcome", "ok"), ("service", "notifications")): 1,
     }
     assert moved(before, after, "notifications", "notification_sends_total") == {
-        (("channel", "email"), ("outcome", "sent")): 2, (("channel", "sms"), ("outcome", "sent")): 2}
+        (("channel", "email"), ("outcome", "sent")): 2,
+        (("channel", "sms"), ("outcome", "sent")): 2,
+    }
     assert moved(before, after, "notifications", "notifications") == {
-        (("channel", "email"), ("status", "sent")): 2, (("channel", "sms"), ("status", "sent")): 2}
+        (("channel", "email"), ("status", "sent")): 2,
+        (("channel", "sms"), ("status", "sent")): 2,
+    }
     gauges = {process: after[process][1] for process in after}  # read when scraped: there, not defaulted
     assert gauges["referrals"][("outbox_waiting", (("service", "referrals"),))] == 0  # its events are out
     assert ("outbox_oldest_age_seconds", (("service", "agencies"),)) in gauges["agencies"]
@@ -114,18 +157,52 @@ def test_one_referral_journey_moves_exactly_its_counters(network, parties):
 
     # No line names the returnee, a key, the referral or an agency.
     returnee = body["returnee"]
-    secrets = [returnee["given_name"], returnee["family_name"], returnee["phone"], returnee["date_of_birth"],
-               sender_key, receiver_key, ADMIN_KEY, referral_id, sender["id"], receiver["id"],
-               sender["contacts"][0]["email"], receiver["contacts"][0]["phone"]]
+    secrets = [
+        returnee["given_name"],
+        returnee["family_name"],
+        returnee["phone"],
+        returnee["date_of_birth"],
+        sender_key,
+        receiver_key,
+        ADMIN_KEY,
+        referral_id,
+        sender["id"],
+        receiver["id"],
+        sender["contacts"][0]["email"],
+        receiver["contacts"][0]["phone"],
+    ]
     for process, (text, _) in after.items():
         for secret in secrets:
             assert secret not in text, f"{process}'s /metrics shows {secret!r}"
 
 
 # Words of PromQL that are not metric names.
-PROMQL_WORDS = {"sum", "max", "min", "avg", "count", "rate", "irate", "increase", "histogram_quantile", "by",
-                "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset",
-                "clamp_min", "time", "vector", "le", "bool"}
+PROMQL_WORDS = {
+    "sum",
+    "max",
+    "min",
+    "avg",
+    "count",
+    "rate",
+    "irate",
+    "increase",
+    "histogram_quantile",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "clamp_min",
+    "time",
+    "vector",
+    "le",
+    "bool",
+}
 
 
 def metric_names(expression):
@@ -152,7 +229,18 @@ def test_every_panel_of_the_dashboard_asks_for_metrics_the_network_exports(netwo
             assert names <= exported, (panel["title"], names - exported)
             asked |= names
     # throughput, latencies, backlog and failures of every part
-    assert {"gateway_requests_total", "gateway_request_duration_seconds_bucket", "rpc_calls_total",
-            "rpc_call_duration_seconds_bucket", "events_handled_total", "outbox_waiting",
-            "outbox_oldest_age_seconds", "notifications", "webhook_deliveries", "dead_letters",
-            "notification_sends_total", "webhook_attempts_total", "db_pool_connections"} <= asked
+    assert {
+        "gateway_requests_total",
+        "gateway_request_duration_seconds_bucket",
+        "rpc_calls_total",
+        "rpc_call_duration_seconds_bucket",
+        "events_handled_total",
+        "outbox_waiting",
+        "outbox_oldest_age_seconds",
+        "notifications",
+        "webhook_deliveries",
+        "dead_letters",
+        "notification_sends_total",
+        "webhook_attempts_total",
+        "db_pool_connections",
+    } <= asked

@@ -8,6 +8,7 @@ be left in an outbox or set aside as a dead letter, and every call that
 failed meanwhile was answered 503 or 504 (made again by the partner, a
 creation with its Idempotency-Key; an acceptance whose first try had done
 it is then answered 409, and the referral is found accepted)."""
+
 import json
 import os
 import subprocess
@@ -18,9 +19,19 @@ from chaos.run import ROOT
 
 def test_the_network_loses_nothing_when_the_node_leading_its_queues_stops():
     ran = subprocess.run(
-        [sys.executable, "-m", "chaos.run"], cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, CHAOS_FAULTS="rabbitmq-leader", CHAOS_CLIENTS="2", CHAOS_PAUSE_SECONDS="5",
-                 CHAOS_ACCEPT="1"))
+        [sys.executable, "-m", "chaos.run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(
+            os.environ,
+            CHAOS_FAULTS="rabbitmq-leader",
+            CHAOS_CLIENTS="2",
+            CHAOS_PAUSE_SECONDS="5",
+            CHAOS_ACCEPT="1",
+        ),
+    )
     assert ran.stdout.strip(), ran.stderr[-3000:]
     report = json.loads(ran.stdout.strip().splitlines()[-1])
     [fault] = report["faults"]

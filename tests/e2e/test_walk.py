@@ -1,6 +1,7 @@
 """The path partners use, through the real processes: an admin sets up two
 agencies, A refers a returnee to B for housing, B's coordinator is e-mailed,
 B reads the referral and an outsider cannot."""
+
 import requests
 
 from tests.e2e.conftest import ADMIN_KEY
@@ -20,9 +21,13 @@ def test_a_referral_travels_from_a_to_b(network):
         assert key.status_code == 201, key.text
         return agency, key.json()["key"]
 
-    a, a_key = new_agency(name="State Migration Service", kind="government", services=["documentation"])
-    b, b_key = new_agency(name="IOM Azerbaijan", kind="international", services=["housing"],
-                          contacts=[data.contact(language="en")])
+    _a, a_key = new_agency(name="State Migration Service", kind="government", services=["documentation"])
+    b, b_key = new_agency(
+        name="IOM Azerbaijan",
+        kind="international",
+        services=["housing"],
+        contacts=[data.contact(language="en")],
+    )
     _, c_key = new_agency(name="Unrelated NGO")
 
     sent = network.call("POST", "/v1/referrals", a_key, json=data.referral(b["id"]))
@@ -55,13 +60,15 @@ def test_a_coordinator_signs_in_through_the_real_gateway_and_no_secret_is_logged
     address = made.json()["contacts"][0]["email"]
     browser = requests.Session()  # one cookie jar, as a browser keeps
     page = browser.get(network.url + "/inbox/sign-in", timeout=10)
-    asked = browser.post(network.url + "/inbox/sign-in", data={"email": address, "csrf_token": csrf_of(page.text)},
-                         timeout=10)
+    asked = browser.post(
+        network.url + "/inbox/sign-in", data={"email": address, "csrf_token": csrf_of(page.text)}, timeout=10
+    )
     assert asked.status_code == 200
     token = sign_in_token(network.smtp, address)
     button = browser.get(f"{network.url}/inbox/sign-in/{token}", timeout=10)
-    inbox = browser.post(f"{network.url}/inbox/sign-in/{token}", data={"csrf_token": csrf_of(button.text)},
-                         timeout=10)
+    inbox = browser.post(
+        f"{network.url}/inbox/sign-in/{token}", data={"csrf_token": csrf_of(button.text)}, timeout=10
+    )
     assert inbox.status_code == 200 and inbox.url == network.url + "/inbox" and "Ganja NGO" in inbox.text
     session = browser.cookies.get("inbox_session")
     wait_for(lambda: "/inbox/sign-in/[token]" in network.log(), what="the access log's line")

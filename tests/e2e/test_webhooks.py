@@ -1,5 +1,6 @@
 """Webhooks through the gateway on the real network: partners' receivers
 on loopback hear each change of their referrals, signed, exactly once."""
+
 import pytest
 
 from tests.e2e.conftest import ADMIN_KEY, running_network
@@ -7,8 +8,16 @@ from tests.support import data
 from tests.support.receivers import Receiver
 from tests.support.sinks import wait_for
 
-ALL_EVENTS = ["referral.sent", "referral.accepted", "referral.declined", "referral.started",
-              "referral.completed", "referral.cancelled", "referral.overdue", "referral.erased"]
+ALL_EVENTS = [
+    "referral.sent",
+    "referral.accepted",
+    "referral.declined",
+    "referral.started",
+    "referral.completed",
+    "referral.cancelled",
+    "referral.overdue",
+    "referral.erased",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,16 +31,20 @@ def network(rabbit_manager):
 def parties(network):
     made = {}
     for name in ("sender", "receiver", "outsider"):
-        agency = network.call("POST", "/v1/agencies", ADMIN_KEY, json=data.agency(services=["housing"])).json()
-        key = network.call("POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY,
-                           json={"role": "agency"}).json()["key"]
+        agency = network.call(
+            "POST", "/v1/agencies", ADMIN_KEY, json=data.agency(services=["housing"])
+        ).json()
+        key = network.call(
+            "POST", f"/v1/agencies/{agency['id']}/api-keys", ADMIN_KEY, json={"role": "agency"}
+        ).json()["key"]
         made[name] = (agency["id"], key)
     return made
 
 
 def subscribe(network, key, url, events=ALL_EVENTS):
-    answer = network.call("POST", "/v1/webhooks", key, json={"url": url, "events": events,
-                                                             "description": "case system"})
+    answer = network.call(
+        "POST", "/v1/webhooks", key, json={"url": url, "events": events, "description": "case system"}
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
@@ -39,7 +52,9 @@ def subscribe(network, key, url, events=ALL_EVENTS):
 def journey(network, parties):
     """A referral sent, accepted, started and completed; its id."""
     sender_key, receiver_key = parties["sender"][1], parties["receiver"][1]
-    referral = network.call("POST", "/v1/referrals", sender_key, json=data.referral(parties["receiver"][0])).json()
+    referral = network.call(
+        "POST", "/v1/referrals", sender_key, json=data.referral(parties["receiver"][0])
+    ).json()
     path = f"/v1/referrals/{referral['id']}"
     for move, body in (("accept", None), ("start", None), ("complete", {"outcome": "Housed in Ganja"})):
         answer = network.call("POST", f"{path}/{move}", receiver_key, json=body)
@@ -49,9 +64,14 @@ def journey(network, parties):
 
 def test_each_agency_of_a_referral_hears_its_whole_journey_once_in_version_order(network, parties):
     with Receiver() as at_sender, Receiver() as at_receiver, Receiver() as at_outsider:
-        hooks = {name: subscribe(network, parties[name][1], receiver.url)
-                 for name, receiver in (("sender", at_sender), ("receiver", at_receiver),
-                                        ("outsider", at_outsider))}
+        hooks = {
+            name: subscribe(network, parties[name][1], receiver.url)
+            for name, receiver in (
+                ("sender", at_sender),
+                ("receiver", at_receiver),
+                ("outsider", at_outsider),
+            )
+        }
         referral_id = journey(network, parties)
         for name, receiver in (("sender", at_sender), ("receiver", at_receiver)):
             wait_for(lambda: len(receiver.delivered()) >= 4, timeout=30, what=f"the {name}'s deliveries")
@@ -61,16 +81,24 @@ def test_each_agency_of_a_referral_hears_its_whole_journey_once_in_version_order
             assert len(ids) == len(set(ids)) == 4, name  # each event once
             payloads = sorted((payload for _, payload in heard), key=lambda p: p["data"]["version"])
             assert [p["type"] for p in payloads] == [
-                "referral.sent", "referral.accepted", "referral.started", "referral.completed"], name
+                "referral.sent",
+                "referral.accepted",
+                "referral.started",
+                "referral.completed",
+            ], name
             assert [p["data"]["version"] for p in payloads] == [1, 2, 3, 4]
             assert {p["data"]["referral_id"] for p in payloads} == {referral_id}
             assert "returnee" not in str(payloads) and "Housed" not in str(payloads)  # no personal data
         assert at_outsider.requests == []
-        listed = network.call("GET", f"/v1/webhooks/{hooks['sender']['id']}/deliveries?status=delivered",
-                              parties["sender"][1]).json()
+        listed = network.call(
+            "GET", f"/v1/webhooks/{hooks['sender']['id']}/deliveries?status=delivered", parties["sender"][1]
+        ).json()
         assert listed["total"] == 4 and {item["attempts"] for item in listed["items"]} == {1}
         for name in hooks:
-            assert network.call("DELETE", f"/v1/webhooks/{hooks[name]['id']}", parties[name][1]).status_code == 204
+            assert (
+                network.call("DELETE", f"/v1/webhooks/{hooks[name]['id']}", parties[name][1]).status_code
+                == 204
+            )
 
 
 def test_a_partner_manages_its_webhooks_over_http(network, parties):
@@ -81,7 +109,9 @@ def test_a_partner_manages_its_webhooks_over_http(network, parties):
         other = parties["outsider"][1]
         assert network.call("GET", f"/v1/webhooks/{made['id']}", other).status_code == 404
         assert network.call("GET", "/v1/webhooks", ADMIN_KEY).status_code == 403
-        refused = network.call("POST", "/v1/webhooks", key, json={"url": receiver.url, "events": ["referral.lost"]})
+        refused = network.call(
+            "POST", "/v1/webhooks", key, json={"url": receiver.url, "events": ["referral.lost"]}
+        )
         assert refused.status_code == 422 and "events.0" in refused.json()["errors"]
         listed = network.call("GET", "/v1/webhooks", key).json()
         assert [item["id"] for item in listed["items"]] == [made["id"]] and "secret" not in listed["items"][0]
@@ -99,7 +129,9 @@ def test_a_partner_manages_its_webhooks_over_http(network, parties):
         assert network.call("GET", f"/v1/webhooks/{made['id']}", key).status_code == 404
         with Receiver() as control:  # a webhook still there: once it hears, the deleted one would have
             subscribe(network, key, control.url, ["referral.sent"])
-            sent = network.call("POST", "/v1/referrals", parties["receiver"][1], json=data.referral(sender_id))
+            sent = network.call(
+                "POST", "/v1/referrals", parties["receiver"][1], json=data.referral(sender_id)
+            )
             assert sent.status_code == 201
             wait_for(lambda: control.delivered(), timeout=30, what="the control webhook's delivery")
         assert len(receiver.requests) == 1  # nothing more to a deleted webhook

@@ -1,5 +1,6 @@
 """The gateway in this process (Flask's test client) over the real services:
 nameko containers on the test's own RabbitMQ vhost and databases."""
+
 import uuid
 
 import pytest
@@ -25,9 +26,13 @@ def bearer(key):
 @pytest.fixture
 def settings(service_config):
     """The settings of the services and of the gateways over them."""
-    return dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY, RPC_TIMEOUT_SECONDS="5",
-                SESSION_SECRET="gateway-tests-" + uuid.uuid4().hex,
-                RATE_LIMIT_KEY_PREFIX="gateway-tests-" + uuid.uuid4().hex)  # the test's own counts in Redis
+    return dict(
+        service_config,
+        BOOTSTRAP_ADMIN_KEY=ADMIN_KEY,
+        RPC_TIMEOUT_SECONDS="5",
+        SESSION_SECRET="gateway-tests-" + uuid.uuid4().hex,
+        RATE_LIMIT_KEY_PREFIX="gateway-tests-" + uuid.uuid4().hex,
+    )  # the test's own counts in Redis
 
 
 @pytest.fixture
@@ -78,8 +83,9 @@ def new_agency(client):
         made = http.post("/v1/agencies", headers=bearer(ADMIN_KEY), json=data.agency(**fields))
         assert made.status_code == 201, made.get_data(as_text=True)
         agency = made.get_json()
-        issued = http.post(f"/v1/agencies/{agency['id']}/api-keys", headers=bearer(ADMIN_KEY),
-                           json={"role": "agency"})
+        issued = http.post(
+            f"/v1/agencies/{agency['id']}/api-keys", headers=bearer(ADMIN_KEY), json={"role": "agency"}
+        )
         assert issued.status_code == 201, issued.get_data(as_text=True)
         return agency, issued.get_json()
 

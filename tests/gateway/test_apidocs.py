@@ -1,6 +1,7 @@
 """/docs: Swagger UI served by the gateway itself (no CDN), under the
 gateway's own Content-Security-Policy. The page in a real browser:
 tests/browser/test_apidocs.py."""
+
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -38,8 +39,12 @@ class Page(HTMLParser):
         return [attributes for name, attributes in self.tags if name == tag]
 
     def urls(self):
-        return [value for _, attributes in self.tags for name, value in attributes.items()
-                if name in ("src", "href", "data-openapi-url")]
+        return [
+            value
+            for _, attributes in self.tags
+            for name, value in attributes.items()
+            if name in ("src", "href", "data-openapi-url")
+        ]
 
 
 @pytest.fixture
@@ -81,7 +86,10 @@ def test_everything_the_page_refers_to_is_on_the_gateway_and_served(http, docs):
         assert not parts.scheme and not parts.netloc and url.startswith("/"), f"{url} is on another origin"
         assert http.get(url).status_code == 200, url
     scripts = [attributes["src"] for attributes in page.find("script")]
-    assert [urlsplit(src).path for src in scripts] == ["/docs/assets/swagger-ui-bundle.js", "/docs/static/init.js"]
+    assert [urlsplit(src).path for src in scripts] == [
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/static/init.js",
+    ]
     assert "/openapi.json" in urls
 
 
@@ -101,9 +109,16 @@ def test_swagger_uis_files_are_served_with_long_cache_headers(http, docs):
 
 
 def test_only_the_files_the_page_uses_are_served(http):
-    for path in ("index.html", "swagger-initializer.js", "swagger-ui-bundle.js.map",
-                 "swagger-ui-standalone-preset.js", "oauth2-redirect.html", "nothing.js",
-                 "..%2F__init__.py", "%2e%2e/%2e%2e/__init__.py"):
+    for path in (
+        "index.html",
+        "swagger-initializer.js",
+        "swagger-ui-bundle.js.map",
+        "swagger-ui-standalone-preset.js",
+        "oauth2-redirect.html",
+        "nothing.js",
+        "..%2F__init__.py",
+        "%2e%2e/%2e%2e/__init__.py",
+    ):
         assert http.get(f"/docs/assets/{path}").status_code == 404, path
 
 

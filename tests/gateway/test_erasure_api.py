@@ -1,5 +1,6 @@
 """POST /v1/referrals/{id}/erase and GET /v1/referrals/{id}/access-log over
 HTTP: who may, what they answer, and their problems."""
+
 from tests.gateway.conftest import ADMIN_KEY, bearer
 from tests.support import data
 
@@ -30,7 +31,9 @@ def test_the_sender_erases_and_reads_the_access_log_others_are_refused(client, n
     listed = page.get_json()
     assert listed["per_page"] == 2 and listed["total"] == 3  # a read, the erasure, a read
     assert [(item["action"], item["agency_id"]) for item in listed["items"]] == [
-        ("read", receiver["id"]), ("erase", sender["id"])]
+        ("read", receiver["id"]),
+        ("erase", sender["id"]),
+    ]
     assert listed["items"][0]["actor"]["type"] == "api_key"
     assert client.get(log, headers=as_receiver).status_code == 403
     assert client.get(log, headers=bearer(outsider_key["key"])).status_code == 404

@@ -1,6 +1,7 @@
 """The coordinator pages over the gateway (Flask's test client) and the real
 services: sign-in by e-mailed link, sessions held by the agencies service,
 CSRF on every form, moves and reads attributed to the coordinator."""
+
 import uuid
 
 import pytest
@@ -19,11 +20,24 @@ def parties(new_agency):
     each with an agency key and one coordinator."""
     made = {}
     for role, language in (("sender", "en"), ("receiver", "ru"), ("outsider", "az")):
-        agency, key = new_agency(name=f"{role.title()} NGO", contacts=[data.contact(
-            name=f"{role.title()} Coordinator", email=f"{role}-{uuid.uuid4().hex[:6]}@example.org",
-            language=language)])
-        made[role] = {"agency": agency, "key": key["key"], "key_id": key["id"], "prefix": key["prefix"],
-                      "email": agency["contacts"][0]["email"], "contact": agency["contacts"][0]}
+        agency, key = new_agency(
+            name=f"{role.title()} NGO",
+            contacts=[
+                data.contact(
+                    name=f"{role.title()} Coordinator",
+                    email=f"{role}-{uuid.uuid4().hex[:6]}@example.org",
+                    language=language,
+                )
+            ],
+        )
+        made[role] = {
+            "agency": agency,
+            "key": key["key"],
+            "key_id": key["id"],
+            "prefix": key["prefix"],
+            "email": agency["contacts"][0]["email"],
+            "contact": agency["contacts"][0],
+        }
     return made
 
 
@@ -31,7 +45,9 @@ def sign_in(http, smtp_sink, address, count=1):
     """Sign `http` in as the coordinator with `address`, as a browser would;
     returns the answer to the link's button."""
     page = http.get("/inbox/sign-in")
-    asked = http.post("/inbox/sign-in", data={"email": address, "csrf_token": csrf_of(page.get_data(as_text=True))})
+    asked = http.post(
+        "/inbox/sign-in", data={"email": address, "csrf_token": csrf_of(page.get_data(as_text=True))}
+    )
     assert asked.status_code == 200, asked.get_data(as_text=True)
     token = sign_in_token(smtp_sink, address, count)
     button = http.get(f"/inbox/sign-in/{token}")
@@ -40,15 +56,19 @@ def sign_in(http, smtp_sink, address, count=1):
 
 
 def send_referral(client, parties, **overrides):
-    made = client.post("/v1/referrals", headers=bearer(parties["sender"]["key"]),
-                       json=data.referral(parties["receiver"]["agency"]["id"], **overrides))
+    made = client.post(
+        "/v1/referrals",
+        headers=bearer(parties["sender"]["key"]),
+        json=data.referral(parties["receiver"]["agency"]["id"], **overrides),
+    )
     assert made.status_code == 201, made.get_json()
     return made.get_json()
 
 
 def history(client, parties, referral_id):
-    return client.get(f"/v1/referrals/{referral_id}/history",
-                      headers=bearer(parties["sender"]["key"])).get_json()["items"]
+    return client.get(
+        f"/v1/referrals/{referral_id}/history", headers=bearer(parties["sender"]["key"])
+    ).get_json()["items"]
 
 
 def test_every_page_but_sign_in_needs_a_session(client):
@@ -82,12 +102,21 @@ def test_a_link_signs_in_once_with_its_button_and_sets_a_tight_cookie(client, pa
     token = sign_in_token(smtp_sink, address)
     for _ in range(2):  # a mail scanner fetching the link spends nothing
         button = client.get(f"/inbox/sign-in/{token}")
-        assert button.status_code == 200 and f'action="/inbox/sign-in/{token}"' in button.get_data(as_text=True)
+        assert button.status_code == 200 and f'action="/inbox/sign-in/{token}"' in button.get_data(
+            as_text=True
+        )
     assert client.post(f"/inbox/sign-in/{token}").status_code == 400  # no CSRF token: nothing spent
-    signed_in = client.post(f"/inbox/sign-in/{token}", data={"csrf_token": csrf_of(button.get_data(as_text=True))})
+    signed_in = client.post(
+        f"/inbox/sign-in/{token}", data={"csrf_token": csrf_of(button.get_data(as_text=True))}
+    )
     assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/inbox"
     cookie = signed_in.headers["Set-Cookie"]
-    assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/inbox" in cookie
+    assert (
+        f"{COOKIE}=" in cookie
+        and "HttpOnly" in cookie
+        and "SameSite=Lax" in cookie
+        and "Path=/inbox" in cookie
+    )
     assert "Secure" not in cookie  # PUBLIC_URL is http here
     inbox = client.get("/inbox")
     assert inbox.status_code == 200 and "Receiver Coordinator" in inbox.get_data(as_text=True)
@@ -103,12 +132,15 @@ def test_cookies_are_secure_where_the_public_address_is_https(make_app, services
 
 
 def test_sign_in_requests_are_limited_per_address_known_or_not_and_per_client(
-        make_app, services, parties, smtp_sink):
+    make_app, services, parties, smtp_sink
+):
     http = make_app().test_client()
     token = csrf_of(http.get("/inbox/sign-in").get_data(as_text=True))
     for address in (parties["receiver"]["email"], "stranger@example.org"):
-        codes = [http.post("/inbox/sign-in", data={"email": address, "csrf_token": token}).status_code
-                 for _ in range(6)]
+        codes = [
+            http.post("/inbox/sign-in", data={"email": address, "csrf_token": token}).status_code
+            for _ in range(6)
+        ]
         assert codes == [200] * 5 + [429], address
     limited = http.post("/inbox/sign-in", data={"email": "stranger@example.org", "csrf_token": token})
     assert int(limited.headers["Retry-After"]) > 0
@@ -116,8 +148,10 @@ def test_sign_in_requests_are_limited_per_address_known_or_not_and_per_client(
     strict_app = make_app(SIGN_IN_LIMIT_PER_CLIENT="3/hour")
     strict = strict_app.test_client()
     token = csrf_of(strict.get("/inbox/sign-in").get_data(as_text=True))
-    codes = [strict.post("/inbox/sign-in", data={"email": f"n{n}@example.org", "csrf_token": token}).status_code
-             for n in range(4)]
+    codes = [
+        strict.post("/inbox/sign-in", data={"email": f"n{n}@example.org", "csrf_token": token}).status_code
+        for n in range(4)
+    ]
     assert codes == [200, 200, 200, 429]
     # A client over its limit spends nothing of an address's: it cannot lock a coordinator out.
     address = parties["sender"]["email"]
@@ -134,14 +168,16 @@ def test_behind_a_trusted_proxy_the_client_is_the_one_it_names(make_app, service
     token = csrf_of(http.get("/inbox/sign-in").get_data(as_text=True))
 
     def ask(client_address):
-        return http.post("/inbox/sign-in", data={"email": f"{uuid.uuid4().hex}@example.org", "csrf_token": token},
-                         headers={"X-Forwarded-For": client_address}).status_code
+        return http.post(
+            "/inbox/sign-in",
+            data={"email": f"{uuid.uuid4().hex}@example.org", "csrf_token": token},
+            headers={"X-Forwarded-For": client_address},
+        ).status_code
 
     assert [ask("198.51.100.1"), ask("198.51.100.1"), ask("198.51.100.2")] == [200, 429, 200]
 
 
-def test_a_coordinator_answers_and_the_history_names_who_did_each_move(
-        client, parties, smtp_sink, engines):
+def test_a_coordinator_answers_and_the_history_names_who_did_each_move(client, parties, smtp_sink, engines):
     made = send_referral(client, parties)
     assert sign_in(client, smtp_sink, parties["receiver"]["email"]).status_code == 303
     inbox = client.get("/inbox").get_data(as_text=True)
@@ -154,39 +190,65 @@ def test_a_coordinator_answers_and_the_history_names_who_did_each_move(
     assert f'/inbox/referrals/{made["id"]}/cancel"' not in html  # the sender's move
     refused = client.post(f"/inbox/referrals/{made['id']}/accept")  # no CSRF token
     assert refused.status_code == 400
-    assert client.get(f"/v1/referrals/{made['id']}", headers=bearer(parties["sender"]["key"])).get_json()[
-        "status"] == "sent"
+    assert (
+        client.get(f"/v1/referrals/{made['id']}", headers=bearer(parties["sender"]["key"])).get_json()[
+            "status"
+        ]
+        == "sent"
+    )
     accepted = client.post(f"/inbox/referrals/{made['id']}/accept", data={"csrf_token": csrf_of(html)})
     assert accepted.status_code == 303 and accepted.headers["Location"] == f"/inbox/referrals/{made['id']}"
     entries = history(client, parties, made["id"])
     receiver = parties["receiver"]
-    assert entries[0]["actor"] == {"type": "api_key", "id": parties["sender"]["key_id"],
-                                   "name": parties["sender"]["prefix"]}
+    assert entries[0]["actor"] == {
+        "type": "api_key",
+        "id": parties["sender"]["key_id"],
+        "name": parties["sender"]["prefix"],
+    }
     assert entries[1]["event"] == "accept" and entries[1]["actor"] == {
-        "type": "coordinator", "id": receiver["contact"]["id"], "name": "Receiver Coordinator"}
+        "type": "coordinator",
+        "id": receiver["contact"]["id"],
+        "name": "Receiver Coordinator",
+    }
     shown = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
     assert "Receiver Coordinator" in shown and parties["sender"]["prefix"] in shown
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        readers = conn.execute(text(
-            "SELECT DISTINCT action, actor_type, actor_id::text, actor_name FROM referral_access_log "
-            "WHERE referral_id = :id AND actor_type = 'coordinator'"), {"id": made["id"]}).all()
-    assert {(action, kind) for action, kind, _, _ in readers} >= {("list", "coordinator"), ("read", "coordinator"),
-                                                                  ("accept", "coordinator")}
-    assert {(who, name) for _, _, who, name in readers} == {(receiver["contact"]["id"], "Receiver Coordinator")}
+        readers = conn.execute(
+            text(
+                "SELECT DISTINCT action, actor_type, actor_id::text, actor_name FROM referral_access_log "
+                "WHERE referral_id = :id AND actor_type = 'coordinator'"
+            ),
+            {"id": made["id"]},
+        ).all()
+    assert {(action, kind) for action, kind, _, _ in readers} >= {
+        ("list", "coordinator"),
+        ("read", "coordinator"),
+        ("accept", "coordinator"),
+    }
+    assert {(who, name) for _, _, who, name in readers} == {
+        (receiver["contact"]["id"], "Receiver Coordinator")
+    }
 
 
 def test_a_move_that_needs_a_text_is_refused_without_it_and_keeps_the_page(client, parties, smtp_sink):
     made = send_referral(client, parties)
     sign_in(client, smtp_sink, parties["receiver"]["email"])
     token = csrf_of(client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True))
-    refused = client.post(f"/inbox/referrals/{made['id']}/decline", data={"reason": "  ", "csrf_token": token})
+    refused = client.post(
+        f"/inbox/referrals/{made['id']}/decline", data={"reason": "  ", "csrf_token": token}
+    )
     assert refused.status_code == 422 and 'aria-invalid="true"' in refused.get_data(as_text=True)
-    declined = client.post(f"/inbox/referrals/{made['id']}/decline",
-                           data={"reason": "No places left this month.", "csrf_token": token})
+    declined = client.post(
+        f"/inbox/referrals/{made['id']}/decline",
+        data={"reason": "No places left this month.", "csrf_token": token},
+    )
     assert declined.status_code == 303
     last = history(client, parties, made["id"])[-1]
-    assert (last["event"], last["detail"], last["actor"]["type"]) == ("decline", "No places left this month.",
-                                                                      "coordinator")
+    assert (last["event"], last["detail"], last["actor"]["type"]) == (
+        "decline",
+        "No places left this month.",
+        "coordinator",
+    )
     late = client.post(f"/inbox/referrals/{made['id']}/accept", data={"csrf_token": token})
     assert late.status_code == 303  # 409 from the service: the page says so, and shows how it stands
 
@@ -216,8 +278,11 @@ def test_signing_out_ends_the_session_on_the_server(make_app, services, parties,
 def test_removing_a_contact_ends_their_session_at_once(client, parties, smtp_sink):
     sign_in(client, smtp_sink, parties["receiver"]["email"])
     assert client.get("/inbox").status_code == 200
-    changed = client.patch(f"/v1/agencies/{parties['receiver']['agency']['id']}", headers=bearer(ADMIN_KEY),
-                           json={"contacts": [data.contact()]})
+    changed = client.patch(
+        f"/v1/agencies/{parties['receiver']['agency']['id']}",
+        headers=bearer(ADMIN_KEY),
+        json={"contacts": [data.contact()]},
+    )
     assert changed.status_code == 200
     assert client.get("/inbox").status_code == 303
 
@@ -226,15 +291,30 @@ def test_a_new_referral_is_refused_without_consent_keeping_the_form_then_sent(cl
     sign_in(client, smtp_sink, parties["sender"]["email"])
     receiver = parties["receiver"]["agency"]
     form = client.get("/inbox/referrals/new").get_data(as_text=True)
-    fields = {"csrf_token": csrf_of(form), "form_id": uuid.uuid4().hex, "service_type": "housing",
-              "search_region": "", "search_language": "", "receiving_agency_id": receiver["id"],
-              "priority": "urgent", "reason": "Needs a flat.", "given_name": "Aysel", "family_name": "Mammadova",
-              "region": "AZ-GA", "returned_from": "DE", "consent_method": "written",
-              "consent_obtained_at": "2026-11-20T10:30"}
+    fields = {
+        "csrf_token": csrf_of(form),
+        "form_id": uuid.uuid4().hex,
+        "service_type": "housing",
+        "search_region": "",
+        "search_language": "",
+        "receiving_agency_id": receiver["id"],
+        "priority": "urgent",
+        "reason": "Needs a flat.",
+        "given_name": "Aysel",
+        "family_name": "Mammadova",
+        "region": "AZ-GA",
+        "returned_from": "DE",
+        "consent_method": "written",
+        "consent_obtained_at": "2026-11-20T10:30",
+    }
     found = client.post("/inbox/referrals/new", data=dict(fields, action="search")).get_data(as_text=True)
-    assert receiver["name"] in found and parties["sender"]["agency"]["name"] not in found.split("<fieldset")[2]
-    nul = client.post("/inbox/referrals/new", data=dict(fields, action="send", consent_given="yes",
-                                                        given_name="Ay\u0000sel"))
+    assert (
+        receiver["name"] in found and parties["sender"]["agency"]["name"] not in found.split("<fieldset")[2]
+    )
+    nul = client.post(
+        "/inbox/referrals/new",
+        data=dict(fields, action="send", consent_given="yes", given_name="Ay\u0000sel"),
+    )
     assert nul.status_code == 422 and 'id="given_name-error"' in nul.get_data(as_text=True)  # never a 500
     refused = client.post("/inbox/referrals/new", data=dict(fields, action="send"))
     html = refused.get_data(as_text=True)
@@ -262,7 +342,11 @@ def test_pages_carry_the_security_headers(client, parties, smtp_sink):
         assert answer.headers["X-Frame-Options"] == "DENY"
         assert answer.headers["Referrer-Policy"] == "no-referrer"
         policy = answer.headers["Content-Security-Policy"]
-        assert "script-src 'self'" in policy and "unsafe-inline" not in policy and "frame-ancestors 'none'" in policy
+        assert (
+            "script-src 'self'" in policy
+            and "unsafe-inline" not in policy
+            and "frame-ancestors 'none'" in policy
+        )
 
 
 def test_pages_speak_the_coordinator_s_language_until_they_choose_another(client, parties, smtp_sink):
@@ -273,31 +357,44 @@ def test_pages_speak_the_coordinator_s_language_until_they_choose_another(client
 
 
 def test_the_sender_s_coordinator_erases_the_returnee_s_data_and_both_sides_see_it_erased(
-        client, parties, smtp_sink):
+    client, parties, smtp_sink
+):
     made = send_referral(client, parties)
     sign_in(client, smtp_sink, parties["receiver"]["email"])
     receiver_page = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
     assert f'/inbox/referrals/{made["id"]}/erase"' not in receiver_page  # the sender's alone
     token = csrf_of(receiver_page)
-    assert client.post(f"/inbox/referrals/{made['id']}/erase",
-                       data={"reason": "x", "csrf_token": token}).status_code == 403
+    assert (
+        client.post(
+            f"/inbox/referrals/{made['id']}/erase", data={"reason": "x", "csrf_token": token}
+        ).status_code
+        == 403
+    )
     client.post("/inbox/sign-out", data={"csrf_token": token})
 
     sign_in(client, smtp_sink, parties["sender"]["email"])
     page = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
     assert f'/inbox/referrals/{made["id"]}/erase"' in page and "for both agencies" in page
     token = csrf_of(page)
-    assert client.post(f"/inbox/referrals/{made['id']}/erase", data={"reason": "No"}).status_code == 400  # CSRF
+    assert (
+        client.post(f"/inbox/referrals/{made['id']}/erase", data={"reason": "No"}).status_code == 400
+    )  # CSRF
     refused = client.post(f"/inbox/referrals/{made['id']}/erase", data={"reason": " ", "csrf_token": token})
     assert refused.status_code == 422 and 'aria-invalid="true"' in refused.get_data(as_text=True)
-    assert "Aysel" in client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)  # nothing erased yet
-    erased = client.post(f"/inbox/referrals/{made['id']}/erase",
-                         data={"reason": "She withdrew her consent.", "csrf_token": token})
+    assert "Aysel" in client.get(f"/inbox/referrals/{made['id']}").get_data(
+        as_text=True
+    )  # nothing erased yet
+    erased = client.post(
+        f"/inbox/referrals/{made['id']}/erase",
+        data={"reason": "She withdrew her consent.", "csrf_token": token},
+    )
     assert erased.status_code == 303
     shown = client.get(f"/inbox/referrals/{made['id']}").get_data(as_text=True)
     assert "You erased the returnee&#39;s data" in shown or "You erased the returnee's data" in shown
     assert "Aysel" not in shown and "Needs a place to live" not in shown
-    assert "The returnee&#39;s data has been erased." in shown or "The returnee's data has been erased." in shown
+    assert (
+        "The returnee&#39;s data has been erased." in shown or "The returnee's data has been erased." in shown
+    )
     assert f'/inbox/referrals/{made["id"]}/erase"' not in shown  # once
     assert "Aysel" not in client.get("/inbox").get_data(as_text=True)
     last = history(client, parties, made["id"])[-1]

@@ -1,5 +1,6 @@
 """API keys are checked with the agencies service on every call, through
 every gateway replica: a revoked key fails on the very next request."""
+
 from tests.gateway.conftest import ADMIN_KEY, bearer
 
 

@@ -1,6 +1,7 @@
 """The OpenAPI document the gateway serves holds the contract
 (../shared/API.md): every call with its success status, query parameters
 and body fields, the bearer key, and every error as a problem."""
+
 import pathlib
 import re
 import warnings
@@ -11,12 +12,22 @@ import schemathesis
 from gateway.app import create_app
 from shared import config
 
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
+
+
 API_MD = pathlib.Path(__file__).resolve().parents[3] / "shared" / "API.md"
 
 # The contract's calls: (method, path, success status, query parameters, body fields, headers).
 CONTRACT = [
     ("POST", "/v1/agencies", 201, (), (), ()),
-    ("GET", "/v1/agencies", 200, ("service", "region", "language", "accepting", "q", "page", "per_page"), (), ()),
+    (
+        "GET",
+        "/v1/agencies",
+        200,
+        ("service", "region", "language", "accepting", "q", "page", "per_page"),
+        (),
+        (),
+    ),
     ("GET", "/v1/agencies/{id}", 200, (), (), ()),
     ("PATCH", "/v1/agencies/{id}", 200, (), (), ()),
     ("POST", "/v1/agencies/{id}/api-keys", 201, (), ("role",), ()),
@@ -128,15 +139,21 @@ def test_the_list_of_calls_here_is_the_one_in_api_md():
 
 def test_no_pending_call_is_served_yet_and_unlisted(document):
     """A call that leaves PENDING is served, and then belongs in CONTRACT."""
-    served = {(method.upper(), same_path(path)) for path, item in document["paths"].items() for method in item}
-    for call, issue in PENDING.items():
-        assert (call[0], same_path(call[1])) not in served, f"{call[0]} {call[1]} is served: move it to CONTRACT"
+    served = {
+        (method.upper(), same_path(path)) for path, item in document["paths"].items() for method in item
+    }
+    for call, _issue in PENDING.items():
+        assert (call[0], same_path(call[1])) not in served, (
+            f"{call[0]} {call[1]} is served: move it to CONTRACT"
+        )
 
 
-@pytest.mark.parametrize("method, path, status, query, body_fields, headers", CONTRACT,
-                         ids=[f"{c[0]} {c[1]}" for c in CONTRACT])
-def test_every_call_of_the_contract_is_in_the_document(document, method, path, status, query, body_fields,
-                                                       headers):
+@pytest.mark.parametrize(
+    "method, path, status, query, body_fields, headers", CONTRACT, ids=[f"{c[0]} {c[1]}" for c in CONTRACT]
+)
+def test_every_call_of_the_contract_is_in_the_document(
+    document, method, path, status, query, body_fields, headers
+):
     op, path_parameters = operation(document, method, path)
     assert str(status) in op["responses"]
     parameters = [resolve(document, p) for p in op.get("parameters", []) + path_parameters]
@@ -164,7 +181,8 @@ def test_the_document_describes_every_route_the_gateway_serves(built):
         if rule.endpoint not in ("static", "api-docs.openapi_json")
         and not rule.endpoint.startswith("apidocs.")  # /docs: the document shown (gateway/apidocs.py)
         and not rule.endpoint.startswith("inbox.")  # the coordinator pages: HTML, not the partners' API
-        and rule.endpoint != "metrics"  # Prometheus's scrape (gateway/metrics.py): for operators, not partners
+        and rule.endpoint
+        != "metrics"  # Prometheus's scrape (gateway/metrics.py): for operators, not partners
         for method in rule.methods - {"HEAD", "OPTIONS"}
     }
     documented = {(method.upper(), same_path(path)) for path, method, _, _ in operations(document)}
@@ -190,7 +208,7 @@ def test_v1_calls_need_the_bearer_key_and_health_checks_none(document):
 
 
 def test_every_error_is_a_problem_and_every_status_is_listed(document):
-    for path, method, op, path_parameters in operations(document):
+    for path, method, op, _path_parameters in operations(document):
         codes = set(op["responses"])
         assert "default" not in codes  # each status named, none left to a catch-all
         expected = {"400", "431"}  # gunicorn's own refusals, before the app
@@ -210,8 +228,7 @@ def test_every_error_is_a_problem_and_every_status_is_listed(document):
                 assert list(response["content"]) == ["application/problem+json"], f"{method} {path} {code}"
                 schema = response["content"]["application/problem+json"]["schema"]
                 assert ref_name(schema) in ("Problem", "NotReady")
-                assert {"type", "title", "status", "request_id"} <= set(
-                    resolve(document, schema)["required"])
+                assert {"type", "title", "status", "request_id"} <= set(resolve(document, schema)["required"])
             elif code != "204":
                 assert list(response["content"]) == ["application/json"], f"{method} {path} {code}"
     too_many = resolve(document, {"$ref": "#/components/responses/TOO_MANY_REQUESTS"})

@@ -1,5 +1,6 @@
 """Every error a partner can meet is application/problem+json (RFC 9457)
 naming what is wrong, with the request's id, and never a stack trace."""
+
 import json
 
 import pytest
@@ -41,8 +42,9 @@ def test_a_method_the_path_does_not_take_is_a_405_problem_naming_the_allowed(cli
 
 @pytest.mark.parametrize("body", [b'{"name": "x",', b"\xff\xfe\x00{", b"[" * 100_000, b"NaN-ish"])
 def test_a_body_that_is_not_json_is_a_400_problem_saying_so(client, body):
-    refused = client.post("/v1/agencies", headers=bearer(ADMIN_KEY), data=body,
-                          content_type="application/json")
+    refused = client.post(
+        "/v1/agencies", headers=bearer(ADMIN_KEY), data=body, content_type="application/json"
+    )
     assert "not valid JSON" in assert_problem(refused, 400)["detail"]
 
 
@@ -50,19 +52,21 @@ def test_a_body_of_another_media_type_is_a_415_problem_and_changes_nothing(clien
     before = agency_count(client)
     form = client.post("/v1/agencies", headers=bearer(ADMIN_KEY), data={"name": "Form NGO", "kind": "ngo"})
     assert "application/json" in assert_problem(form, 415)["detail"]
-    text = client.post("/v1/agencies", headers=bearer(ADMIN_KEY), data='{"name": "x"}',
-                       content_type="text/plain")
+    text = client.post(
+        "/v1/agencies", headers=bearer(ADMIN_KEY), data='{"name": "x"}', content_type="text/plain"
+    )
     assert_problem(text, 415)
     assert agency_count(client) == before
 
     # A call that takes no fields still takes no body of another kind ...
-    sender, sender_key = new_agency(name="Sender")
+    _sender, sender_key = new_agency(name="Sender")
     receiver, receiver_key = new_agency(name="Receiver")
     sent = client.post("/v1/referrals", headers=bearer(sender_key["key"]), json=data.referral(receiver["id"]))
     assert sent.status_code == 201, sent.get_data(as_text=True)
     accept = f"/v1/referrals/{sent.get_json()['id']}/accept"
-    assert_problem(client.post(accept, headers=bearer(receiver_key["key"]), data="yes",
-                               content_type="text/plain"), 415)
+    assert_problem(
+        client.post(accept, headers=bearer(receiver_key["key"]), data="yes", content_type="text/plain"), 415
+    )
     # ... and works without one.
     accepted = client.post(accept, headers=bearer(receiver_key["key"]))
     assert accepted.status_code == 200, accepted.get_data(as_text=True)
@@ -107,33 +111,41 @@ def test_an_unexpected_failure_is_a_500_problem_without_a_trace(container_factor
     fault of ours, not an outage, which is a 503: test_resilience): every key
     check fails inside the service. The partner learns that much, and nothing
     more."""
-    broken = dict(settings, BOOTSTRAP_ADMIN_KEY="",
-                  AGENCIES_DATABASE_URL="postgresql://postgres@localhost:5432/postgres")
+    broken = dict(
+        settings,
+        BOOTSTRAP_ADMIN_KEY="",
+        AGENCIES_DATABASE_URL="postgresql://postgres@localhost:5432/postgres",
+    )
     container_factory(SERVICES["agencies"], broken).start()
     failed = make_app().test_client().get("/v1/agencies", headers=bearer("rnk_some-key"))
     body = assert_problem(failed, 500)
     text = failed.get_data(as_text=True)
-    for leak in ("Traceback", "api_keys", "psycopg", "ProgrammingError", "UndefinedTable", "File \""):
+    for leak in ("Traceback", "api_keys", "psycopg", "ProgrammingError", "UndefinedTable", 'File "'):
         assert leak not in text
     assert set(body) == {"type", "title", "status", "detail", "request_id"}
 
 
 def test_booleans_in_a_body_must_be_json_booleans(client, new_agency):
     for lenient in (0, 1, "yes", "false"):
-        refused = client.post("/v1/agencies", headers=bearer(ADMIN_KEY),
-                              json=data.agency(accepting_referrals=lenient))
+        refused = client.post(
+            "/v1/agencies", headers=bearer(ADMIN_KEY), json=data.agency(accepting_referrals=lenient)
+        )
         assert "accepting_referrals" in assert_problem(refused, 422)["errors"]
-    sender, key = new_agency(name="Sender")
+    _sender, key = new_agency(name="Sender")
     receiver, _ = new_agency(name="Receiver")
     consent = {"given": "yes", "method": "verbal"}  # API.md: `given: true`, nothing else
-    refused = client.post("/v1/referrals", headers=bearer(key["key"]),
-                          json=data.referral(receiver["id"], consent=consent))
+    refused = client.post(
+        "/v1/referrals", headers=bearer(key["key"]), json=data.referral(receiver["id"], consent=consent)
+    )
     assert "consent.given" in assert_problem(refused, 422)["errors"]
 
 
 def test_a_page_past_the_end_of_bigint_is_a_422(client, new_agency):
     _, key = new_agency()
-    for path, caller in (("/v1/agencies", ADMIN_KEY), ("/v1/referrals", key["key"]),
-                         ("/v1/notifications", key["key"])):
+    for path, caller in (
+        ("/v1/agencies", ADMIN_KEY),
+        ("/v1/referrals", key["key"]),
+        ("/v1/notifications", key["key"]),
+    ):
         refused = client.get(f"{path}?page=9223372036854775807", headers=bearer(caller))
         assert "page" in assert_problem(refused, 422)["errors"]

@@ -1,9 +1,11 @@
 """Rate limits per API key: over the limit, 429 with Retry-After and a
 problem body; other keys and the health checks are not held back."""
+
 import logging
 import threading
 import time
 
+import pytest
 from limits.storage import storage_from_string
 
 from gateway.limits import ProcessCounts
@@ -38,6 +40,7 @@ def test_health_checks_are_never_limited(make_app, services):
     assert client.get("/openapi.json").status_code == 200
 
 
+@pytest.mark.rules
 def test_counting_hits_does_not_start_a_thread_for_each(monkeypatch):
     """limits' own memory storage starts a 0.01 s timer thread on a hit
     once the last has ended (one per hit here), and two request threads
@@ -70,7 +73,9 @@ def test_every_gateway_process_counts_against_one_budget_in_redis(make_app, serv
 
 def test_with_redis_away_the_gateway_answers_and_says_so_once(make_app, services, new_agency, caplog):
     _, key = new_agency(http=make_app().test_client())
-    away = make_app(RATE_LIMIT="2/minute", RATE_LIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}").test_client()
+    away = make_app(
+        RATE_LIMIT="2/minute", RATE_LIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}"
+    ).test_client()
     with caplog.at_level(logging.WARNING, logger="gateway.limits"):
         answers = [away.get("/v1/agencies", headers=bearer(key["key"])).status_code for _ in range(4)]
     assert answers == [200] * 4  # fail open: not counted, never refused
@@ -78,9 +83,14 @@ def test_with_redis_away_the_gateway_answers_and_says_so_once(make_app, services
 
 
 def test_memory_counts_where_the_setting_says_so(make_app, services, new_agency):
-    first, second = (make_app(RATE_LIMIT="2/minute", RATE_LIMIT_STORAGE_URI="memory://").test_client()
-                     for _ in range(2))
+    first, second = (
+        make_app(RATE_LIMIT="2/minute", RATE_LIMIT_STORAGE_URI="memory://").test_client() for _ in range(2)
+    )
     _, key = new_agency(http=make_app().test_client())
     mine = bearer(key["key"])
     assert [http.get("/v1/agencies", headers=mine).status_code for http in (first, first, second, first)] == [
-        200, 200, 200, 429]  # each process its own count
+        200,
+        200,
+        200,
+        429,
+    ]  # each process its own count

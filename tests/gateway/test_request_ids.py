@@ -1,5 +1,6 @@
 """X-Request-ID: every answer has one, problems quote it, and the services'
 log lines for that request carry it, across every RPC hop."""
+
 import logging
 import re
 
@@ -49,36 +50,50 @@ def service_records(caplog):
 
 
 def calls(messages):
-    """"agencies.authenticate answered in 3.1 ms" -> "agencies.authenticate" """
+    """ "agencies.authenticate answered in 3.1 ms" -> "agencies.authenticate" """
     return sorted(message.split(" ")[0] for message in messages)
 
 
 def test_the_request_id_is_in_every_services_log_lines_for_the_request(client, new_agency, service_records):
-    sender, sender_key = new_agency(name="Sender")
+    _sender, sender_key = new_agency(name="Sender")
     receiver, _ = new_agency(name="Receiver")
 
-    sent = client.post("/v1/referrals", json=data.referral(receiver["id"]),
-                       headers={**bearer(sender_key["key"]), "X-Request-ID": "trace-referral-1"})
+    sent = client.post(
+        "/v1/referrals",
+        json=data.referral(receiver["id"]),
+        headers={**bearer(sender_key["key"]), "X-Request-ID": "trace-referral-1"},
+    )
     assert sent.status_code == 201, sent.get_data(as_text=True)
-    listed = client.get("/v1/notifications",
-                        headers={**bearer(sender_key["key"]), "X-Request-ID": "trace-list-2"})
+    listed = client.get(
+        "/v1/notifications", headers={**bearer(sender_key["key"]), "X-Request-ID": "trace-list-2"}
+    )
     assert listed.status_code == 200
 
     # A worker writes its line just after it answered: wait for them all.
-    wait_for(lambda: len(service_records().get("trace-referral-1", [])) >= 3
-             and len(service_records().get("trace-list-2", [])) >= 1, what="every worker's line")
+    wait_for(
+        lambda: (
+            len(service_records().get("trace-referral-1", [])) >= 3
+            and len(service_records().get("trace-list-2", [])) >= 1
+        ),
+        what="every worker's line",
+    )
     by_id = service_records()
     # The gateway checked the key, the referrals service made the referral
     # and asked the directory about the receiver: two services, one id.
     assert calls(by_id["trace-referral-1"]) == [
-        "agencies.authenticate", "agencies.get_agency", "referrals.create_referral"]
+        "agencies.authenticate",
+        "agencies.get_agency",
+        "referrals.create_referral",
+    ]
     # The key was checked a moment ago: the gateway's cache of keys answers.
     assert calls(by_id["trace-list-2"]) == ["notifications.list_notifications"]
 
 
 def test_a_failed_call_is_logged_with_its_request_id_and_no_detail(client, service_records):
-    missing = client.get("/v1/agencies/00000000-0000-4000-8000-000000000000",
-                         headers={**bearer(ADMIN_KEY), "X-Request-ID": "trace-missing"})
+    missing = client.get(
+        "/v1/agencies/00000000-0000-4000-8000-000000000000",
+        headers={**bearer(ADMIN_KEY), "X-Request-ID": "trace-missing"},
+    )
     assert missing.status_code == 404
     wait_for(lambda: len(service_records().get("trace-missing", [])) >= 2, what="the workers' lines")
     lines = service_records()["trace-missing"]

@@ -2,6 +2,7 @@
 504 problem (quoting the request id) while it is away, and the very next
 request after it is back works, without restarting the gateway. /readyz
 names whatever does not answer."""
+
 from tests.gateway.conftest import ADMIN_KEY, SERVICES, bearer
 from tests.support.sinks import free_port
 
@@ -57,9 +58,13 @@ def test_without_the_broker_calls_are_503_and_readyz_names_rabbitmq(make_app):
     assert "broker" in refused.get_json()["detail"]
 
 
-def test_a_service_whose_database_is_away_is_a_503_not_a_500(make_app, container_factory, settings, start_service):
+def test_a_service_whose_database_is_away_is_a_503_not_a_500(
+    make_app, container_factory, settings, start_service
+):
     """The API and the pages alike: "try again soon", never "something broke"."""
-    away = dict(settings, AGENCIES_DATABASE_URL="postgresql://postgres@127.0.0.1:9/agencies", BOOTSTRAP_ADMIN_KEY="")
+    away = dict(
+        settings, AGENCIES_DATABASE_URL="postgresql://postgres@127.0.0.1:9/agencies", BOOTSTRAP_ADMIN_KEY=""
+    )
     container_factory(SERVICES["agencies"], away).start()
     client = make_app().test_client()
     api = client.get("/v1/agencies", headers=bearer("rnk_any-key"))

@@ -2,6 +2,7 @@
 JSON: every string a partner can send, in a body or a query, is refused with
 a 422 naming it, never a 500. The walk follows the OpenAPI document, so a
 string field added later is tried too."""
+
 import json
 
 import pytest
@@ -14,8 +15,11 @@ UNSTORABLE = {"nul": "a\u0000b", "lone surrogate": "a\ud800b"}
 
 def resolve(document, schema):
     while "$ref" in schema or "allOf" in schema:
-        schema = schema["allOf"][0] if "allOf" in schema else document["components"]["schemas"][
-            schema["$ref"].rsplit("/", 1)[1]]
+        schema = (
+            schema["allOf"][0]
+            if "allOf" in schema
+            else document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+        )
     return schema
 
 
@@ -55,25 +59,47 @@ def world(client, new_agency):
     made = client.post("/v1/referrals", headers=bearer(sender_key["key"]), json=data.referral(receiver["id"]))
     referral = made.get_json()
     # a public address written as such: no DNS asked
-    hook = {"url": "https://93.184.215.14/referral-hooks", "events": ["referral.sent"], "description": "Cases"}
+    hook = {
+        "url": "https://93.184.215.14/referral-hooks",
+        "events": ["referral.sent"],
+        "description": "Cases",
+    }
     webhook = client.post("/v1/webhooks", headers=bearer(sender_key["key"]), json=hook).get_json()
     # Each call with a body: (a valid body, the key that may send it), by (method, path) in the document.
     return {
         ("post", "/v1/agencies"): (data.agency(contacts=[data.contact(phone="+994501234567")]), ADMIN_KEY),
-        ("patch", "/v1/agencies/{agency_id}"): (data.agency(contacts=[data.contact(phone="+994501234567")]),
-                                                ADMIN_KEY, f"/v1/agencies/{sender['id']}"),
+        ("patch", "/v1/agencies/{agency_id}"): (
+            data.agency(contacts=[data.contact(phone="+994501234567")]),
+            ADMIN_KEY,
+            f"/v1/agencies/{sender['id']}",
+        ),
         ("post", "/v1/referrals"): (data.referral(receiver["id"]), sender_key["key"]),
-        ("post", "/v1/referrals/{referral_id}/decline"): ({"reason": "No."}, receiver_key["key"],
-                                                          f"/v1/referrals/{referral['id']}/decline"),
-        ("post", "/v1/referrals/{referral_id}/complete"): ({"outcome": "Done."}, receiver_key["key"],
-                                                           f"/v1/referrals/{referral['id']}/complete"),
-        ("post", "/v1/referrals/{referral_id}/cancel"): ({"reason": "No."}, sender_key["key"],
-                                                         f"/v1/referrals/{referral['id']}/cancel"),
-        ("post", "/v1/referrals/{referral_id}/erase"): ({"reason": "Consent withdrawn."}, sender_key["key"],
-                                                        f"/v1/referrals/{referral['id']}/erase"),
+        ("post", "/v1/referrals/{referral_id}/decline"): (
+            {"reason": "No."},
+            receiver_key["key"],
+            f"/v1/referrals/{referral['id']}/decline",
+        ),
+        ("post", "/v1/referrals/{referral_id}/complete"): (
+            {"outcome": "Done."},
+            receiver_key["key"],
+            f"/v1/referrals/{referral['id']}/complete",
+        ),
+        ("post", "/v1/referrals/{referral_id}/cancel"): (
+            {"reason": "No."},
+            sender_key["key"],
+            f"/v1/referrals/{referral['id']}/cancel",
+        ),
+        ("post", "/v1/referrals/{referral_id}/erase"): (
+            {"reason": "Consent withdrawn."},
+            sender_key["key"],
+            f"/v1/referrals/{referral['id']}/erase",
+        ),
         ("post", "/v1/webhooks"): (hook, sender_key["key"]),
-        ("patch", "/v1/webhooks/{webhook_id}"): ({"url": hook["url"], "events": hook["events"]}, sender_key["key"],
-                                                 f"/v1/webhooks/{webhook['id']}"),
+        ("patch", "/v1/webhooks/{webhook_id}"): (
+            {"url": hook["url"], "events": hook["events"]},
+            sender_key["key"],
+            f"/v1/webhooks/{webhook['id']}",
+        ),
         "sender_key": sender_key["key"],
     }
 
@@ -90,15 +116,31 @@ def test_every_free_text_of_every_body_refuses_what_postgresql_cannot_store(clie
             body, key, *concrete = world[(method, path)]
             for field in paths:
                 for name, value in UNSTORABLE.items():
-                    answer = client.open(concrete[0] if concrete else path, method=method.upper(),
-                                         headers=bearer(key), json=with_value(body, field, value))
-                    assert answer.status_code == 422, (method, path, field, name, answer.get_data(as_text=True))
+                    answer = client.open(
+                        concrete[0] if concrete else path,
+                        method=method.upper(),
+                        headers=bearer(key),
+                        json=with_value(body, field, value),
+                    )
+                    assert answer.status_code == 422, (
+                        method,
+                        path,
+                        field,
+                        name,
+                        answer.get_data(as_text=True),
+                    )
                     assert field in answer.get_json()["errors"], (method, path, field, name)
                 tried.add(f"{method} {path} {field}")
     # the walk reached the texts the fault was seen in
-    assert {"post /v1/referrals returnee.given_name", "post /v1/referrals/{referral_id}/cancel reason",
-            "post /v1/agencies name", "post /v1/agencies contacts.0.name", "post /v1/webhooks url",
-            "post /v1/webhooks description", "patch /v1/webhooks/{webhook_id} url"} <= tried
+    assert {
+        "post /v1/referrals returnee.given_name",
+        "post /v1/referrals/{referral_id}/cancel reason",
+        "post /v1/agencies name",
+        "post /v1/agencies contacts.0.name",
+        "post /v1/webhooks url",
+        "post /v1/webhooks description",
+        "patch /v1/webhooks/{webhook_id} url",
+    } <= tried
     assert len(tried) >= 20
 
 
@@ -112,7 +154,7 @@ def test_every_text_of_every_query_refuses_it_too(client, world):
     document = client.get("/openapi.json").get_json()
     tried = []
     for path, item in document["paths"].items():
-        for method, operation in operations(item):
+        for _method, operation in operations(item):
             for parameter in operation.get("parameters", []):
                 schema = parameter.get("schema", {}) if isinstance(parameter, dict) else {}
                 if parameter.get("in") != "query" or schema.get("type") != "string" or "enum" in schema:

@@ -1,11 +1,12 @@
 """Services run as real nameko containers in the test process."""
+
 import contextlib
 import uuid
 
 import pytest
-from sqlalchemy import event
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_hook
+from sqlalchemy import event
 
 from services.agencies.service import AgenciesService
 from services.notifications.service import NotificationsService

@@ -1,5 +1,6 @@
 """The agencies service through its RPC entrypoints, on a real container,
 broker and database."""
+
 import pytest
 
 from services.agencies.service import AgenciesService
@@ -25,13 +26,23 @@ def test_create_and_read_an_agency(agencies):
 
 
 def test_bad_values_are_refused_naming_each_field(agencies):
-    body = data.agency(kind="club", regions=["AZ-XX"], languages=["xx"],
-                       contacts=[data.contact(email="not-an-email", phone="12345", channels=["sms", "fax"])])
+    body = data.agency(
+        kind="club",
+        regions=["AZ-XX"],
+        languages=["xx"],
+        contacts=[data.contact(email="not-an-email", phone="12345", channels=["sms", "fax"])],
+    )
     with pytest.raises(InvalidInput) as refused:
         agencies("create_agency", body)
     errors = refused.value.errors
-    assert set(errors) >= {"kind", "regions.0", "languages.0", "contacts.0.email",
-                           "contacts.0.phone", "contacts.0.channels.1"}
+    assert set(errors) >= {
+        "kind",
+        "regions.0",
+        "languages.0",
+        "contacts.0.email",
+        "contacts.0.phone",
+        "contacts.0.channels.1",
+    }
     assert "'AZ-XX'" in errors["regions.0"][0]
 
 
@@ -67,7 +78,12 @@ def test_keys_authenticate_until_revoked(agencies):
     issued = agencies("issue_api_key", made["id"], "agency")
     assert issued["key"].startswith(issued["prefix"])
     who = agencies("authenticate", issued["key"])
-    assert who == {"agency_id": made["id"], "role": "agency", "key_id": issued["id"], "prefix": issued["prefix"]}
+    assert who == {
+        "agency_id": made["id"],
+        "role": "agency",
+        "key_id": issued["id"],
+        "prefix": issued["prefix"],
+    }
     agencies("revoke_api_key", made["id"], issued["id"])
     assert agencies("authenticate", issued["key"]) is None
     assert agencies("authenticate", "rnk_never-issued") is None
@@ -92,5 +108,7 @@ def test_keys_are_stored_only_as_digests(agencies, engines):
     made = agencies("create_agency", data.agency())
     issued = agencies("issue_api_key", made["id"], "agency")
     with engines["AGENCIES_DATABASE_URL"].connect() as conn:
-        stored = conn.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": issued["id"]}).mappings().one()
+        stored = (
+            conn.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": issued["id"]}).mappings().one()
+        )
     assert issued["key"] not in [str(value) for value in stored.values()]

@@ -1,5 +1,6 @@
 """The directory in full: search, values checked against the standards,
 events, concurrency, key bookkeeping."""
+
 import eventlet
 import pytest
 from nameko.events import event_handler
@@ -21,9 +22,14 @@ def test_name_search_ignores_case_and_accents(agencies):
     agencies("create_agency", data.agency(name="Gence Youth Union"))
     agencies("create_agency", data.agency(name="Государственная миграционная служба"))
     agencies("create_agency", data.agency(name="100% Help_Desk"))
-    assert names(agencies("search_agencies", {"q": "Gence"})) == ["Gence Youth Union", "Gəncə Şəhər Sosial Müdafiə Mərkəzi"]
+    assert names(agencies("search_agencies", {"q": "Gence"})) == [
+        "Gence Youth Union",
+        "Gəncə Şəhər Sosial Müdafiə Mərkəzi",
+    ]
     assert names(agencies("search_agencies", {"q": "GƏNCƏ ŞƏHƏR"})) == ["Gəncə Şəhər Sosial Müdafiə Mərkəzi"]
-    assert names(agencies("search_agencies", {"q": "МИГРАЦИОННАЯ"})) == ["Государственная миграционная служба"]
+    assert names(agencies("search_agencies", {"q": "МИГРАЦИОННАЯ"})) == [
+        "Государственная миграционная служба"
+    ]
     assert names(agencies("search_agencies", {"q": "100%"})) == ["100% Help_Desk"]
     assert names(agencies("search_agencies", {"q": "0%"})) == ["100% Help_Desk"]
     assert names(agencies("search_agencies", {"q": "p_d"})) == ["100% Help_Desk"]
@@ -39,45 +45,51 @@ def test_filters_combine(agencies):
     assert names(found) == ["A"] and found["total"] == 1
 
 
-@pytest.mark.parametrize("query, field", [
-    ({"service": "cooking"}, "service"),
-    ({"region": "Baku"}, "region"),
-    ({"language": "azerbaijani"}, "language"),
-    ({"page": 0}, "page"),
-    ({"per_page": 101}, "per_page"),
-    ({"accepting": "perhaps"}, "accepting"),
-])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"service": "cooking"}, "service"),
+        ({"region": "Baku"}, "region"),
+        ({"language": "azerbaijani"}, "language"),
+        ({"page": 0}, "page"),
+        ({"per_page": 101}, "per_page"),
+        ({"accepting": "perhaps"}, "accepting"),
+    ],
+)
 def test_bad_searches_name_the_field(agencies, query, field):
     with pytest.raises(InvalidInput) as refused:
         agencies("search_agencies", query)
     assert field in refused.value.errors
 
 
-@pytest.mark.parametrize("change, field, value", [
-    ({"name": ""}, "name", None),
-    ({"name": None}, "name", None),
-    ({"kind": "club"}, "kind", "'club'"),
-    ({"services": ["cooking"]}, "services.0", "'cooking'"),
-    ({"services": ["housing", "housing"]}, "services", None),
-    ({"regions": ["AZ-XX"]}, "regions.0", "'AZ-XX'"),
-    ({"regions": ["Baku"]}, "regions.0", "'Baku'"),
-    ({"languages": ["zz"]}, "languages.0", "'zz'"),
-    ({"languages": ["aze"]}, "languages.0", "'aze'"),
-    ({"accepting_referrals": "maybe"}, "accepting_referrals", None),
-    ({"contacts": "nobody"}, "contacts", None),
-    ({"contacts": [data.contact(name="")]}, "contacts.0.name", None),
-    ({"contacts": [data.contact(email="leyla@")]}, "contacts.0.email", "'leyla@'"),
-    ({"contacts": [data.contact(phone="+99450")]}, "contacts.0.phone", "'+99450'"),
-    ({"contacts": [data.contact(phone="0501234567")]}, "contacts.0.phone", "'0501234567'"),
-    ({"contacts": [data.contact(language="de")]}, "contacts.0.language", "'de'"),
-    ({"contacts": [data.contact(channels=[])]}, "contacts.0.channels", None),
-    ({"contacts": [data.contact(channels=["fax"])]}, "contacts.0.channels.0", "'fax'"),
-    ({"contacts": [data.contact(channels=["sms"], phone=None)]}, "contacts.0.phone", None),
-    ({"contacts": [data.contact(channels=["email"], email=None)]}, "contacts.0.email", None),
-    ({"contacts": [dict(data.contact(), fax="+994")]}, "contacts.0.fax", None),
-    ({"id": "mine"}, "id", None),
-    ({"created_at": "2026-01-01T00:00:00Z"}, "created_at", None),
-])
+@pytest.mark.parametrize(
+    "change, field, value",
+    [
+        ({"name": ""}, "name", None),
+        ({"name": None}, "name", None),
+        ({"kind": "club"}, "kind", "'club'"),
+        ({"services": ["cooking"]}, "services.0", "'cooking'"),
+        ({"services": ["housing", "housing"]}, "services", None),
+        ({"regions": ["AZ-XX"]}, "regions.0", "'AZ-XX'"),
+        ({"regions": ["Baku"]}, "regions.0", "'Baku'"),
+        ({"languages": ["zz"]}, "languages.0", "'zz'"),
+        ({"languages": ["aze"]}, "languages.0", "'aze'"),
+        ({"accepting_referrals": "maybe"}, "accepting_referrals", None),
+        ({"contacts": "nobody"}, "contacts", None),
+        ({"contacts": [data.contact(name="")]}, "contacts.0.name", None),
+        ({"contacts": [data.contact(email="leyla@")]}, "contacts.0.email", "'leyla@'"),
+        ({"contacts": [data.contact(phone="+99450")]}, "contacts.0.phone", "'+99450'"),
+        ({"contacts": [data.contact(phone="0501234567")]}, "contacts.0.phone", "'0501234567'"),
+        ({"contacts": [data.contact(language="de")]}, "contacts.0.language", "'de'"),
+        ({"contacts": [data.contact(channels=[])]}, "contacts.0.channels", None),
+        ({"contacts": [data.contact(channels=["fax"])]}, "contacts.0.channels.0", "'fax'"),
+        ({"contacts": [data.contact(channels=["sms"], phone=None)]}, "contacts.0.phone", None),
+        ({"contacts": [data.contact(channels=["email"], email=None)]}, "contacts.0.email", None),
+        ({"contacts": [dict(data.contact(), fax="+994")]}, "contacts.0.fax", None),
+        ({"id": "mine"}, "id", None),
+        ({"created_at": "2026-01-01T00:00:00Z"}, "created_at", None),
+    ],
+)
 def test_every_bad_field_is_named_with_its_value(agencies, change, field, value):
     with pytest.raises(InvalidInput) as refused:
         agencies("create_agency", dict(data.agency(), **change))
@@ -122,8 +134,9 @@ def test_changes_are_announced_without_secrets(container_factory, service_config
     wait_for(lambda: len(DirectoryListener.received) == 2, what="two agency events")
     # One queue per handler: the two events may be taken in either order
     # (the copies kept from them go by updated_at, not by arrival).
-    received = {payload["event_type"]: events.agency_event.load(payload)
-                for payload in DirectoryListener.received}
+    received = {
+        payload["event_type"]: events.agency_event.load(payload) for payload in DirectoryListener.received
+    }
     created, updated = received["agency_created"], received["agency_updated"]
     assert created["event_type"] == "agency_created" and created["agency"]["name"] == "Announced"
     assert updated["event_type"] == "agency_updated" and updated["agency"]["accepting_referrals"] is False
@@ -137,8 +150,9 @@ def test_a_key_records_when_it_was_last_used(agencies, engines):
 
     def last_used():
         with engines["AGENCIES_DATABASE_URL"].connect() as conn:
-            return conn.execute(text("SELECT last_used_at FROM api_keys WHERE id = :id"),
-                                {"id": issued["id"]}).scalar()
+            return conn.execute(
+                text("SELECT last_used_at FROM api_keys WHERE id = :id"), {"id": issued["id"]}
+            ).scalar()
 
     assert last_used() is None
     agencies("authenticate", issued["key"])

@@ -1,4 +1,5 @@
 """Erasure by the sender, and its refusals; the access log."""
+
 import json
 import uuid
 
@@ -9,10 +10,21 @@ from shared.contract.errors import Forbidden, InvalidInput, NotFound
 from tests.support import data
 
 NAME = "Zülfiyyə Qəhrəmanlı-Erasetest"  # distinctive, so that any copy of it is found
-PERSON = data.returnee(given_name="Zülfiyyə", family_name="Qəhrəmanlı-Erasetest", phone="+994559871234",
-                       date_of_birth="1987-03-21", vulnerabilities=["Erasetest survivor of trafficking"])
-TRACES = ("Qəhrəmanlı-Erasetest", "+994559871234", "1987-03-21", "Erasetest survivor", "Erasetest reason",
-          "Erasetest outcome")
+PERSON = data.returnee(
+    given_name="Zülfiyyə",
+    family_name="Qəhrəmanlı-Erasetest",
+    phone="+994559871234",
+    date_of_birth="1987-03-21",
+    vulnerabilities=["Erasetest survivor of trafficking"],
+)
+TRACES = (
+    "Qəhrəmanlı-Erasetest",
+    "+994559871234",
+    "1987-03-21",
+    "Erasetest survivor",
+    "Erasetest reason",
+    "Erasetest outcome",
+)
 CODER = {"type": "api_key", "id": str(uuid.uuid4()), "name": "rk_live_ab12"}
 
 
@@ -20,19 +32,27 @@ def everything_in(engine):
     """Every row of every table of the database, as text."""
     with engine.connect() as conn:
         tables = conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars()
-        return "\n".join(json.dumps(row, default=str, ensure_ascii=False)
-                         for table in list(tables)
-                         for row in conn.execute(text(f'SELECT to_jsonb(t) FROM "{table}" AS t')).scalars())
+        return "\n".join(
+            json.dumps(row, default=str, ensure_ascii=False)
+            for table in list(tables)
+            for row in conn.execute(text(f'SELECT to_jsonb(t) FROM "{table}" AS t')).scalars()
+        )
 
 
 def make_journey(referrals, sender, receiver, idempotency_key=None):
     """A referral accepted, started and completed, each text naming the returnee."""
-    made = referrals("create_referral", sender, data.referral(
-        receiver, returnee=PERSON, reason=f"Erasetest reason: {NAME} needs a home."), idempotency_key, CODER)
+    made = referrals(
+        "create_referral",
+        sender,
+        data.referral(receiver, returnee=PERSON, reason=f"Erasetest reason: {NAME} needs a home."),
+        idempotency_key,
+        CODER,
+    )
     referrals("move_referral", receiver, made["id"], "accept", {})
     referrals("move_referral", receiver, made["id"], "start", {})
-    referrals("move_referral", receiver, made["id"], "complete",
-              {"outcome": f"Erasetest outcome: {NAME} housed."})
+    referrals(
+        "move_referral", receiver, made["id"], "complete", {"outcome": f"Erasetest outcome: {NAME} housed."}
+    )
     return made
 
 
@@ -40,10 +60,15 @@ def held_texts(db, referral_id):
     """How many of the referral's returnee, consent, reason and outcome, and
     of its history details, hold something."""
     with db.connect() as conn:
-        return tuple(conn.execute(text("""
+        return tuple(
+            conn.execute(
+                text("""
             SELECT count(returnee), count(consent), count(reason), count(outcome),
                    (SELECT count(detail) FROM referral_history WHERE referral_id = :id)
-            FROM referrals WHERE id = :id"""), {"id": referral_id}).one())
+            FROM referrals WHERE id = :id"""),
+                {"id": referral_id},
+            ).one()
+        )
 
 
 def test_erasure_leaves_no_personal_data_in_the_database(referrals, pair, engines):
@@ -64,8 +89,10 @@ def test_erasure_leaves_no_personal_data_in_the_database(referrals, pair, engine
     assert [trace for trace in TRACES if trace in stored] == []
     assert "Consent withdrawn" not in stored  # the erasure's reason is not kept either
     with db.connect() as conn:
-        row = conn.execute(text("SELECT returnee_region AS region, version, erased_at FROM referrals WHERE id = :id"),
-                           {"id": made["id"]}).one()
+        row = conn.execute(
+            text("SELECT returnee_region AS region, version, erased_at FROM referrals WHERE id = :id"),
+            {"id": made["id"]},
+        ).one()
         digest = conn.execute(text("SELECT request_digest FROM idempotency_keys WHERE key = 'key-erase-1'"))
         assert digest.scalar_one() is None
     assert row.region == "AZ-GA" and row.version == 5  # created, accepted, started, completed, erased
@@ -86,9 +113,14 @@ def test_the_event_says_erased_and_carries_the_version(referrals, pair, engines)
     referrals("move_referral", receiver, made["id"], "accept", {})
     referrals("erase_referral", sender, made["id"], {"reason": "Consent withdrawn"}, CODER)
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        payloads = conn.execute(text(
-            "SELECT payload FROM outbox WHERE payload->>'referral_id' = :id ORDER BY created_at"),
-            {"id": made["id"]}).scalars().all()
+        payloads = (
+            conn.execute(
+                text("SELECT payload FROM outbox WHERE payload->>'referral_id' = :id ORDER BY created_at"),
+                {"id": made["id"]},
+            )
+            .scalars()
+            .all()
+        )
     assert [p["event_type"] for p in payloads] == ["referral_sent", "referral_accepted", "referral_erased"]
     erased = payloads[-1]
     assert erased["version"] == 3 and erased["status"] == "accepted"
@@ -105,9 +137,12 @@ def test_erasing_twice_answers_the_same_and_changes_nothing(referrals, pair, eng
     history = referrals("referral_history", sender, made["id"])["items"]
     assert [entry["event"] for entry in history] == ["created", "erased"]
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        events = conn.execute(text(
-            "SELECT count(*) FROM outbox WHERE event_type = 'referral_erased' AND payload->>'referral_id' = :id"),
-            {"id": made["id"]}).scalar()
+        events = conn.execute(
+            text(
+                "SELECT count(*) FROM outbox WHERE event_type = 'referral_erased' AND payload->>'referral_id' = :id"
+            ),
+            {"id": made["id"]},
+        ).scalar()
     assert events == 1
 
 
@@ -133,7 +168,13 @@ def test_erasure_is_allowed_in_any_status(referrals, pair, status_moves):
     sender, receiver, _ = pair
     made = referrals("create_referral", sender, data.referral(receiver))
     for move in status_moves:
-        referrals("move_referral", receiver, made["id"], move, {"reason": "No capacity"} if move == "decline" else {})
+        referrals(
+            "move_referral",
+            receiver,
+            made["id"],
+            move,
+            {"reason": "No capacity"} if move == "decline" else {},
+        )
     erased = referrals("erase_referral", sender, made["id"], {"reason": "Consent withdrawn"})
     assert erased["returnee"] is None and erased["erased_at"]
 
@@ -167,16 +208,21 @@ def test_history_stays_append_only_but_for_erasing_details(referrals, pair, engi
     referrals("get_referral", sender, made["id"])  # an access-log entry
     db = engines["REFERRALS_DATABASE_URL"]
     # (the detail alone may change: a rotation seals it again, erasure empties it)
-    for change in ("UPDATE referral_history SET detail = NULL, event = 'forged' WHERE referral_id = :id",
-                   "UPDATE referral_history SET at = now() WHERE referral_id = :id",
-                   "DELETE FROM referral_history WHERE referral_id = :id",
-                   "UPDATE referral_access_log SET action = 'x' WHERE referral_id = :id"):
-        with pytest.raises(Exception, match="append-only"):
-            with db.begin() as conn:
-                conn.execute(text(change), {"id": made["id"]})
+    for change in (
+        "UPDATE referral_history SET detail = NULL, event = 'forged' WHERE referral_id = :id",
+        "UPDATE referral_history SET at = now() WHERE referral_id = :id",
+        "DELETE FROM referral_history WHERE referral_id = :id",
+        "UPDATE referral_access_log SET action = 'x' WHERE referral_id = :id",
+    ):
+        with pytest.raises(Exception, match="append-only"), db.begin() as conn:
+            conn.execute(text(change), {"id": made["id"]})
     with db.begin() as conn:
-        assert conn.execute(text("UPDATE referral_history SET detail = NULL WHERE referral_id = :id"),
-                            {"id": made["id"]}).rowcount == 1
+        assert (
+            conn.execute(
+                text("UPDATE referral_history SET detail = NULL WHERE referral_id = :id"), {"id": made["id"]}
+            ).rowcount
+            == 1
+        )
 
 
 def test_the_access_log_tells_the_sender_who_read_and_changed(referrals, pair):
@@ -191,7 +237,12 @@ def test_the_access_log_tells_the_sender_who_read_and_changed(referrals, pair):
 
     log = referrals("referral_access_log", sender, made["id"], {})
     assert [(item["action"], item["agency_id"]) for item in log["items"]] == [
-        ("read", receiver), ("accept", receiver), ("list", sender), ("history", sender), ("erase", sender)]
+        ("read", receiver),
+        ("accept", receiver),
+        ("list", sender),
+        ("history", sender),
+        ("erase", sender),
+    ]
     assert log["items"][0]["actor"] == coordinator and log["items"][-1]["actor"] == CODER
     assert log["total"] == 5 and log["page"] == 1
     assert set(log["items"][0]) == {"at", "agency_id", "actor", "action"}
@@ -215,4 +266,5 @@ def test_an_idempotent_replay_is_a_read_in_the_access_log(referrals, pair):
     assert again["id"] == made["id"]
     log = referrals("referral_access_log", sender, made["id"], {})
     assert [(item["action"], item["agency_id"], item["actor"]) for item in log["items"]] == [
-        ("read", sender, CODER)]
+        ("read", sender, CODER)
+    ]

@@ -3,6 +3,7 @@ containers with the real agencies service, RabbitMQ and PostgreSQL, a real
 SMTP server (aiosmtpd) and a real HTTP SMS sink. Delivery, retries and
 their schedule across a restart, replicas, duplicates, who sees what, and
 a referral's whole life without a word of the returnee's data."""
+
 import collections
 import datetime
 import logging
@@ -28,13 +29,20 @@ from tests.support.sinks import SmtpSink, readable, wait_for
 def parties(agencies):
     """The sender's coordinator reads Russian and chose e-mail and SMS; the
     receiver's two read Azerbaijani and English, by e-mail only."""
-    sender = agencies("create_agency", data.agency(
-        name="State Migration Service",
-        contacts=[data.contact(language="ru", channels=["email", "sms"], phone="+994501112233")],
-    ))
-    receiver = agencies("create_agency", data.agency(
-        name="IOM Azerbaijan", contacts=[data.contact(language="az"), data.contact(language="en")],
-    ))
+    sender = agencies(
+        "create_agency",
+        data.agency(
+            name="State Migration Service",
+            contacts=[data.contact(language="ru", channels=["email", "sms"], phone="+994501112233")],
+        ),
+    )
+    receiver = agencies(
+        "create_agency",
+        data.agency(
+            name="IOM Azerbaijan",
+            contacts=[data.contact(language="az"), data.contact(language="en")],
+        ),
+    )
     return sender, receiver
 
 
@@ -103,9 +111,13 @@ def test_a_redelivered_event_sends_nothing_twice(
 
     # The broker brings the same event again (say its ack was lost)...
     with caplog.at_level(logging.INFO, logger="services.notifications.service"):
-        publish(events.REFERRAL_SENT, sender, receiver, event_id=first["event_id"], reference="REF-2026-999999")
-        wait_for(lambda: any(first["event_id"] in line and "handled before" in line for line in caplog.messages),
-                 what="the redelivery to be handled")
+        publish(
+            events.REFERRAL_SENT, sender, receiver, event_id=first["event_id"], reference="REF-2026-999999"
+        )
+        wait_for(
+            lambda: any(first["event_id"] in line and "handled before" in line for line in caplog.messages),
+            what="the redelivery to be handled",
+        )
     # ...and two replicas get the same event at the same moment.
     twin = dict(first, event_id=str(uuid.uuid4()), referral_id=str(uuid.uuid4()), reference="REF-2026-000124")
 
@@ -121,10 +133,12 @@ def test_a_redelivered_event_sends_nothing_twice(
     wait_for(lambda: len(smtp_sink.messages) == 4, what="the twin's e-mails")
     eventlet.sleep(0.3)  # several delivery sweeps: nothing more may go out
     subjects = collections.Counter(message["Subject"] for _, message in smtp_sink.messages)
-    assert subjects == {"Yeni yönləndirmə REF-2026-000123: mənzil təminatı": 1,
-                        "New referral REF-2026-000123: housing": 1,
-                        "Yeni yönləndirmə REF-2026-000124: mənzil təminatı": 1,
-                        "New referral REF-2026-000124: housing": 1}
+    assert subjects == {
+        "Yeni yönləndirmə REF-2026-000123: mənzil təminatı": 1,
+        "New referral REF-2026-000123: housing": 1,
+        "Yeni yönləndirmə REF-2026-000124: mənzil təminatı": 1,
+        "New referral REF-2026-000124: housing": 1,
+    }
 
 
 def test_a_refusing_mail_server_is_retried_until_it_takes_the_message(
@@ -134,9 +148,13 @@ def test_a_refusing_mail_server_is_retried_until_it_takes_the_message(
     sender, receiver = parties
     smtp_sink.fail_with = "451 4.3.0 try again later"
     made = publish(events.REFERRAL_SENT, sender, receiver)
-    wait_for(lambda: len(stored(made["referral_id"])) == 2 and all(
-        row.last_error and "451" in row.last_error for row in stored(made["referral_id"])),
-        what="a refused try of each e-mail")
+    wait_for(
+        lambda: (
+            len(stored(made["referral_id"])) == 2
+            and all(row.last_error and "451" in row.last_error for row in stored(made["referral_id"]))
+        ),
+        what="a refused try of each e-mail",
+    )
     smtp_sink.fail_with = None
     wait_for(lambda: len(smtp_sink.messages) == 2, what="the e-mails once the server takes them")
     rows = wait_for(lambda: all_sent(stored(made["referral_id"])), what="both rows sent")
@@ -150,8 +168,10 @@ def test_a_mail_server_that_is_down_is_retried_until_it_is_up(
     start_notifications(NOTIFICATION_MAX_ATTEMPTS="10")
     sender, receiver = parties
     made = publish(events.REFERRAL_SENT, sender, receiver)
-    rows = wait_for(lambda: [row for row in stored(made["referral_id"]) if row.attempts >= 2 and row.last_error],
-                    what="refused connections")
+    rows = wait_for(
+        lambda: [row for row in stored(made["referral_id"]) if row.attempts >= 2 and row.last_error],
+        what="refused connections",
+    )
     assert "refused" in rows[0].last_error.lower() and rows[0].status == "pending"
     with SmtpSink(port=smtp_sink.port) as revived:
         wait_for(lambda: len(revived.messages) == 2, what="the e-mails once the server is up")
@@ -164,14 +184,16 @@ def test_after_the_last_attempt_a_message_is_failed_and_listed(
     sender, receiver = parties
     sms_sink.status = 503
     made = publish(events.REFERRAL_ACCEPTED, sender, receiver, status="accepted")
-    [row] = wait_for(lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "failed"],
-                     what="the SMS failed")
+    [row] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "failed"], what="the SMS failed"
+    )
     assert row.attempts == 3  # NOTIFICATION_MAX_ATTEMPTS in the tests
     assert "503" in row.last_error
     assert sms_sink.posts == 3 and sms_sink.received == []
     listed = notifications("list_notifications", sender["id"], {"status": "failed"})
     assert [(item["id"], item["attempts"], item["status"]) for item in listed["items"]] == [
-        (str(row.id), 3, "failed")]
+        (str(row.id), 3, "failed")
+    ]
     assert "503" in listed["items"][0]["last_error"]
     eventlet.sleep(0.5)
     assert sms_sink.posts == 3  # a failed message is not tried again
@@ -181,8 +203,9 @@ def test_a_refusal_by_the_sms_provider_fails_at_once(notifications, publish, par
     sender, receiver = parties
     sms_sink.status = 400
     made = publish(events.REFERRAL_ACCEPTED, sender, receiver, status="accepted")
-    [row] = wait_for(lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "failed"],
-                     what="the SMS failed")
+    [row] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "failed"], what="the SMS failed"
+    )
     assert row.attempts == 1 and "400" in row.last_error
     eventlet.sleep(0.5)  # more than the backoff of the tests
     assert sms_sink.posts == 1
@@ -194,12 +217,15 @@ def test_a_provider_that_times_out_is_retried(start_notifications, publish, part
     sender, receiver = parties
     sms_sink.delay = 1
     made = publish(events.REFERRAL_ACCEPTED, sender, receiver, status="accepted")
-    [row] = wait_for(lambda: [r for r in stored(made["referral_id"], "sms") if r.last_error],
-                     what="a timed-out try")
+    [row] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "sms") if r.last_error], what="a timed-out try"
+    )
     assert "timed out" in row.last_error.lower() and row.status == "pending"
     sms_sink.delay = 0
-    [row] = wait_for(lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "sent"],
-                     what="the SMS once the provider is quick again")
+    [row] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "sent"],
+        what="the SMS once the provider is quick again",
+    )
     assert row.attempts >= 2
 
 
@@ -211,26 +237,33 @@ def test_no_transaction_is_held_open_while_a_message_is_sent(
     sender, receiver = parties
     smtp_sink.delay = 1.0
     made = publish(events.REFERRAL_ACCEPTED, sender, receiver, status="accepted")
-    [row] = wait_for(lambda: [r for r in stored(made["referral_id"], "email") if r.attempts == 1],
-                     what="the e-mail being sent")
+    [row] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "email") if r.attempts == 1],
+        what="the e-mail being sent",
+    )
     assert row.status == "pending" and not smtp_sink.messages  # the server is still answering
     assert row.next_attempt_at > utcnow() + datetime.timedelta(seconds=10)  # leased
     time.sleep(0.3)  # well into the 1 s conversation, which is still going on
     assert not smtp_sink.messages
     with engines["NOTIFICATIONS_DATABASE_URL"].connect() as conn:
         conn.execute(text("SET lock_timeout = '100ms'"))
-        locked = conn.execute(text("SELECT id FROM notifications WHERE id = :id FOR UPDATE NOWAIT"),
-                              {"id": row.id}).all()
+        locked = conn.execute(
+            text("SELECT id FROM notifications WHERE id = :id FOR UPDATE NOWAIT"), {"id": row.id}
+        ).all()
         # A transaction held through the send would be idle since before it
         # began; the delivery sweep's own short ones (every 0.25 s) are not.
-        idle = conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND state LIKE 'idle in transaction%' AND xact_start < now() - interval '250 milliseconds'"
-        )).scalar()
+        idle = conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND state LIKE 'idle in transaction%' AND xact_start < now() - interval '250 milliseconds'"
+            )
+        ).scalar()
         conn.rollback()
     assert len(locked) == 1 and idle == 0
-    [row] = wait_for(lambda: [r for r in stored(made["referral_id"], "email") if r.status == "sent"],
-                     what="the e-mail sent")
+    [row] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "email") if r.status == "sent"],
+        what="the e-mail sent",
+    )
     assert row.attempts == 1
 
 
@@ -249,24 +282,33 @@ def test_the_retry_schedule_survives_a_restart(
     assert (before.status, before.attempts) == ("pending", 1)
     assert before.next_attempt_at > utcnow()  # the next try is scheduled, in the database
     # While no notifications service runs, another event arrives: the broker keeps it.
-    later = publish(events.REFERRAL_DECLINED, sender, receiver, status="declined", reference="REF-2026-000200")
+    later = publish(
+        events.REFERRAL_DECLINED, sender, receiver, status="declined", reference="REF-2026-000200"
+    )
     sms_sink.status = 200
 
     start_notifications(**settings)  # a fresh container: nothing of the first one's memory
-    [after] = wait_for(lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "sent"],
-                       timeout=20, what="the SMS sent by the new container")
+    [after] = wait_for(
+        lambda: [r for r in stored(made["referral_id"], "sms") if r.status == "sent"],
+        timeout=20,
+        what="the SMS sent by the new container",
+    )
     assert after.attempts == 2  # counted on from the stored attempts
     assert after.sent_at >= before.next_attempt_at  # and not before the stored time
     wait_for(lambda: all_sent(stored(later["referral_id"])), what="the later event's messages")
-    assert {"to": "+994501112233", "text": "«IOM Azerbaijan»: направление REF-2026-000200 (жильё) отклонено."} in (
-        sms_sink.received)
+    assert {
+        "to": "+994501112233",
+        "text": "«IOM Azerbaijan»: направление REF-2026-000200 (жильё) отклонено.",
+    } in (sms_sink.received)
 
 
 def test_replicas_share_the_work_and_never_send_a_message_twice(
     start_notifications, publish, agencies, smtp_sink, sms_sink, stored
 ):
-    contacts = [data.contact(language=language, channels=["email", "sms"], phone=f"+99450100000{n}")
-                for n, language in enumerate(["az", "ru", "en"] * 3)]
+    contacts = [
+        data.contact(language=language, channels=["email", "sms"], phone=f"+99450100000{n}")
+        for n, language in enumerate(["az", "ru", "en"] * 3)
+    ]
     receiver = agencies("create_agency", data.agency(name="Receiver NGO", contacts=contacts))
     sender = agencies("create_agency", data.agency(name="Sender NGO"))
     for _ in range(3):
@@ -274,8 +316,9 @@ def test_replicas_share_the_work_and_never_send_a_message_twice(
     smtp_sink.delay = sms_sink.delay = 0.02  # sends overlap with the other replicas' sweeps
     made = [publish(events.REFERRAL_SENT, sender, receiver, reference=f"REF-2026-00030{n}") for n in range(3)]
     expected = 3 * len(contacts) * 2
-    wait_for(lambda: len(smtp_sink.messages) + len(sms_sink.received) >= expected, timeout=30,
-             what="every message")
+    wait_for(
+        lambda: len(smtp_sink.messages) + len(sms_sink.received) >= expected, timeout=30, what="every message"
+    )
     eventlet.sleep(0.3)
     mails = collections.Counter((tuple(rcpts), message["Subject"]) for rcpts, message in smtp_sink.messages)
     texts = collections.Counter((sms["to"], sms["text"]) for sms in sms_sink.received)
@@ -293,8 +336,10 @@ def test_an_agency_sees_only_the_messages_to_its_own_contacts(
     outsider = agencies("create_agency", data.agency(name="Outsider NGO"))
     accepted = publish(events.REFERRAL_ACCEPTED, sender, receiver, status="accepted")
     overdue = publish(events.REFERRAL_OVERDUE, sender, receiver, referral_id=accepted["referral_id"])
-    wait_for(lambda: len(stored(accepted["referral_id"])) == 6 and all_sent(stored(accepted["referral_id"])),
-             what="all six messages")
+    wait_for(
+        lambda: len(stored(accepted["referral_id"])) == 6 and all_sent(stored(accepted["referral_id"])),
+        what="all six messages",
+    )
 
     def listed(agency, **filters):
         return notifications("list_notifications", agency["id"], filters)
@@ -319,20 +364,34 @@ def test_a_referral_s_whole_life_notifies_everyone_without_the_returnee_s_data(
     line carries the returnee's data, even where the agencies' free text
     (reason, outcome) names the returnee."""
     caplog.set_level(logging.INFO)
-    referrals = container_factory(ReferralsService, dict(
-        service_config, REFERRAL_RESPONSE_HOURS="0.001", OVERDUE_SWEEP_SECONDS="0.1"))
+    referrals = container_factory(
+        ReferralsService, dict(service_config, REFERRAL_RESPONSE_HOURS="0.001", OVERDUE_SWEEP_SECONDS="0.1")
+    )
     referrals.start()
     referral = caller_of(referrals)
-    sender = agencies("create_agency", data.agency(name="State Migration Service", contacts=[
-        data.contact(language="ru", channels=["email", "sms"], phone="+994501112233")]))
-    receiver = agencies("create_agency", data.agency(name="IOM Azerbaijan", contacts=[
-        data.contact(language="az", channels=["email", "sms"], phone="+994501112244"),
-        data.contact(language="en")]))
+    sender = agencies(
+        "create_agency",
+        data.agency(
+            name="State Migration Service",
+            contacts=[data.contact(language="ru", channels=["email", "sms"], phone="+994501112233")],
+        ),
+    )
+    receiver = agencies(
+        "create_agency",
+        data.agency(
+            name="IOM Azerbaijan",
+            contacts=[
+                data.contact(language="az", channels=["email", "sms"], phone="+994501112244"),
+                data.contact(language="en"),
+            ],
+        ),
+    )
     personal = "Aysel Mammadova (1990-04-12, +994552223344, single parent)"
 
     def new():
-        return referral("create_referral", sender["id"], data.referral(
-            receiver["id"], reason=f"{personal} needs a flat."))
+        return referral(
+            "create_referral", sender["id"], data.referral(receiver["id"], reason=f"{personal} needs a flat.")
+        )
 
     def move(made, name, body=None, by=receiver):
         referral("move_referral", by["id"], made["id"], name, body)
@@ -345,20 +404,31 @@ def test_a_referral_s_whole_life_notifies_everyone_without_the_returnee_s_data(
 
     # Receiver: 4 sent, 1 cancelled, 1 overdue, to 2 contacts by e-mail and 1 by SMS.
     # Sender: accepted, completed, declined, overdue, by e-mail and SMS.
-    wait_for(lambda: len(smtp_sink.messages) == 12 + 4 and len(sms_sink.received) == 6 + 4,
-             timeout=30, what="every message of the four referrals' lives")
+    wait_for(
+        lambda: len(smtp_sink.messages) == 12 + 4 and len(sms_sink.received) == 6 + 4,
+        timeout=30,
+        what="every message of the four referrals' lives",
+    )
     eventlet.sleep(0.3)
     assert len(smtp_sink.messages) == 16 and len(sms_sink.received) == 10  # nothing more, nothing for `start`
 
     sender_subjects = sorted(message["Subject"] for message in smtp_sink.to(sender["contacts"][0]["email"]))
-    assert sender_subjects == sorted([
-        f"Направление {completed['reference']} принято", f"Направление {completed['reference']} выполнено",
-        f"Направление {declined['reference']} отклонено", f"Нет ответа на направление {overdue['reference']}",
-    ])
+    assert sender_subjects == sorted(
+        [
+            f"Направление {completed['reference']} принято",
+            f"Направление {completed['reference']} выполнено",
+            f"Направление {declined['reference']} отклонено",
+            f"Нет ответа на направление {overdue['reference']}",
+        ]
+    )
     en_subjects = sorted(message["Subject"] for message in smtp_sink.to(receiver["contacts"][1]["email"]))
-    assert en_subjects == sorted([f"New referral {made['reference']}: housing"
-                                  for made in (completed, declined, cancelled, overdue)] + [
-        f"Referral {cancelled['reference']} cancelled", f"Referral {overdue['reference']} is waiting for your answer"])
+    assert en_subjects == sorted(
+        [f"New referral {made['reference']}: housing" for made in (completed, declined, cancelled, overdue)]
+        + [
+            f"Referral {cancelled['reference']} cancelled",
+            f"Referral {overdue['reference']} is waiting for your answer",
+        ]
+    )
 
     everything = [readable(message) for _, message in smtp_sink.messages]
     everything += [sms["text"] for sms in sms_sink.received]
@@ -381,8 +451,9 @@ def test_a_changed_contact_is_told_from_the_copy_the_directory_keeps_current(
 
     def copied_contacts():
         with engines["NOTIFICATIONS_DATABASE_URL"].connect() as conn:
-            return conn.execute(text("SELECT contacts FROM known_agencies WHERE id = :id"),
-                                {"id": receiver["id"]}).scalar()
+            return conn.execute(
+                text("SELECT contacts FROM known_agencies WHERE id = :id"), {"id": receiver["id"]}
+            ).scalar()
 
     def without_ids(contacts):
         return [{key: value for key, value in contact.items() if key != "id"} for contact in contacts or []]

@@ -3,6 +3,7 @@ each of the three languages, on both channels: one network for the whole
 module (the agencies and notifications services on real containers, the
 broker, the database, an SMTP server and an SMS sink), one event of each
 type published once, then one test per event, language and channel."""
+
 import collections
 import uuid
 from urllib.parse import urlparse
@@ -45,9 +46,15 @@ NAMES = {
 def coordinators(role):
     """One coordinator per language, each on both channels."""
     line = {"sender": "1", "receiver": "2"}[role]
-    return [data.contact(language=language, channels=list(CHANNELS), phone=f"+9945020{line}{n}000",
-                         email=f"{role}-{language}-{uuid.uuid4().hex[:6]}@example.org")
-            for n, language in enumerate(LANGUAGES)]
+    return [
+        data.contact(
+            language=language,
+            channels=list(CHANNELS),
+            phone=f"+9945020{line}{n}000",
+            email=f"{role}-{language}-{uuid.uuid4().hex[:6]}@example.org",
+        )
+        for n, language in enumerate(LANGUAGES)
+    ]
 
 
 def start(service_class, settings):
@@ -63,36 +70,63 @@ def network(request, vhost_pipeline, database_urls, engines):
     broker = urlparse(request.config.getoption("RABBIT_AMQP_URI"))
     with vhost_pipeline.get() as vhost, SmtpSink() as smtp, HttpSink() as sms:
         settings = config.load(
-            AMQP_URI=f"{broker.scheme}://{broker.netloc}/{vhost}", SMTP_HOST="127.0.0.1", SMTP_PORT=str(smtp.port),
-            SMS_BACKEND="http", SMS_HTTP_URL=sms.url, DELIVERY_SWEEP_SECONDS="0.05",
-            WEBHOOK_SECRET_KEYS=WEBHOOK_SECRET_KEYS, **database_urls)
+            AMQP_URI=f"{broker.scheme}://{broker.netloc}/{vhost}",
+            SMTP_HOST="127.0.0.1",
+            SMTP_PORT=str(smtp.port),
+            SMS_BACKEND="http",
+            SMS_HTTP_URL=sms.url,
+            DELIVERY_SWEEP_SECONDS="0.05",
+            WEBHOOK_SECRET_KEYS=WEBHOOK_SECRET_KEYS,
+            **database_urls,
+        )
         containers = [start(AgenciesService, settings), start(NotificationsService, settings)]
         try:
             with entrypoint_hook(containers[0], "create_agency") as create_agency:
-                parties = {role: create_agency(data.agency(name=NAMES[role], contacts=coordinators(role)))
-                           for role in ("sender", "receiver")}
+                parties = {
+                    role: create_agency(data.agency(name=NAMES[role], contacts=coordinators(role)))
+                    for role in ("sender", "receiver")
+                }
             publish = event_dispatcher(settings)
             for event_type in events.REFERRAL_EVENTS:
-                publish(events.REFERRALS, event_type, {
-                    "event_id": str(uuid.uuid4()), "event_type": event_type,
-                    "occurred_at": "2026-11-23T10:00:00+00:00", "referral_id": str(uuid.uuid4()),
-                    "reference": REFERENCES[event_type], "service_type": SERVICE_TYPE[event_type],
-                    "priority": "normal", "status": "sent", "from_status": None,
-                    "sending_agency_id": parties["sender"]["id"],
-                    "receiving_agency_id": parties["receiver"]["id"], "acting_agency_id": None,
-                })
+                publish(
+                    events.REFERRALS,
+                    event_type,
+                    {
+                        "event_id": str(uuid.uuid4()),
+                        "event_type": event_type,
+                        "occurred_at": "2026-11-23T10:00:00+00:00",
+                        "referral_id": str(uuid.uuid4()),
+                        "reference": REFERENCES[event_type],
+                        "service_type": SERVICE_TYPE[event_type],
+                        "priority": "normal",
+                        "status": "sent",
+                        "from_status": None,
+                        "sending_agency_id": parties["sender"]["id"],
+                        "receiving_agency_id": parties["receiver"]["id"],
+                        "acting_agency_id": None,
+                    },
+                )
             owed = sum(len(roles) for roles in dispatch.AUDIENCE.values()) * len(LANGUAGES)
-            wait_for(lambda: len(smtp.messages) >= owed and len(sms.received) >= owed, timeout=30,
-                     what=f"{owed} e-mails and {owed} SMS")
+            wait_for(
+                lambda: len(smtp.messages) >= owed and len(sms.received) >= owed,
+                timeout=30,
+                what=f"{owed} e-mails and {owed} SMS",
+            )
             # Every event was handled (`started` too) and nothing is left to send.
             notifications_db = engines["NOTIFICATIONS_DATABASE_URL"]
             handled = len(events.REFERRAL_EVENTS)
-            wait_for(lambda: _scalar(notifications_db, "SELECT count(*) FROM handled_events") == handled,
-                     what=f"all {handled} events handled")
+            wait_for(
+                lambda: _scalar(notifications_db, "SELECT count(*) FROM handled_events") == handled,
+                what=f"all {handled} events handled",
+            )
             # A batch's outcomes are recorded once the whole batch is out.
-            wait_for(lambda: _scalar(notifications_db,
-                                     "SELECT count(*) FROM notifications WHERE status <> 'sent'") == 0,
-                     what="every message recorded as sent")
+            wait_for(
+                lambda: (
+                    _scalar(notifications_db, "SELECT count(*) FROM notifications WHERE status <> 'sent'")
+                    == 0
+                ),
+                what="every message recorded as sent",
+            )
             yield {"parties": parties, "smtp": smtp, "sms": sms}
         finally:
             for container in containers:
@@ -116,9 +150,13 @@ def contact_of(network, role, language):
     return contact
 
 
-CASES = [(event_type, role, language, channel)
-         for event_type, roles in dispatch.AUDIENCE.items() for role in roles
-         for language in LANGUAGES for channel in CHANNELS]
+CASES = [
+    (event_type, role, language, channel)
+    for event_type, roles in dispatch.AUDIENCE.items()
+    for role in roles
+    for language in LANGUAGES
+    for channel in CHANNELS
+]
 
 
 @pytest.mark.parametrize("event_type,role,language,channel", CASES)
@@ -127,8 +165,11 @@ def test_each_event_reaches_each_contact_in_their_language(network, event_type, 
     reference = REFERENCES[event_type]
     service = SERVICE_NAMES[language][SERVICE_TYPE[event_type]]
     other = "sender" if role == "receiver" else "receiver"
-    foreign = [SERVICE_NAMES[other_language][SERVICE_TYPE[event_type]]
-               for other_language in LANGUAGES if other_language != language]
+    foreign = [
+        SERVICE_NAMES[other_language][SERVICE_TYPE[event_type]]
+        for other_language in LANGUAGES
+        if other_language != language
+    ]
     if channel == "email":
         [mail] = [m for m in network["smtp"].to(contact["email"]) if reference in m["Subject"]]
         assert mail["From"] == "Referral network <no-reply@referrals.example.org>"
@@ -155,9 +196,17 @@ def test_nobody_else_is_told_anything(network):
             expected_mail[(contact["email"], REFERENCES[event_type])] += 1
         else:
             expected_sms[(contact["phone"], REFERENCES[event_type])] += 1
-    got_mail = collections.Counter((rcpts[0], reference) for rcpts, message in network["smtp"].messages
-                                   for reference in REFERENCES.values() if reference in message["Subject"])
-    got_sms = collections.Counter((sms["to"], reference) for sms in network["sms"].received
-                                  for reference in REFERENCES.values() if reference in sms["text"])
+    got_mail = collections.Counter(
+        (rcpts[0], reference)
+        for rcpts, message in network["smtp"].messages
+        for reference in REFERENCES.values()
+        if reference in message["Subject"]
+    )
+    got_sms = collections.Counter(
+        (sms["to"], reference)
+        for sms in network["sms"].received
+        for reference in REFERENCES.values()
+        if reference in sms["text"]
+    )
     assert got_mail == expected_mail and len(network["smtp"].messages) == sum(expected_mail.values())
     assert got_sms == expected_sms and len(network["sms"].received) == sum(expected_sms.values())

@@ -1,6 +1,7 @@
 """The words of the notifications: every template in every language, the
 SMS length rules, the English fallback, and proof that a template can use
 nothing but the reference, the service type, the agencies and the role."""
+
 import logging
 import shutil
 import uuid
@@ -15,6 +16,9 @@ from services.notifications.messages import SERVICE_NAMES, TEMPLATES, Messages
 from shared.contract import events
 from shared.contract.vocabulary import SERVICE_TYPES
 from tests.support import data
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
+
 
 LANGUAGES = ("az", "ru", "en")
 # All a template may name: what dispatch.plan puts in the context, the
@@ -42,8 +46,14 @@ def messages():
 
 
 def context(role="receiver", service="housing", other="IOM Azerbaijan", reference="REF-2026-000123"):
-    return {"referral_id": REFERRAL_ID, "reference": reference, "service_type": service,
-            "other_agency": other, "agency": "Own Agency", "role": role}
+    return {
+        "referral_id": REFERRAL_ID,
+        "reference": reference,
+        "service_type": service,
+        "other_agency": other,
+        "agency": "Own Agency",
+        "role": role,
+    }
 
 
 def test_every_event_and_language_has_its_templates():
@@ -51,7 +61,9 @@ def test_every_event_and_language_has_its_templates():
         for language in LANGUAGES:
             names = {path.stem for path in (TEMPLATES / channel / language).glob("*.j2")}
             assert names >= set(dispatch.AUDIENCE), (channel, language)
-    assert set(SERVICE_TYPES) == set(SERVICE_NAMES["en"]) == set(SERVICE_NAMES["az"]) == set(SERVICE_NAMES["ru"])
+    assert (
+        set(SERVICE_TYPES) == set(SERVICE_NAMES["en"]) == set(SERVICE_NAMES["az"]) == set(SERVICE_NAMES["ru"])
+    )
 
 
 def test_no_template_can_name_anything_but_the_allowed_values():
@@ -62,8 +74,11 @@ def test_no_template_can_name_anything_but_the_allowed_values():
     assert len(paths) == 3 * (9 + 7 + 2)  # e-mail: 2 layouts, 7 events, sign-in, webhook off; SMS: 7 events
     for path in paths:
         names = meta.find_undeclared_variables(env.parse(path.read_text()))
-        allowed = {"_layout": LAYOUT_KEYS, "sign_in": SIGN_IN_KEYS,
-                   "webhook_deactivated": WEBHOOK_DEACTIVATED_KEYS}.get(path.stem.split(".")[0], TEMPLATE_KEYS)
+        allowed = {
+            "_layout": LAYOUT_KEYS,
+            "sign_in": SIGN_IN_KEYS,
+            "webhook_deactivated": WEBHOOK_DEACTIVATED_KEYS,
+        }.get(path.stem.split(".")[0], TEMPLATE_KEYS)
         assert names <= allowed, (path, names - allowed)
 
 
@@ -80,8 +95,16 @@ def test_plan_gives_the_templates_only_the_allowed_values(messages):
             return super().sms(event, language, context)
 
     agencies = {
-        "sender": {"id": str(uuid.uuid4()), "name": "Sender", "contacts": [data.contact(channels=["email", "sms"])]},
-        "receiver": {"id": str(uuid.uuid4()), "name": "Receiver", "contacts": [data.contact(channels=["sms"])]},
+        "sender": {
+            "id": str(uuid.uuid4()),
+            "name": "Sender",
+            "contacts": [data.contact(channels=["email", "sms"])],
+        },
+        "receiver": {
+            "id": str(uuid.uuid4()),
+            "name": "Receiver",
+            "contacts": [data.contact(channels=["sms"])],
+        },
     }
     for event_type in dispatch.AUDIENCE:
         dispatch.plan(event(event_type, agencies), agencies, Watched())
@@ -116,8 +139,9 @@ def test_every_email_renders_with_only_the_allowed_values(messages, language, ev
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_sign_in_email_carries_its_link_in_the_contacts_language(language):
     messages = Messages(public_url="https://referrals.example.org/")
-    subject, text, html = messages.email("sign_in", language, {
-        "agency": "Ganja NGO", "link": messages.sign_in_link("t0ken"), "minutes": 15})
+    subject, text, html = messages.email(
+        "sign_in", language, {"agency": "Ganja NGO", "link": messages.sign_in_link("t0ken"), "minutes": 15}
+    )
     link = "https://referrals.example.org/inbox/sign-in/t0ken"
     assert link in text and f'<a href="{link}">' in html
     assert "Ganja NGO" in text and "15" in text
@@ -134,7 +158,7 @@ def test_every_sms_fits_one_message_without_being_cut(messages, language, event_
     past a million, the SMS is one of the template's own variants: it
     fits, and it was never cut (let alone inside a word)."""
     template = messages.text.get_template(f"sms/{language}/{event_type}.j2")
-    for other in LONG_NAMES + ("IOM",):
+    for other in (*LONG_NAMES, "IOM"):
         for service in SERVICE_TYPES:
             for reference in REFERENCES:
                 values = context(role, service, other, reference)
@@ -150,7 +174,7 @@ def test_every_sms_fits_one_message_without_being_cut(messages, language, event_
 
 def test_html_is_escaped_and_the_plain_text_is_not(messages):
     values = context(other='Tom & Jerry <script>alert("x")</script>')
-    subject, text, html = messages.email(events.REFERRAL_SENT, "en", values)
+    _subject, text, html = messages.email(events.REFERRAL_SENT, "en", values)
     assert 'Tom & Jerry <script>alert("x")</script>' in text
     assert "<script>" not in html
     assert "Tom &amp; Jerry &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
@@ -165,8 +189,11 @@ def test_a_subject_is_one_header_line_whatever_the_agency_is_called(messages):
 
 def test_a_language_without_templates_falls_back_to_english_and_says_so(messages, caplog):
     agencies = {
-        "sender": {"id": str(uuid.uuid4()), "name": "Sender NGO", "contacts": [
-            data.contact(language="tr", channels=["email", "sms"])]},
+        "sender": {
+            "id": str(uuid.uuid4()),
+            "name": "Sender NGO",
+            "contacts": [data.contact(language="tr", channels=["email", "sms"])],
+        },
         "receiver": {"id": str(uuid.uuid4()), "name": "Receiver NGO", "contacts": []},
     }
     with caplog.at_level(logging.WARNING, logger="services.notifications.messages"):
@@ -194,7 +221,10 @@ def test_a_missing_translation_of_one_event_falls_back_to_english_whole(tmp_path
     assert subject == "Referral REF-2026-000123 declined"
     assert text.startswith("Dear colleague,") and '<html lang="en">' in html
     assert "(housing)" in text and "mənzil" not in text
-    assert sms == "IOM Azerbaijan declined your referral REF-2026-000123 (housing). The reason is in the referral."
+    assert (
+        sms
+        == "IOM Azerbaijan declined your referral REF-2026-000123 (housing). The reason is in the referral."
+    )
     assert len([r for r in caplog.records if "referral_declined" in r.getMessage()]) == 2
     subject, text, _ = partial.email(events.REFERRAL_ACCEPTED, "az", values)
     assert subject == "REF-2026-000123 saylı yönləndirmə qəbul edildi" and text.startswith("Hörmətli həmkar,")
@@ -202,45 +232,83 @@ def test_a_missing_translation_of_one_event_falls_back_to_english_whole(tmp_path
 
 def event(event_type, agencies):
     return {
-        "event_id": str(uuid.uuid4()), "event_type": event_type, "referral_id": str(uuid.uuid4()),
-        "reference": "REF-2026-000123", "service_type": "housing",
-        "sending_agency_id": agencies["sender"]["id"], "receiving_agency_id": agencies["receiver"]["id"],
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "referral_id": str(uuid.uuid4()),
+        "reference": "REF-2026-000123",
+        "service_type": "housing",
+        "sending_agency_id": agencies["sender"]["id"],
+        "receiving_agency_id": agencies["receiver"]["id"],
     }
 
 
 # SMS length rules
+
 
 def test_the_gsm7_tables_are_complete():
     assert len(sms_length.GSM7_BASIC) == 127  # 128 code points less the escape
     assert len(sms_length.GSM7_EXTENDED) == 10
 
 
-@pytest.mark.parametrize("letter,gsm7", [
-    ("ə", False), ("Ə", False), ("ş", False), ("Ş", False), ("ğ", False), ("Ğ", False), ("ı", False),
-    ("İ", False), ("ç", False), ("Ç", True), ("ö", True), ("Ö", True), ("ü", True), ("Ü", True),
-    ("ж", False), ("«", False), ("…", False), ("€", True), ("[", True), ("é", True), ("á", False),
-])
+@pytest.mark.parametrize(
+    "letter,gsm7",
+    [
+        ("ə", False),
+        ("Ə", False),
+        ("ş", False),
+        ("Ş", False),
+        ("ğ", False),
+        ("Ğ", False),
+        ("ı", False),
+        ("İ", False),
+        ("ç", False),
+        ("Ç", True),
+        ("ö", True),
+        ("Ö", True),
+        ("ü", True),
+        ("Ü", True),
+        ("ж", False),
+        ("«", False),
+        ("…", False),
+        ("€", True),
+        ("[", True),
+        ("é", True),
+        ("á", False),
+    ],
+)
 def test_which_letters_are_gsm7(letter, gsm7):
     assert sms_length.is_gsm7(letter) is gsm7
 
 
-@pytest.mark.parametrize("text,units,limit", [
-    ("a" * 160, 160, 160),
-    ("€" * 80, 160, 160),             # extension characters take two septets
-    ("[x]", 5, 160),
-    ("ж" * 70, 70, 70),
-    ("a" * 69 + "ə", 70, 70),         # one Azerbaijani ə makes the whole text UCS-2
-    ("Ça ölür üzüm", 12, 160),         # Ç, ö, ü are GSM-7
-    ("ok 👍", 5, 70),                   # outside the BMP: two UTF-16 units
-])
+@pytest.mark.parametrize(
+    "text,units,limit",
+    [
+        ("a" * 160, 160, 160),
+        ("€" * 80, 160, 160),  # extension characters take two septets
+        ("[x]", 5, 160),
+        ("ж" * 70, 70, 70),
+        ("a" * 69 + "ə", 70, 70),  # one Azerbaijani ə makes the whole text UCS-2
+        ("Ça ölür üzüm", 12, 160),  # Ç, ö, ü are GSM-7
+        ("ok 👍", 5, 70),  # outside the BMP: two UTF-16 units
+    ],
+)
 def test_length_counts_units_against_the_right_limit(text, units, limit):
     assert sms_length.length(text) == (units, limit)
 
 
-@pytest.mark.parametrize("text,fits", [
-    ("a" * 160, True), ("a" * 161, False), ("€" * 80, True), ("€" * 81, False),
-    ("a" * 159 + "€", False), ("ж" * 70, True), ("ж" * 71, False), ("a" * 70 + "ə", False),
-])
+@pytest.mark.parametrize(
+    "text,fits",
+    [
+        ("a" * 160, True),
+        ("a" * 161, False),
+        ("€" * 80, True),
+        ("€" * 81, False),
+        ("a" * 159 + "€", False),
+        ("ж" * 70, True),
+        ("ж" * 71, False),
+        ("a" * 70 + "ə", False),
+    ],
+)
 def test_fits_at_the_edges(text, fits):
     assert sms_length.fits(text) is fits
 
@@ -267,8 +335,8 @@ def test_fit_never_overflows_and_never_cuts_inside_a_word(words):
     sent = sms_length.fit(text)
     assert sms_length.fits(sent)
     if sent != text:
-        assert sent.endswith("...") or sent.endswith("…")
+        assert sent.endswith(("...", "…"))
         kept = sent.removesuffix("...").removesuffix("…")
         assert text.startswith(kept) and not kept.endswith(" ")
         # What follows the cut, up to the next space, is at most punctuation left out.
-        assert set(text[len(kept):].split(" ")[0]) <= set(sms_length.TRAILING_PUNCTUATION)
+        assert set(text[len(kept) :].split(" ")[0]) <= set(sms_length.TRAILING_PUNCTUATION)

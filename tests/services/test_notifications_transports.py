@@ -1,12 +1,12 @@
 """How messages leave, against real servers: SMTP conversations with
 aiosmtpd (plain, and STARTTLS with login verified against a private CA),
 and the `http` SMS backend against a real HTTP server."""
+
 import email.utils
 import logging
 import time
 
 import eventlet
-
 import pytest
 
 from services.notifications.transports import (
@@ -22,6 +22,9 @@ from services.notifications.transports import (
 from shared import config
 from tests.support.sinks import Credentials, HttpSink, SmtpSink, free_port, wait_for
 from tests.support.tls import self_signed_certificate, server_context
+
+pytestmark = pytest.mark.rules  # no server: `make fast` runs these
+
 
 HTML = "<p>Referral <b>REF-2026-000123</b></p>"
 
@@ -46,11 +49,14 @@ def test_an_email_is_a_real_smtp_conversation_with_text_and_html(smtp_sink):
     assert smtp_sink.sessions == [{"tls": False, "login": None}]
 
 
-@pytest.mark.parametrize("subject", [
-    "Yeni yönləndirmə REF-2026-000123: mənzil təminatı",
-    "REF-2026-000123 saylı yönləndirmənizə hələ cavab verilməyib",
-    "Истёк срок ответа: направление REF-2026-000123 ждёт вашего ответа, вид помощи: психосоциальная поддержка",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Yeni yönləndirmə REF-2026-000123: mənzil təminatı",
+        "REF-2026-000123 saylı yönləndirmənizə hələ cavab verilməyib",
+        "Истёк срок ответа: направление REF-2026-000123 ждёт вашего ответа, вид помощи: психосоциальная поддержка",
+    ],
+)
 def test_a_long_non_ascii_subject_arrives_word_for_word(smtp_sink, subject):
     """Folded into several encoded words, it keeps the spaces between them."""
     Mailer(settings(SMTP_PORT=str(smtp_sink.port))).send("olga@example.org", subject, "text", HTML)
@@ -79,14 +85,23 @@ def certificate(tmp_path_factory):
 @pytest.fixture
 def tls_sink(certificate):
     """An SMTP server that takes mail only over STARTTLS and after login."""
-    with SmtpSink(tls_context=server_context(*certificate), require_starttls=True,
-                  authenticator=Credentials("mailer", "s3cret"), auth_required=True) as sink:
+    with SmtpSink(
+        tls_context=server_context(*certificate),
+        require_starttls=True,
+        authenticator=Credentials("mailer", "s3cret"),
+        auth_required=True,
+    ) as sink:
         yield sink
 
 
 def tls_settings(sink, certificate, **overrides):
-    values = dict(SMTP_PORT=str(sink.port), SMTP_STARTTLS="true", SMTP_CA_FILE=str(certificate[0]),
-                  SMTP_USERNAME="mailer", SMTP_PASSWORD="s3cret")
+    values = {
+        "SMTP_PORT": str(sink.port),
+        "SMTP_STARTTLS": "true",
+        "SMTP_CA_FILE": str(certificate[0]),
+        "SMTP_USERNAME": "mailer",
+        "SMTP_PASSWORD": "s3cret",
+    }
     return settings(**dict(values, **overrides))
 
 
@@ -106,18 +121,22 @@ def test_the_server_certificate_is_verified_by_default(tls_sink, certificate):
 
 def test_a_wrong_password_is_a_delivery_error(tls_sink, certificate):
     with pytest.raises(DeliveryError, match="535"):
-        Mailer(tls_settings(tls_sink, certificate, SMTP_PASSWORD="wrong")).send("olga@example.org", "S", "t", HTML)
+        Mailer(tls_settings(tls_sink, certificate, SMTP_PASSWORD="wrong")).send(
+            "olga@example.org", "S", "t", HTML
+        )
     assert tls_sink.messages == []
 
 
 def test_without_starttls_a_server_that_demands_it_refuses(tls_sink, certificate):
     with pytest.raises(DeliveryError, match="530"):
         Mailer(tls_settings(tls_sink, certificate, SMTP_STARTTLS="false", SMTP_USERNAME="")).send(
-            "olga@example.org", "S", "t", HTML)
+            "olga@example.org", "S", "t", HTML
+        )
     assert tls_sink.messages == []
 
 
 # Kept connections
+
 
 def subjects(sink):
     return [message["Subject"] for _, message in sink.messages]
@@ -204,12 +223,13 @@ def test_smtp_refusals_are_worth_another_try(smtp_sink, refusal):
 
 
 def test_a_closed_smtp_port_is_worth_another_try():
-    with pytest.raises(DeliveryError, match="ECONNREFUSED|refused") as failed:
+    with pytest.raises(DeliveryError, match=r"ECONNREFUSED|refused") as failed:
         Mailer(settings(SMTP_PORT=str(free_port()))).send("olga@example.org", "S", "t", HTML)
     assert not isinstance(failed.value, PermanentDeliveryError)
 
 
 # SMS
+
 
 def http_sms(sink, **overrides):
     return sms_backend(settings(SMS_BACKEND="http", SMS_HTTP_URL=sink.url, **overrides))
@@ -219,16 +239,28 @@ def test_the_http_backend_posts_to_and_text(sms_sink):
     backend = http_sms(sms_sink)
     assert isinstance(backend, HttpSms)
     backend.send("+994501234567", "Направление REF-2026-000123 (жильё) принято.")
-    assert sms_sink.received == [{"to": "+994501234567", "text": "Направление REF-2026-000123 (жильё) принято."}]
+    assert sms_sink.received == [
+        {"to": "+994501234567", "text": "Направление REF-2026-000123 (жильё) принято."}
+    ]
 
 
-@pytest.mark.parametrize("status,outcome", [
-    (200, None), (201, None), (204, None),
-    (500, DeliveryError), (502, DeliveryError), (503, DeliveryError),
-    (408, DeliveryError), (429, DeliveryError),
-    (400, PermanentDeliveryError), (401, PermanentDeliveryError), (404, PermanentDeliveryError),
-    (422, PermanentDeliveryError),
-])
+@pytest.mark.parametrize(
+    "status,outcome",
+    [
+        (200, None),
+        (201, None),
+        (204, None),
+        (500, DeliveryError),
+        (502, DeliveryError),
+        (503, DeliveryError),
+        (408, DeliveryError),
+        (429, DeliveryError),
+        (400, PermanentDeliveryError),
+        (401, PermanentDeliveryError),
+        (404, PermanentDeliveryError),
+        (422, PermanentDeliveryError),
+    ],
+)
 def test_what_each_provider_answer_means(sms_sink, status, outcome):
     sms_sink.status = status
     backend = http_sms(sms_sink)
@@ -276,10 +308,13 @@ def test_a_provider_adapter_is_one_class(monkeypatch):
     assert Carrier.sent == [("https://carrier.example", "+9945", "hi")]
 
 
-@pytest.mark.parametrize("overrides,problem", [
-    ({"SMS_BACKEND": "pigeon"}, "SMS_BACKEND must be one of"),
-    ({"SMS_BACKEND": "http", "SMS_HTTP_URL": ""}, "SMS_HTTP_URL"),
-])
+@pytest.mark.parametrize(
+    "overrides,problem",
+    [
+        ({"SMS_BACKEND": "pigeon"}, "SMS_BACKEND must be one of"),
+        ({"SMS_BACKEND": "http", "SMS_HTTP_URL": ""}, "SMS_HTTP_URL"),
+    ],
+)
 def test_a_wrong_sms_setting_stops_the_service_at_start(overrides, problem):
     with pytest.raises(ValueError, match=problem):
         sms_backend(settings(**overrides))

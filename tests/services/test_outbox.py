@@ -1,5 +1,6 @@
 """The outbox relay: nothing lost while the broker is away, nothing
 published twice by several relays."""
+
 import os
 import subprocess
 import sys
@@ -13,13 +14,13 @@ from sqlalchemy import func, select
 from services.referrals import cases
 from services.referrals.models import Outbox
 from shared.contract import events
-from shared.storage.db import Sessions
-from shared.plumbing.outbox import Relay
 from shared.contract.referrals import NewReferral
+from shared.plumbing.outbox import Relay
+from shared.storage.db import Sessions
 from tests.conftest import SEALER
 from tests.support import data
-from tests.support.sinks import wait_for
 from tests.support.proxy_process import Proxy
+from tests.support.sinks import wait_for
 
 
 class Listener:
@@ -74,7 +75,10 @@ def test_events_wait_in_the_outbox_while_the_broker_is_down(service_config, list
     assert unpublished(sessions) == 3
     proxy.restore()
     assert relay.publish_pending() == 0  # a failure pauses the relay: no try at once, none per 0.1 s round
-    assert wait_for(relay.publish_pending, timeout=Relay.MOST_PAUSE_SECONDS + 1, what="a try after the pause") == 3
+    assert (
+        wait_for(relay.publish_pending, timeout=Relay.MOST_PAUSE_SECONDS + 1, what="a try after the pause")
+        == 3
+    )
     assert unpublished(sessions) == 0
     wait_for(lambda: len(listener) == 3, what="the three events")
     assert len(set(listener)) == 3
@@ -99,10 +103,15 @@ print(sum(iter(relay.publish_pending, 0)))
 def test_several_relays_never_publish_a_row_twice(service_config, listener, sessions):
     """Four relays in four processes, as four replicas would run them."""
     save_referrals(sessions, 60)
-    env = dict(os.environ, AMQP_URI=service_config["AMQP_URI"],
-               REFERRALS_DATABASE_URL=service_config["REFERRALS_DATABASE_URL"])
-    relays = [subprocess.Popen([sys.executable, "-c", RELAY_PROCESS], env=env, stdout=subprocess.PIPE,
-                               text=True) for _ in range(4)]
+    env = dict(
+        os.environ,
+        AMQP_URI=service_config["AMQP_URI"],
+        REFERRALS_DATABASE_URL=service_config["REFERRALS_DATABASE_URL"],
+    )
+    relays = [
+        subprocess.Popen([sys.executable, "-c", RELAY_PROCESS], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
     counts = [int(relay.communicate(timeout=60)[0]) for relay in relays]
     assert sum(counts) == 60
     wait_for(lambda: len(listener) == 60, what="sixty events")

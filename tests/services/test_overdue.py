@@ -1,5 +1,6 @@
 """Referrals left unanswered past `respond_by` become overdue, announced
 once even with several replicas sweeping."""
+
 import eventlet
 import pytest
 from sqlalchemy import text
@@ -23,9 +24,13 @@ def replicas(container_factory, service_config, agencies):
 
 def overdue_events(engines, referral_id):
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        return conn.execute(text(
-            "SELECT count(*) FROM outbox WHERE event_type = 'referral_overdue' "
-            "AND payload->>'referral_id' = :id"), {"id": referral_id}).scalar()
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM outbox WHERE event_type = 'referral_overdue' "
+                "AND payload->>'referral_id' = :id"
+            ),
+            {"id": referral_id},
+        ).scalar()
 
 
 def test_an_unanswered_referral_becomes_overdue_once(replicas, pair, engines):

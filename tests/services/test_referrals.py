@@ -1,5 +1,6 @@
 """The referrals service through its RPC entrypoints, with the real agencies
 service answering its directory questions."""
+
 import datetime
 import re
 
@@ -78,7 +79,10 @@ def test_a_change_to_the_receiver_counts_for_the_very_next_referral(referrals, a
     with pytest.raises(InvalidInput) as refused:
         referrals("create_referral", sender, data.referral(receiver, service_type="housing"))
     assert "service_type" in refused.value.errors
-    assert referrals("create_referral", sender, data.referral(receiver, service_type="legal"))["status"] == "sent"
+    assert (
+        referrals("create_referral", sender, data.referral(receiver, service_type="legal"))["status"]
+        == "sent"
+    )
 
 
 def test_only_the_two_agencies_see_a_referral(referrals, pair, engines):
@@ -90,10 +94,16 @@ def test_only_the_two_agencies_see_a_referral(referrals, pair, engines):
         referrals("get_referral", outsider, made["id"])
     assert referrals("list_referrals", outsider, {})["total"] == 0
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        readers = conn.execute(
-            text("SELECT agency_id::text FROM referral_access_log WHERE referral_id = :id AND action = 'read'"),
-            {"id": made["id"]},
-        ).scalars().all()
+        readers = (
+            conn.execute(
+                text(
+                    "SELECT agency_id::text FROM referral_access_log WHERE referral_id = :id AND action = 'read'"
+                ),
+                {"id": made["id"]},
+            )
+            .scalars()
+            .all()
+        )
     assert sorted(readers) == sorted([sender, receiver])
 
 
@@ -103,9 +113,13 @@ def test_every_listed_referral_is_logged_as_read_by_the_lister(referrals, pair, 
     page = referrals("list_referrals", receiver, {"per_page": 2})
     assert page["total"] >= 3 and len(page["items"]) == 2
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        logged = conn.execute(text(
-            "SELECT referral_id::text, agency_id::text FROM referral_access_log WHERE action = 'list' "
-            "AND referral_id = ANY(CAST(:ids AS uuid[]))"), {"ids": made}).all()
+        logged = conn.execute(
+            text(
+                "SELECT referral_id::text, agency_id::text FROM referral_access_log WHERE action = 'list' "
+                "AND referral_id = ANY(CAST(:ids AS uuid[]))"
+            ),
+            {"ids": made},
+        ).all()
     assert sorted(logged) == sorted((item["id"], receiver) for item in page["items"])
 
 
@@ -124,7 +138,10 @@ def test_moves_follow_the_state_machine(referrals, pair):
         referrals("move_referral", sender, made["id"], "cancel", {"reason": "Too late"})
     history = referrals("referral_history", sender, made["id"])["items"]
     assert [(h["from_status"], h["to_status"]) for h in history] == [
-        (None, "sent"), ("sent", "accepted"), ("accepted", "in_progress"), ("in_progress", "completed")
+        (None, "sent"),
+        ("sent", "accepted"),
+        ("accepted", "in_progress"),
+        ("in_progress", "completed"),
     ]
     assert history[-1]["detail"] == "Housed in Ganja"
 
@@ -153,8 +170,9 @@ class Listener:
         Listener.received.append(payload)
 
 
-def test_the_relay_publishes_the_event_with_confirms_once(container_factory, service_config,
-                                                           referrals, pair, engines):
+def test_the_relay_publishes_the_event_with_confirms_once(
+    container_factory, service_config, referrals, pair, engines
+):
     Listener.received = []
     container_factory(Listener, service_config).start()
     sender, receiver, _ = pair
@@ -162,8 +180,12 @@ def test_the_relay_publishes_the_event_with_confirms_once(container_factory, ser
     wait_for(lambda: Listener.received, what="the referral_sent event")
     assert Listener.received[0]["referral_id"] == made["id"]
     with engines["REFERRALS_DATABASE_URL"].connect() as conn:
-        wait_for(lambda: conn.execute(text(
-            "SELECT published_at FROM outbox WHERE payload->>'referral_id' = :id"), {"id": made["id"]}
-        ).scalar(), what="the row marked published")
+        wait_for(
+            lambda: conn.execute(
+                text("SELECT published_at FROM outbox WHERE payload->>'referral_id' = :id"),
+                {"id": made["id"]},
+            ).scalar(),
+            what="the row marked published",
+        )
     eventlet.sleep(0.3)  # several relay rounds later, still one delivery
     assert len(Listener.received) == 1

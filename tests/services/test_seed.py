@@ -1,4 +1,5 @@
 """`make seed` loads the demonstration directory, idempotently, and its keys work."""
+
 from services.agencies import seed
 
 
@@ -9,8 +10,12 @@ def test_seeding_twice_gives_the_same_directory_and_keys(databases, agencies):
     directory = agencies("search_agencies", {"per_page": 100})
     assert directory["total"] == len(seed.AGENCIES)
     names = {agency["name"] for agency in directory["items"]}
-    assert {"State Migration Service of the Republic of Azerbaijan", "IOM Azerbaijan", "ICMPD Azerbaijan",
-            "Ministry of Health of the Republic of Azerbaijan"} <= names
+    assert {
+        "State Migration Service of the Republic of Azerbaijan",
+        "IOM Azerbaijan",
+        "ICMPD Azerbaijan",
+        "Ministry of Health of the Republic of Azerbaijan",
+    } <= names
     for name, key in first.items():
         who = agencies("authenticate", key)
         assert who["agency_id"] == str(seed.agency_id(name)) and who["role"] == "agency"

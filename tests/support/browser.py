@@ -17,6 +17,7 @@ quitting. Everything needed is put on the machine by bin/install-browser;
 nothing is ever downloaded here (Selenium Manager is never asked: the driver
 and the browser are given by path).
 """
+
 import contextlib
 import json
 import pathlib
@@ -151,6 +152,7 @@ def replaced(element):
     says so as a stale element, or, caught mid-navigation, as a node that
     "does not belong to the document" (selenium's staleness_of knows only
     the first)."""
+
     def gone(driver):
         try:
             element.is_enabled()
@@ -161,6 +163,7 @@ def replaced(element):
                 return True
             raise
         return False
+
     return gone
 
 
@@ -204,7 +207,8 @@ def screenshot(driver, path):
     size = driver.get_window_size()
     width, height, page = driver.execute_script(
         "return [window.innerWidth, window.innerHeight,"
-        " Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)]")
+        " Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)]"
+    )
     try:
         # the viewport as tall as the page (Chromium paints no taller than this)
         set_viewport(driver, width, min(max(page, height), 16000))

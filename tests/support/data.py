@@ -1,4 +1,5 @@
 """Bodies the tests send: valid by default, changed by keyword."""
+
 import uuid
 
 

@@ -8,6 +8,8 @@ on its standard input: "cut" drops every connection and refuses new ones,
 port)` starts one and drives it:
     python -m tests.support.proxy_process TARGET_HOST TARGET_PORT LISTEN_PORT
 prints "ready" once it listens."""
+
+import contextlib
 import pathlib
 import socket
 import subprocess
@@ -24,9 +26,13 @@ class Proxy:
 
     def __init__(self, host, port):
         self.port = free_port()
-        self.process = subprocess.Popen([sys.executable, "-m", "tests.support.proxy_process", host, str(port),
-                                         str(self.port)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.support.proxy_process", host, str(port), str(self.port)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout.readline().strip() == "ready"
 
     def _tell(self, command):
@@ -89,10 +95,8 @@ class Forwarder:
     def drop_locked(self, *sockets):
         for sock in sockets:
             self.sockets.discard(sock)
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
 
     def cut(self):

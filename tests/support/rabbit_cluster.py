@@ -14,6 +14,7 @@ The scripts are called as /usr/lib/rabbitmq/bin has them (RABBITMQ_SBIN
 overrides): Debian's /usr/sbin wrappers would run them as the rabbitmq
 user, with that user's cookie and home.
 """
+
 import contextlib
 import json
 import os
@@ -50,16 +51,23 @@ class Node:
 
     def environment(self):
         conf = self.home / f"{self.name}.conf"
-        conf.write_text(f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
-                        "log.file.level = warning\nlog.console = false\n")
-        return dict(os.environ, HOME=str(self.home), RABBITMQ_NODENAME=self.name,
-                    RABBITMQ_NODE_IP_ADDRESS="127.0.0.1", RABBITMQ_NODE_PORT=str(self.port),
-                    RABBITMQ_DIST_PORT=str(self.dist_port),
-                    RABBITMQ_CONFIG_FILE=str(conf.with_suffix("")),  # rabbitmq-server adds .conf
-                    RABBITMQ_CONF_ENV_FILE=str(self.home / "rabbitmq-env.conf"),  # not the machine's own
-                    RABBITMQ_MNESIA_BASE=str(self.home / "mnesia"), RABBITMQ_LOG_BASE=str(self.home / "log"),
-                    RABBITMQ_PID_FILE=str(self.pid_file),
-                    RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "enabled_plugins"))
+        conf.write_text(
+            f"listeners.tcp.1 = 127.0.0.1:{self.port}\nlog.file.level = warning\nlog.console = false\n"
+        )
+        return dict(
+            os.environ,
+            HOME=str(self.home),
+            RABBITMQ_NODENAME=self.name,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_CONFIG_FILE=str(conf.with_suffix("")),  # rabbitmq-server adds .conf
+            RABBITMQ_CONF_ENV_FILE=str(self.home / "rabbitmq-env.conf"),  # not the machine's own
+            RABBITMQ_MNESIA_BASE=str(self.home / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.home / "log"),
+            RABBITMQ_PID_FILE=str(self.pid_file),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "enabled_plugins"),
+        )
 
     def pid(self):
         try:
@@ -94,8 +102,13 @@ class RabbitCluster:
     def ctl(self, node, *args, timeout=CTL_TIMEOUT, check=True):
         """`rabbitmqctl -n <node> args...`; its standard output."""
         node = node.name if isinstance(node, Node) else node
-        done = subprocess.run([str(SBIN / "rabbitmqctl"), "-n", node, *args], env=dict(os.environ, HOME=str(self.home)),
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            [str(SBIN / "rabbitmqctl"), "-n", node, *args],
+            env=dict(os.environ, HOME=str(self.home)),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if check and done.returncode:
             raise subprocess.CalledProcessError(done.returncode, done.args, done.stdout, done.stderr)
         return done.stdout
@@ -121,12 +134,22 @@ class RabbitCluster:
             time.sleep(0.5)
 
     def _start_node(self, node):
-        subprocess.run([str(SBIN / "rabbitmq-server"), "-detached"], env=node.environment(), cwd=self.home,
-                       check=True, capture_output=True, timeout=CTL_TIMEOUT)
+        subprocess.run(
+            [str(SBIN / "rabbitmq-server"), "-detached"],
+            env=node.environment(),
+            cwd=self.home,
+            check=True,
+            capture_output=True,
+            timeout=CTL_TIMEOUT,
+        )
         try:
-            self.ctl(node, "wait", str(node.pid_file), "--timeout", str(CTL_TIMEOUT), timeout=CTL_TIMEOUT + 10)
+            self.ctl(
+                node, "wait", str(node.pid_file), "--timeout", str(CTL_TIMEOUT), timeout=CTL_TIMEOUT + 10
+            )
         except subprocess.SubprocessError as error:
-            logs = "\n".join(path.read_text(errors="replace")[-2000:] for path in (self.home / "log").glob("*"))
+            logs = "\n".join(
+                path.read_text(errors="replace")[-2000:] for path in (self.home / "log").glob("*")
+            )
             raise ClusterUnavailable(f"{node.name} did not start: {error}\n{logs}") from None
 
     def running_nodes(self, asking=None):
@@ -180,7 +203,9 @@ class RabbitCluster:
     def queues(self, vhost="/"):
         """Each queue of `vhost`: name, type, leader (quorum queues) and members, as a node still up says."""
         asking = self.up()[0]
-        return self.ctl_json(asking, "list_queues", "-p", vhost, "name", "type", "leader", "members", "messages")
+        return self.ctl_json(
+            asking, "list_queues", "-p", vhost, "name", "type", "leader", "members", "messages"
+        )
 
     def connections_by_node(self):
         """How many client connections each node holds (by the port in each connection's name)."""
@@ -218,8 +243,11 @@ def _node_home(pid, name):
         environment = pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return None
-    home = pathlib.Path(next((words[i + 1] for i, word in enumerate(words[:-1]) if word == b"-home"), b"").decode(
-        errors="replace"))
+    home = pathlib.Path(
+        next((words[i + 1] for i, word in enumerate(words[:-1]) if word == b"-home"), b"").decode(
+            errors="replace"
+        )
+    )
     if f"RABBITMQ_NODENAME={name}".encode() in environment and home.name.startswith(DIRECTORY_PREFIX):
         return home
     return None

@@ -1,5 +1,6 @@
 """A partner's webhook receiver for tests: a real HTTP server on loopback
 that records every request and answers as it is told."""
+
 import collections
 import threading
 import time
@@ -67,6 +68,7 @@ class Receiver(Served):
         reads it after checking its signature under `secret` (it raises on
         a bad one), with its webhook-id: [(webhook_id, payload)]."""
         verifier = Verifier(secret)
-        return [(request.headers["webhook-id"], verifier.verify(request.body, request.headers))
-                for request in self.delivered()]
-
+        return [
+            (request.headers["webhook-id"], verifier.verify(request.body, request.headers))
+            for request in self.delivered()
+        ]

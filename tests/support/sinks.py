@@ -1,6 +1,7 @@
 """Stand-ins for the outside providers only: an SMTP server (aiosmtpd) and
 an HTTP SMS endpoint, both real servers on loopback that record what they got
 and can be told to fail."""
+
 import asyncio
 import email
 import email.policy
@@ -48,7 +49,9 @@ class Credentials:
 
     def __call__(self, server, session, envelope, mechanism, auth_data):
         accepted = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            self.login, self.password)
+            self.login,
+            self.password,
+        )
         return AuthResult(success=accepted, handled=False, auth_data=auth_data if accepted else None)
 
 
@@ -123,8 +126,9 @@ class Served:
     POLL_SECONDS = 0.02
 
     def __enter__(self):
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": self.POLL_SECONDS},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": self.POLL_SECONDS}, daemon=True
+        )
         self.thread.start()
         return self
 
@@ -162,4 +166,3 @@ class HttpSink(Served):
 
         self.server = SinkHttpServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sms"
-
