@@ -73,7 +73,7 @@ def create_app(settings=None):
     # rate limit, then the body checks, then the key (the /v1 blueprints' own hooks).
     metrics.init_app(app)
     request_ids.init_app(app)
-    security.init_app(app)
+    security.init_app(app, settings["PUBLIC_URL"])
     app.extensions["rate_limiter"] = limits.init_app(app, settings)
     bodies.init_app(app, int(settings["MAX_BODY_BYTES"]))
 

@@ -5,7 +5,13 @@ fonts only from the gateway itself (no CDN, no inline script), no framing,
 forms posted only back here. `Referrer-Policy: no-referrer` keeps a
 referral's address out of any Referer header. A view that needs another
 policy sets its own header; these are only defaults.
+
+Every `/v1` answer may carry personal data, so none is kept by a cache
+(`Cache-Control: no-store`); with an https PUBLIC_URL, browsers are told to
+come back over https only (HSTS).
 """
+
+from flask import request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -29,11 +35,19 @@ HEADERS = {
 }
 
 
-def init_app(app):
-    app.after_request(_add_headers)
+API_CACHE_CONTROL = "no-store"
+STRICT_TRANSPORT_SECURITY = "max-age=31536000"  # a year, as the HSTS preload list asks at least
 
 
-def _add_headers(response):
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
-    return response
+def init_app(app, public_url):
+    headers = dict(HEADERS)
+    if public_url.startswith("https://"):
+        headers["Strict-Transport-Security"] = STRICT_TRANSPORT_SECURITY
+
+    @app.after_request
+    def add_headers(response):
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        if request.path == "/v1" or request.path.startswith("/v1/"):
+            response.headers["Cache-Control"] = API_CACHE_CONTROL
+        return response

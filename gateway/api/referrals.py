@@ -19,6 +19,7 @@ from shared.contract.referrals import (
     NoBody,
     Referral,
     ReferralQuery,
+    idempotency_key,
 )
 
 blp = Blueprint(
@@ -36,7 +37,7 @@ blp.before_request(require_agency)  # admin keys do not read returnees' personal
             "in": "header",
             "name": "Idempotency-Key",
             "required": False,
-            "schema": {"type": "string"},
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
             "description": "The same key and body within 24 h answers the first result again.",
         }
     ]
@@ -45,7 +46,7 @@ blp.before_request(require_agency)  # admin keys do not read returnees' personal
 @problems(blp, 403, 409)
 def create_referral(_):
     """Refer a returnee to another agency for a service."""
-    key = request.headers.get("Idempotency-Key") or None
+    key = idempotency_key(request.headers.get("Idempotency-Key"))
     me = caller()
     return call("referrals", "create_referral", me.agency_id, request.get_json(), key, me.actor), 201
 

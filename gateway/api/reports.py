@@ -82,9 +82,16 @@ def as_csv(answer):
     )
 
 
+# API.md: a cell that a spreadsheet would take for a formula is written with a
+# leading ' (an agency may be named =HYPERLINK(...)).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value):
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value

@@ -1,9 +1,12 @@
 """The referral bodies, shared by the gateway (HTTP) and the referrals
 service (RPC) so that both check them the same way."""
 
+import re
+
 from marshmallow import Schema, fields, validate
 
 from shared.contract import standards
+from shared.contract.errors import InvalidInput
 from shared.contract.paging import PageQuery
 from shared.contract.vocabulary import (
     ACTOR_TYPES,
@@ -127,3 +130,21 @@ class AccessItem(Schema):
     agency_id = fields.UUID(allow_none=True)
     actor = fields.Nested(Actor, allow_none=True)
     action = standards.Text()
+
+
+# API.md, "Keys, contacts and limits": 1 to 255 printable ASCII characters. The
+# key is stored in a btree index, whose entries cannot be as long as a header.
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def idempotency_key(value):
+    """The `Idempotency-Key` header's value (None when it is absent or empty),
+    or InvalidInput naming the header."""
+    if not value:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(value):
+        raise InvalidInput(
+            "The Idempotency-Key header is not acceptable.",
+            {"Idempotency-Key": ["1 to 255 printable ASCII characters."]},
+        )
+    return value

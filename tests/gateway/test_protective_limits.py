@@ -1,0 +1,76 @@
+"""The API's protective limits and headers (API.md, "Keys, contacts and
+limits that protect the agencies"): an Idempotency-Key a btree index can
+hold, CSV cells no spreadsheet runs, answers no cache keeps."""
+
+import csv
+import io
+
+import pytest
+
+from tests.gateway.conftest import ADMIN_KEY, bearer
+from tests.support import data
+
+REPORT = "/v1/reports/referrals?group_by=receiving_agency"
+
+
+@pytest.fixture
+def pair(new_agency):
+    _, sender_key = new_agency(name="Sender NGO")
+    receiver, _ = new_agency(name="Receiver NGO")
+    return bearer(sender_key["key"]), receiver
+
+
+def referral_count(client, headers):
+    return client.get("/v1/referrals", headers=headers).get_json()["total"]
+
+
+@pytest.mark.parametrize(
+    "key", ["k" * 256, "ключ-1", "key\x01one"], ids=["too long", "not ASCII", "a control character"]
+)
+def test_an_unacceptable_idempotency_key_is_a_422_naming_it_and_makes_nothing(client, pair, key):
+    headers, receiver = pair
+    refused = client.post(
+        "/v1/referrals",
+        headers=dict(headers, **{"Idempotency-Key": key}),
+        json=data.referral(receiver["id"]),
+    )
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    assert "Idempotency-Key" in refused.get_json()["errors"]
+    assert referral_count(client, headers) == 0
+
+
+def test_an_idempotency_key_of_255_printable_characters_is_taken_and_answers_again(client, pair):
+    headers, receiver = pair
+    key = ("Az 09 ~!" * 40)[:255]
+    body = data.referral(receiver["id"])
+    first = client.post("/v1/referrals", headers=dict(headers, **{"Idempotency-Key": key}), json=body)
+    again = client.post("/v1/referrals", headers=dict(headers, **{"Idempotency-Key": key}), json=body)
+    assert first.status_code == again.status_code == 201, first.get_data(as_text=True)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    assert referral_count(client, headers) == 1
+
+
+@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example/x","open")', "+1 agency", "-x", "@SUM(A1)"])
+def test_a_csv_cell_a_spreadsheet_would_run_starts_with_a_quote(client, new_agency, name):
+    _, sender_key = new_agency(name="Sender NGO")
+    receiver, _ = new_agency(name=name)
+    headers = bearer(sender_key["key"])
+    assert client.post("/v1/referrals", headers=headers, json=data.referral(receiver["id"])).status_code == 201
+    answer = client.get(REPORT, headers=dict(headers, Accept="text/csv"))
+    rows = list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8"))))
+    assert rows[0]["name"] == "'" + name
+    # the JSON answer keeps the name as it is
+    assert client.get(REPORT, headers=headers).get_json()["rows"][0]["name"] == name
+
+
+def test_every_v1_answer_says_no_store_and_the_docs_do_not(client):
+    for path, headers in (("/v1/agencies", bearer(ADMIN_KEY)), ("/v1/agencies", {}), ("/v1/nothing", {})):
+        assert client.get(path, headers=headers).headers["Cache-Control"] == "no-store", path
+    assert client.get("/openapi.json").headers.get("Cache-Control") != "no-store"
+
+
+def test_hsts_is_sent_only_behind_an_https_public_url(make_app, services):
+    assert "Strict-Transport-Security" not in make_app().test_client().get("/healthz").headers
+    secure = make_app(PUBLIC_URL="https://referrals.example.org").test_client()
+    for path in ("/healthz", "/v1/agencies", "/inbox/sign-in"):
+        assert secure.get(path).headers["Strict-Transport-Security"].startswith("max-age="), path
