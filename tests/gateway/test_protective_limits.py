@@ -50,12 +50,16 @@ def test_an_idempotency_key_of_255_printable_characters_is_taken_and_answers_aga
     assert referral_count(client, headers) == 1
 
 
-@pytest.mark.parametrize("name", ['=HYPERLINK("http://evil.example/x","open")', "+1 agency", "-x", "@SUM(A1)"])
+@pytest.mark.parametrize(
+    "name", ['=HYPERLINK("http://evil.example/x","open")', "+1 agency", "-x", "@SUM(A1)"]
+)
 def test_a_csv_cell_a_spreadsheet_would_run_starts_with_a_quote(client, new_agency, name):
     _, sender_key = new_agency(name="Sender NGO")
     receiver, _ = new_agency(name=name)
     headers = bearer(sender_key["key"])
-    assert client.post("/v1/referrals", headers=headers, json=data.referral(receiver["id"])).status_code == 201
+    assert (
+        client.post("/v1/referrals", headers=headers, json=data.referral(receiver["id"])).status_code == 201
+    )
     answer = client.get(REPORT, headers=dict(headers, Accept="text/csv"))
     rows = list(csv.DictReader(io.StringIO(answer.get_data().decode("utf-8"))))
     assert rows[0]["name"] == "'" + name
