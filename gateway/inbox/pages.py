@@ -83,7 +83,8 @@ def actor_label(entry, names):
 
 def _language_links():
     """(code, name, URL) for the switcher: this very page in each language."""
-    args = {key: value for key, value in request.args.items() if key != "lang"}
+    # url_for takes `_external`, `_method`, ... as its own: a query's own never reach it
+    args = {key: value for key, value in request.args.items() if key != "lang" and not key.startswith("_")}
     endpoint = request.endpoint if request.method == "GET" and request.endpoint else "inbox.inbox"
     values = dict(request.view_args or {}) if endpoint == request.endpoint else {}
     if endpoint != request.endpoint:

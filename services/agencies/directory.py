@@ -247,8 +247,22 @@ def ensure_key(session, agency_id, clear_key, role):
     )
 
 
+# An admin key reads and changes the whole directory: none shorter than this.
+ADMIN_KEY_LENGTH = 32
+
+
+def check_admin_key(clear_key):
+    """Refuse an operator's admin key too short to resist guessing."""
+    if len(clear_key) < ADMIN_KEY_LENGTH:
+        raise ValueError(
+            f"BOOTSTRAP_ADMIN_KEY has {len(clear_key)} characters: an admin key needs at least "
+            f"{ADMIN_KEY_LENGTH} (python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+        )
+
+
 def ensure_admin_key(session, clear_key):
     """Make sure an admin key with this clear value exists (idempotent)."""
+    check_admin_key(clear_key)
     ensure(
         session,
         OPERATORS_ID,

@@ -68,6 +68,13 @@ def main():
             sealing.parse_keys(settings[sealed_by[args.service]], sealed_by[args.service])
         except sealing.KeysNotValid as error:
             sys.exit(f"The {args.service} service does not start: {error}")
+    if args.service == "agencies" and settings["BOOTSTRAP_ADMIN_KEY"]:
+        from services.agencies.directory import check_admin_key
+
+        try:
+            check_admin_key(settings["BOOTSTRAP_ADMIN_KEY"])
+        except ValueError as error:
+            sys.exit(f"The agencies service does not start: {error}")
     if args.service == "notifications":
         settings["max_workers"] = int(settings["NOTIFICATIONS_MAX_WORKERS"])
     port = settings[f"{args.service.upper()}_METRICS_PORT"] or settings["METRICS_PORT"]

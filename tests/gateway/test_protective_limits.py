@@ -78,3 +78,10 @@ def test_hsts_is_sent_only_behind_an_https_public_url(make_app, services):
     secure = make_app(PUBLIC_URL="https://referrals.example.org").test_client()
     for path in ("/healthz", "/v1/agencies", "/inbox/sign-in"):
         assert secure.get(path).headers["Strict-Transport-Security"].startswith("max-age="), path
+
+
+@pytest.mark.parametrize("query", ["_method=POST", "_external=1", "_scheme=javascript&_external=1"])
+def test_a_query_parameter_url_for_would_take_as_its_own_is_left_out_of_links(client, query):
+    page = client.get(f"/inbox/sign-in?{query}", headers={"Host": "evil.example"})
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    assert "evil.example" not in page.get_data(as_text=True)

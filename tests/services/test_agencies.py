@@ -8,7 +8,7 @@ from shared.contract.errors import Forbidden, InvalidInput, NotFound
 from tests.services.conftest import caller_of
 from tests.support import data
 
-ADMIN_KEY = "bootstrap-admin-key-for-tests"
+ADMIN_KEY = "bootstrap-admin-key-for-the-tests-of-agencies"
 
 
 @pytest.fixture
@@ -100,6 +100,29 @@ def test_the_bootstrap_admin_key_is_made_once(container_factory, service_config,
     container_factory(AgenciesService, dict(service_config, BOOTSTRAP_ADMIN_KEY=ADMIN_KEY)).start()
     with engines["AGENCIES_DATABASE_URL"].connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM api_keys WHERE role = 'admin'")).scalar() == 1
+
+
+def test_a_bootstrap_admin_key_shorter_than_32_characters_is_refused(container_factory, service_config):
+    container = container_factory(AgenciesService, dict(service_config, BOOTSTRAP_ADMIN_KEY="x" * 31))
+    with pytest.raises(ValueError, match="at least 32"):
+        container.start()
+
+
+def test_the_agencies_process_refuses_a_short_admin_key_in_one_line():
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, BOOTSTRAP_ADMIN_KEY="short-admin-key")
+    ran = subprocess.run(
+        [sys.executable, "-m", "shared.commands.serve", "agencies"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode != 0
+    assert "BOOTSTRAP_ADMIN_KEY has 15 characters" in ran.stderr and "Traceback" not in ran.stderr
 
 
 def test_keys_are_stored_only_as_digests(agencies, engines):
