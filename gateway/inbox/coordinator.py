@@ -30,7 +30,11 @@ def actor():
 def begin(opened):
     """Keep the session the agencies service opened ({"session", "coordinator"})
     in a fresh cookie: nothing of the signed-out visit (its CSRF secret) is kept
-    but the chosen language."""
+    but the chosen language. A session the browser still held is ended on
+    the server, so a copy of the old cookie opens nothing."""
+    previous = session.get(SESSION_ID)
+    if previous:
+        call("agencies", "sign_out", digest(previous))
     language = session.get("language")
     session.clear()
     if language:

@@ -275,6 +275,26 @@ def test_signing_out_ends_the_session_on_the_server(make_app, services, parties,
     assert replay.get("/inbox").status_code == 303  # the old cookie opens nothing
 
 
+def test_signing_in_over_a_live_session_ends_the_old_one(make_app, services, parties, smtp_sink):
+    app = make_app()
+    http = app.test_client()
+    sign_in(http, smtp_sink, parties["sender"]["email"])
+    old = http.get_cookie(COOKIE, path="/inbox").value
+    # a second link, asked for elsewhere, opened in the signed-in browser
+    elsewhere = app.test_client()
+    page = elsewhere.get("/inbox/sign-in")
+    csrf = csrf_of(page.get_data(as_text=True))
+    elsewhere.post("/inbox/sign-in", data={"email": parties["sender"]["email"], "csrf_token": csrf})
+    token = sign_in_token(smtp_sink, parties["sender"]["email"], count=2)
+    button = http.get(f"/inbox/sign-in/{token}")
+    used = http.post(f"/inbox/sign-in/{token}", data={"csrf_token": csrf_of(button.get_data(as_text=True))})
+    assert used.status_code == 303
+    assert http.get("/inbox").status_code == 200  # the new session
+    replay = app.test_client()
+    replay.set_cookie(COOKIE, old, path="/inbox")
+    assert replay.get("/inbox").status_code == 303  # the old cookie opens nothing
+
+
 def test_removing_a_contact_ends_their_session_at_once(client, parties, smtp_sink):
     sign_in(client, smtp_sink, parties["receiver"]["email"])
     assert client.get("/inbox").status_code == 200
