@@ -7,13 +7,12 @@ request through every replica, and a key in use costs one basic.get on the
 broker instead of an RPC per request.
 """
 
-import hashlib
-
 from flask import abort, current_app, g, request
 from werkzeug.datastructures import WWWAuthenticate
 
 from gateway.calls import call
 from shared.contract import events
+from shared.contract.digests import digest
 from shared.plumbing.announced_cache import AnnouncedCache
 
 BEARER = WWWAuthenticate("Bearer")
@@ -42,18 +41,16 @@ def bearer_key():
     return key.strip() if scheme.lower() == "bearer" and key.strip() else None
 
 
-def digest(key):
-    """What stands for a key in the gateway's memory: never the clear key."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 def authenticate():
     key = bearer_key()
     if key is None:
         abort(
             401, description="An API key is required: Authorization: Bearer <key>.", www_authenticate=BEARER
         )
-    found = current_app.extensions["keys"].get(digest(key), lambda: call("agencies", "authenticate", key))
+    key_digest = digest(key)  # the gateway keeps and sends only this
+    found = current_app.extensions["keys"].get(
+        key_digest, lambda: call("agencies", "authenticate", key_digest)
+    )
     if not found:
         abort(401, description="The API key is not valid.", www_authenticate=BEARER)
     g.caller = Caller(found["agency_id"], found["role"], found["key_id"], found["prefix"])

@@ -5,8 +5,8 @@ The service is asked by the session id's digest, never the clear id."""
 
 from flask import g, session
 
-from gateway.auth import digest
 from gateway.calls import call
+from shared.contract.digests import digest
 
 SESSION_ID = "sid"  # in the signed cookie: the session's clear id, known only to its browser
 

@@ -8,11 +8,11 @@ nor the session id is ever logged (gateway.access_log hides the link).
 
 from flask import current_app, redirect, render_template, request, url_for
 
-from gateway.auth import digest
 from gateway.calls import call
 from gateway.inbox import blp, coordinator
 from gateway.inbox.i18n import gettext
 from shared.contract import standards
+from shared.contract.digests import digest
 
 
 @blp.get("/sign-in")

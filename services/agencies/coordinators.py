@@ -3,7 +3,7 @@
 A coordinator is a contact of an agency in the directory; the directory is
 this service's data, so the links and sessions are kept here too. Tokens and
 session ids are 256-bit random secrets, handed out once in clear and kept
-only as their SHA-256 digest (keys.digest, as API keys are). The gateway
+only as their SHA-256 digest (shared.contract.digests, as API keys are). The gateway
 asks about them by digest too, so that no clear secret rides in a request
 message that the broker may write to disk.
 """
@@ -14,8 +14,8 @@ import uuid
 
 from sqlalchemy import Interval, Text, bindparam, delete, func, insert, or_, select, text, update
 
-from services.agencies import keys
 from services.agencies.models import CoordinatorSession, SignInToken
+from shared.contract.digests import digest
 
 LINK_LIFETIME = datetime.timedelta(minutes=15)
 SESSION_IDLE = datetime.timedelta(hours=8)
@@ -82,7 +82,7 @@ def new_links(session, email):
         token = secrets.token_urlsafe(32)
         session.execute(
             insert(SignInToken).values(
-                digest=keys.digest(token),
+                digest=digest(token),
                 agency_id=row.agency_id,
                 contact_id=contact_id,
                 expires_at=func.now() + LINK_LIFETIME,
@@ -120,13 +120,13 @@ def sign_in(session, link_digest):
     clear = secrets.token_urlsafe(32)
     session.execute(
         insert(CoordinatorSession).values(
-            digest=keys.digest(clear),
+            digest=digest(clear),
             agency_id=spent.agency_id,
             contact_id=spent.contact_id,
             expires_at=func.now() + SESSION_LIFETIME,
         )
     )
-    coordinator = session_coordinator(session, keys.digest(clear))
+    coordinator = session_coordinator(session, digest(clear))
     if coordinator is None:  # the contact is no longer in the directory
         return None
     return {"session": clear, "coordinator": coordinator}

@@ -12,6 +12,7 @@ from shared.contract import events
 from shared.contract.agencies import Agency as AgencySchema
 from shared.contract.agencies import AgencyBody, AgencyChanges, AgencyQuery, NewApiKey
 from shared.contract.agencies import ApiKey as ApiKeySchema
+from shared.contract.digests import digest
 from shared.contract.errors import Forbidden, InvalidInput, NotFound
 from shared.contract.validation import load
 from shared.plumbing.outbox import add_event
@@ -164,9 +165,7 @@ def issue_key(session, agency_id, role):
     role = load(NewApiKey(), {"role": role}, "The API key is not valid.")["role"]
     agency = _find(session, agency_id)
     clear = keys.new_key()
-    api_key = ApiKey(
-        agency_id=agency.id, role=role, prefix=keys.visible_prefix(clear), digest=keys.digest(clear)
-    )
+    api_key = ApiKey(agency_id=agency.id, role=role, prefix=keys.visible_prefix(clear), digest=digest(clear))
     session.add(api_key)
     session.flush()
     return dict(api_key_schema.dump(api_key), key=clear)
@@ -195,15 +194,16 @@ def revoke_key(session, agency_id, key_id):
     )
 
 
-def authenticate(session, clear_key):
-    """Who holds `clear_key`: {"agency_id", "role", "key_id", "prefix"}, or None when the
+def authenticate(session, key_digest):
+    """Who holds the key of `key_digest` (shared.contract.digests):
+    {"agency_id", "role", "key_id", "prefix"}, or None when the
     key is unknown or revoked. Marks the key used (at most once a minute).
 
     One statement, so that the check costs one round trip in an autocommit
     session: it is asked on every partner request."""
     found = (
         select(ApiKey.id, ApiKey.agency_id, ApiKey.role, ApiKey.prefix, ApiKey.last_used_at)
-        .where(ApiKey.digest == keys.digest(clear_key), ApiKey.revoked_at.is_(None))
+        .where(ApiKey.digest == key_digest, ApiKey.revoked_at.is_(None))
         .cte("found")
     )
     stale = or_(found.c.last_used_at.is_(None), found.c.last_used_at < func.now() - LAST_USED_EVERY)
@@ -241,7 +241,7 @@ def ensure_key(session, agency_id, clear_key, role):
             agency_id=agency_id,
             role=role,
             prefix=keys.visible_prefix(clear_key),
-            digest=keys.digest(clear_key),
+            digest=digest(clear_key),
         )
         .on_conflict_do_nothing(index_elements=["digest"])
     )

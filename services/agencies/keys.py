@@ -1,6 +1,5 @@
 """API keys: random secrets shown once, kept only as a digest and a prefix."""
 
-import hashlib
 import secrets
 
 KEY_PREFIX = "rnk_"
@@ -10,10 +9,6 @@ VISIBLE_CHARS = 12  # "rnk_" and 8 more: enough for support to tell keys apart
 def new_key():
     """A 256-bit random key."""
     return KEY_PREFIX + secrets.token_urlsafe(32)
-
-
-def digest(key):
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def visible_prefix(key):

@@ -113,9 +113,10 @@ class AgenciesService:
         self.relay.wait_until_published()  # "the key stops working at once", also where it is cached
 
     @rpc
-    def authenticate(self, clear_key):
+    def authenticate(self, key_digest):
+        """Who holds the key of this digest; the clear key never rides the broker."""
         with self.db.single() as session:
-            return directory.authenticate(session, clear_key)
+            return directory.authenticate(session, key_digest)
 
     @rpc
     def request_sign_in(self, email):

@@ -85,3 +85,27 @@ def test_a_query_parameter_url_for_would_take_as_its_own_is_left_out_of_links(cl
     page = client.get(f"/inbox/sign-in?{query}", headers={"Host": "evil.example"})
     assert page.status_code == 200, page.get_data(as_text=True)[:500]
     assert "evil.example" not in page.get_data(as_text=True)
+
+
+def test_an_api_key_crosses_the_broker_only_as_its_digest(settings, client, new_agency):
+    """What the gateway asks the directory about a key rests on the broker's
+    disks (a durable queue): a queue of the test's own, bound where the
+    gateway's `authenticate` requests go, sees the digest, never the key."""
+    from kombu import Connection, Exchange, Queue
+
+    from shared.contract.digests import digest
+
+    _, key = new_agency(name="Watched NGO")
+    with Connection(settings["AMQP_URI"]) as connection:
+        watch = Queue(
+            "watch-authenticate-" + key["id"],
+            Exchange("nameko-rpc", type="topic", durable=True),
+            routing_key="agencies.authenticate",
+            auto_delete=True,
+        )
+        watch(connection.default_channel).declare()
+        assert client.get("/v1/referrals", headers=bearer(key["key"])).status_code == 200
+        seen = watch(connection.default_channel).get(no_ack=True)
+        assert seen is not None, "no authenticate request went by"
+        body = seen.body if isinstance(seen.body, str) else seen.body.decode()
+        assert key["key"] not in body and digest(key["key"]) in body

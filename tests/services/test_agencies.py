@@ -4,6 +4,7 @@ broker and database."""
 import pytest
 
 from services.agencies.service import AgenciesService
+from shared.contract.digests import digest
 from shared.contract.errors import Forbidden, InvalidInput, NotFound
 from tests.services.conftest import caller_of
 from tests.support import data
@@ -77,7 +78,7 @@ def test_keys_authenticate_until_revoked(agencies):
     made = agencies("create_agency", data.agency())
     issued = agencies("issue_api_key", made["id"], "agency")
     assert issued["key"].startswith(issued["prefix"])
-    who = agencies("authenticate", issued["key"])
+    who = agencies("authenticate", digest(issued["key"]))
     assert who == {
         "agency_id": made["id"],
         "role": "agency",
@@ -85,12 +86,12 @@ def test_keys_authenticate_until_revoked(agencies):
         "prefix": issued["prefix"],
     }
     agencies("revoke_api_key", made["id"], issued["id"])
-    assert agencies("authenticate", issued["key"]) is None
-    assert agencies("authenticate", "rnk_never-issued") is None
+    assert agencies("authenticate", digest(issued["key"])) is None
+    assert agencies("authenticate", digest("rnk_never-issued")) is None
 
 
 def test_the_bootstrap_admin_key_works(agencies):
-    assert agencies("authenticate", ADMIN_KEY)["role"] == "admin"
+    assert agencies("authenticate", digest(ADMIN_KEY))["role"] == "admin"
 
 
 def test_the_bootstrap_admin_key_is_made_once(container_factory, service_config, agencies, engines):

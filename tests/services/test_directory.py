@@ -8,6 +8,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import text
 
 from shared.contract import events
+from shared.contract.digests import digest
 from shared.contract.errors import InvalidInput
 from tests.support import data
 from tests.support.sinks import wait_for
@@ -155,5 +156,5 @@ def test_a_key_records_when_it_was_last_used(agencies, engines):
             ).scalar()
 
     assert last_used() is None
-    agencies("authenticate", issued["key"])
+    agencies("authenticate", digest(issued["key"]))
     assert last_used() is not None

@@ -1,6 +1,7 @@
 """`make seed` loads the demonstration directory, idempotently, and its keys work."""
 
 from services.agencies import seed
+from shared.contract.digests import digest
 
 
 def test_seeding_twice_gives_the_same_directory_and_keys(databases, agencies):
@@ -17,7 +18,7 @@ def test_seeding_twice_gives_the_same_directory_and_keys(databases, agencies):
         "Ministry of Health of the Republic of Azerbaijan",
     } <= names
     for name, key in first.items():
-        who = agencies("authenticate", key)
+        who = agencies("authenticate", digest(key))
         assert who["agency_id"] == str(seed.agency_id(name)) and who["role"] == "agency"
     housing_in_ganja = agencies("search_agencies", {"service": "housing", "region": "AZ-GA"})
     assert housing_in_ganja["total"] >= 2
