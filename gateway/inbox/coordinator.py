@@ -3,6 +3,8 @@ cookie, asked of the agencies service on every page (so a sign-out, or
 the contact's removal from the directory, ends it at once everywhere).
 The service is asked by the session id's digest, never the clear id."""
 
+import secrets
+
 from flask import g, session
 
 from gateway.calls import call
@@ -27,9 +29,15 @@ def actor():
     return {"type": "coordinator", "id": coordinator["contact_id"], "name": coordinator["name"]}
 
 
-def begin(opened):
-    """Keep the session the agencies service opened ({"session", "coordinator"})
-    in a fresh cookie: nothing of the signed-out visit (its CSRF secret) is kept
+def new_session_id():
+    """A session's clear id: made here and kept only in the browser's signed
+    cookie; the agencies service knows it by its digest alone."""
+    return secrets.token_urlsafe(32)
+
+
+def begin(session_id, signed_in):
+    """Keep the session the agencies service opened for `signed_in` (the
+    coordinator) in a fresh cookie: nothing of the signed-out visit (its CSRF secret) is kept
     but the chosen language. A session the browser still held is ended on
     the server, so a copy of the old cookie opens nothing."""
     previous = session.get(SESSION_ID)
@@ -39,9 +47,9 @@ def begin(opened):
     session.clear()
     if language:
         session["language"] = language
-    session[SESSION_ID] = opened["session"]
+    session[SESSION_ID] = session_id
     session.permanent = True
-    g.coordinator = opened["coordinator"]
+    g.coordinator = signed_in
 
 
 def end():

@@ -63,10 +63,11 @@ def sign_in_link(token):
 
 @blp.post("/sign-in/<token>")
 def use_link(token):
-    opened = call("agencies", "sign_in", digest(token))
+    session_id = coordinator.new_session_id()
+    opened = call("agencies", "sign_in", digest(token), digest(session_id))
     if opened is None:
         return render_template("inbox/sign_in_invalid.html"), 400
-    coordinator.begin(opened)
+    coordinator.begin(session_id, opened["coordinator"])
     return redirect(url_for("inbox.inbox"), 303)
 
 

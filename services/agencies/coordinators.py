@@ -105,10 +105,11 @@ def link_is_live(session, link_digest):
     return session.scalar(select(func.count()).select_from(SignInToken).where(*_live_link(link_digest))) > 0
 
 
-def sign_in(session, link_digest):
-    """Spend the link (by its token's digest) and open a session:
-    {"session": clear session id, "coordinator": {...}}, or None when the
-    link is unknown, used or expired, or its contact was removed since."""
+def sign_in(session, link_digest, session_digest):
+    """Spend the link (by its token's digest) and open the session whose id
+    the gateway made (by its digest: the clear id never leaves the gateway):
+    {"coordinator": {...}}, or None when the link is unknown, used or
+    expired, or its contact was removed since."""
     spent = session.execute(
         update(SignInToken)
         .where(*_live_link(link_digest))
@@ -117,19 +118,18 @@ def sign_in(session, link_digest):
     ).first()
     if spent is None:
         return None
-    clear = secrets.token_urlsafe(32)
     session.execute(
         insert(CoordinatorSession).values(
-            digest=digest(clear),
+            digest=session_digest,
             agency_id=spent.agency_id,
             contact_id=spent.contact_id,
             expires_at=func.now() + SESSION_LIFETIME,
         )
     )
-    coordinator = session_coordinator(session, digest(clear))
+    coordinator = session_coordinator(session, session_digest)
     if coordinator is None:  # the contact is no longer in the directory
         return None
-    return {"session": clear, "coordinator": coordinator}
+    return {"coordinator": coordinator}
 
 
 def session_coordinator(session, session_digest):

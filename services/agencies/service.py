@@ -149,9 +149,9 @@ class AgenciesService:
             return coordinators.link_is_live(session, link_digest)
 
     @rpc
-    def sign_in(self, link_digest):
+    def sign_in(self, link_digest, session_digest):
         with self.db.begin() as session:
-            return coordinators.sign_in(session, link_digest)
+            return coordinators.sign_in(session, link_digest, session_digest)
 
     @rpc
     def coordinator_session(self, session_digest):

@@ -4,6 +4,7 @@ their end, at sign-out and when the contact leaves the directory."""
 
 import hashlib
 import secrets
+import uuid
 
 import pytest
 from nameko.testing.services import entrypoint_hook
@@ -99,7 +100,9 @@ def test_a_link_is_e_mailed_kept_as_a_digest_used_once_and_opens_a_session(
     assert stored == [hashlib.sha256(token.encode()).hexdigest()]
     assert directory("sign_in_link_is_live", digest(token)) is True
     assert directory("sign_in_link_is_live", digest(token)) is True  # looking spends nothing
-    opened = directory("sign_in", digest(token))
+    session_id = "a-session-id-the-gateway-made"
+    opened = directory("sign_in", digest(token), digest(session_id))
+    assert set(opened) == {"coordinator"}  # no session id comes back over the broker
     assert opened["coordinator"] == {
         "contact_id": made["contacts"][0]["id"],
         "name": "Leyla",
@@ -108,11 +111,11 @@ def test_a_link_is_e_mailed_kept_as_a_digest_used_once_and_opens_a_session(
         "agency_id": made["id"],
         "agency_name": "Ganja NGO",
     }
-    assert directory("sign_in", digest(token)) is None
+    assert directory("sign_in", digest(token), digest("another")) is None
     assert directory("sign_in_link_is_live", digest(token)) is False
-    assert directory("coordinator_session", digest(opened["session"])) == opened["coordinator"]
+    assert directory("coordinator_session", digest(session_id)) == opened["coordinator"]
     sessions = agencies_db("SELECT digest FROM coordinator_sessions").scalars().all()
-    assert sessions == [hashlib.sha256(opened["session"].encode()).hexdigest()]
+    assert sessions == [hashlib.sha256(session_id.encode()).hexdigest()]
 
 
 def test_an_unknown_address_gets_nothing_and_a_contact_at_most_three_live_links(
@@ -135,7 +138,7 @@ def test_an_expired_link_signs_nobody_in(directory, notifications, agencies_db, 
     agencies_db("UPDATE sign_in_tokens SET expires_at = now() - interval '1 second'")
     assert (
         directory("sign_in_link_is_live", digest(token)) is False
-        and directory("sign_in", digest(token)) is None
+        and directory("sign_in", digest(token), digest("late")) is None
     )
 
 
@@ -189,7 +192,9 @@ def open_session(directory, agencies_db, agency, contact=0):
         agency=agency["id"],
         contact=agency["contacts"][contact]["id"],
     )
-    return directory("sign_in", digest(token))["session"]
+    session_id = uuid.uuid4().hex
+    assert directory("sign_in", digest(token), digest(session_id))
+    return session_id
 
 
 def digest(secret):
