@@ -13,6 +13,11 @@ def _unique(values):
         raise ValidationError("Values must not repeat.")
 
 
+# API.md, "Keys, contacts and limits": each contact may be sent e-mail and SMS on
+# every event, so an agency has at most this many.
+MOST_CONTACTS = 20
+
+
 class Contact(Schema):
     # Stable across edits: a PATCH names an existing contact by its id (or,
     # without one, by the same e-mail address or phone); others get a new id.
@@ -56,7 +61,9 @@ class AgencyBody(Schema):
         standards.Text(validate=standards.language_code), load_default=list, validate=_unique
     )
     accepting_referrals = standards.JsonBoolean(load_default=True)
-    contacts = fields.List(fields.Nested(Contact), load_default=list)
+    contacts = fields.List(
+        fields.Nested(Contact), load_default=list, validate=validate.Length(max=MOST_CONTACTS)
+    )
 
 
 class AgencyChanges(AgencyBody):

@@ -17,6 +17,8 @@ from shared.contract.vocabulary import (
     SEXES,
 )
 
+MOST_VULNERABILITIES = 20  # API.md, "Keys, contacts and limits"
+
 
 class Returnee(Schema):
     given_name = standards.Text(required=True, validate=validate.Length(min=1, max=200))
@@ -28,7 +30,11 @@ class Returnee(Schema):
     returned_from = standards.Text(allow_none=True, load_default=None, validate=standards.country_code)
     return_date = fields.Date(allow_none=True, load_default=None, validate=standards.not_in_future)
     region = standards.Text(required=True, validate=standards.subdivision_code)
-    vulnerabilities = fields.List(standards.Text(validate=validate.Length(min=1, max=200)), load_default=list)
+    vulnerabilities = fields.List(
+        standards.Text(validate=validate.Length(min=1, max=200)),
+        load_default=list,
+        validate=validate.Length(max=MOST_VULNERABILITIES),
+    )
 
 
 class Consent(Schema):

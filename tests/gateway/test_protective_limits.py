@@ -109,3 +109,25 @@ def test_an_api_key_crosses_the_broker_only_as_its_digest(settings, client, new_
         assert seen is not None, "no authenticate request went by"
         body = seen.body if isinstance(seen.body, str) else seen.body.decode()
         assert key["key"] not in body and digest(key["key"]) in body
+
+
+def test_an_agency_of_more_than_20_contacts_is_a_422_naming_them(client, new_agency):
+    many = [data.contact(email=f"c{number}@example.org") for number in range(21)]
+    refused = client.post("/v1/agencies", headers=bearer(ADMIN_KEY), json=data.agency(contacts=many))
+    assert refused.status_code == 422 and "contacts" in refused.get_json()["errors"]
+    agency, key = new_agency(contacts=many[:20])
+    changed = client.patch(
+        f"/v1/agencies/{agency['id']}", headers=bearer(key["key"]), json={"contacts": many}
+    )
+    assert changed.status_code == 422 and "contacts" in changed.get_json()["errors"]
+    kept = client.get(f"/v1/agencies/{agency['id']}", headers=bearer(key["key"])).get_json()
+    assert len(kept["contacts"]) == 20
+
+
+def test_a_returnee_of_more_than_20_vulnerabilities_is_a_422_naming_them(client, pair):
+    headers, receiver = pair
+    body = data.referral(receiver["id"], returnee=data.returnee(vulnerabilities=[f"v{n}" for n in range(21)]))
+    refused = client.post("/v1/referrals", headers=headers, json=body)
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    assert any("vulnerabilities" in field for field in refused.get_json()["errors"])
+    assert referral_count(client, headers) == 0
